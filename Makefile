@@ -1,0 +1,79 @@
+# Two entry points: `make run` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed-dev.lock
+LOCK := requirements/dev.lock
+SERVING_LOCK := requirements/serving.lock
+# The pipeline's `python` must be the venv's, also for dvc's own subprocesses.
+export PATH := $(BIN):$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# Debian packages the test suite drives for real: Prometheus/promtool, podman
+# (+runc, debootstrap for a local base image), headless Chromium, wrk.
+APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make
+APT_PROBES := promtool podman runc debootstrap chromium wrk git
+
+.PHONY: help
+help: ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): $(LOCK)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	@if [ -d $(VENV) ]; then echo "lock changed: recreating $(VENV)"; rm -rf $(VENV); fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip check
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv from the hash-pinned lock (if missing or stale)
+
+.PHONY: system-deps
+system-deps: ## Install the Debian packages the integration tests use (needs root)
+	@missing=""; for tool in $(APT_PROBES); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "missing system tools:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	  else \
+	    echo "run: sudo apt-get install $(APT_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
+.PHONY: pipeline
+pipeline: $(STAMP) ## Run the DVC pipeline (dvc repro)
+	dvc repro
+	@echo "metrics: reports/metrics.json (dvc metrics show)"
+
+.PHONY: run
+run: pipeline ## Set up, run the pipeline and report where the results are
+	dvc metrics show
+
+.PHONY: lint
+lint: $(STAMP) ## ruff check + ruff format --check
+	ruff check stages serving tests bench
+	ruff format --check stages serving tests bench
+
+.PHONY: types
+types: $(STAMP) ## mypy --strict
+	mypy --strict stages serving tests
+
+.PHONY: test
+test: $(STAMP) system-deps lint types pipeline ## Set up, then lint, types and the whole test suite
+	pytest
+
+.PHONY: lock
+lock: $(STAMP) ## Re-resolve the hash-pinned locks from pyproject.toml
+	uv pip compile pyproject.toml --all-extras --generate-hashes --universal \
+	  --python-version 3.11 --no-header -o $(LOCK)
+	uv pip compile pyproject.toml --extra serving --generate-hashes --universal \
+	  --python-version 3.11 --no-header -c $(LOCK) -o $(SERVING_LOCK)
+
+.PHONY: clean
+clean: ## Remove caches (keeps .venv and DVC outputs)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache dvc_plots

@@ -1,0 +1,1 @@
+"""Inference service (Litestar + ONNX Runtime)."""

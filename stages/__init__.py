@@ -1,0 +1,1 @@
+"""DVC pipeline stages: data-prep -> train -> evaluate -> robustness."""

@@ -1,0 +1,189 @@
+"""evaluate: score the exported ONNX model on the held-out split and apply the quality gate.
+
+Metrics are computed from ONNX Runtime's outputs, i.e. from the artifact the
+service serves. Global permutation importances (for ``/explain``) come from
+the scikit-learn model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stages.artifacts import atomic_write_bytes, read_npz, write_json
+from stages.params import EvaluateParams, load_params
+from stages.runner import StageError, run_stage
+from stages.train import onnx_predict
+
+N_CLASSES = 10
+
+
+class QualityGateError(StageError):
+    """The model does not reach the configured minimum accuracy."""
+
+
+def expected_calibration_error(
+    y_true: npt.NDArray[Any], probabilities: npt.NDArray[Any], n_bins: int
+) -> float:
+    """Top-label ECE over ``n_bins`` equal-width confidence bins."""
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == y_true).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bin_index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        in_bin = bin_index == b
+        if np.any(in_bin):
+            ece += float(in_bin.mean()) * abs(
+                float(correct[in_bin].mean()) - float(confidence[in_bin].mean())
+            )
+    return ece
+
+
+def classification_metrics(
+    y_true: npt.NDArray[Any],
+    y_pred: npt.NDArray[Any],
+    probabilities: npt.NDArray[Any],
+    calibration_bins: int,
+) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1, log loss and ECE."""
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        log_loss,
+        precision_recall_fscore_support,
+    )
+
+    labels = list(range(N_CLASSES))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    per_class = {
+        str(label): {
+            "precision": float(precision[label]),
+            "recall": float(recall[label]),
+            "f1": float(f1[label]),
+            "support": int(support[label]),
+        }
+        for label in labels
+    }
+    clipped = np.clip(probabilities.astype(np.float64), 1e-15, 1.0)
+    clipped /= clipped.sum(axis=1, keepdims=True)
+    return {
+        "n_test": len(y_true),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro")),
+        "log_loss": float(log_loss(y_true, clipped, labels=labels)),
+        "ece": expected_calibration_error(y_true, probabilities, calibration_bins),
+        "per_class": per_class,
+    }
+
+
+def confusion_rows(y_true: npt.NDArray[Any], y_pred: npt.NDArray[Any]) -> list[dict[str, int]]:
+    """One ``{actual, predicted}`` row per test sample, for DVC's confusion template."""
+    return [{"actual": int(a), "predicted": int(p)} for a, p in zip(y_true, y_pred, strict=True)]
+
+
+def per_class_table(metrics: dict[str, Any]) -> str:
+    """A Markdown table of per-class metrics."""
+    lines = [
+        "| class | precision | recall | f1 | support |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for label, row in metrics["per_class"].items():
+        lines.append(
+            f"| {label} | {row['precision']:.4f} | {row['recall']:.4f} | "
+            f"{row['f1']:.4f} | {row['support']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def permutation_importances(
+    model: Any, X: npt.NDArray[Any], y: npt.NDArray[Any], repeats: int, seed: int
+) -> dict[str, Any]:
+    """Global per-pixel importance: mean drop in log-likelihood when a pixel is shuffled."""
+    from sklearn.inspection import permutation_importance
+
+    result = permutation_importance(
+        model, X, y, scoring="neg_log_loss", n_repeats=repeats, random_state=seed, n_jobs=1
+    )
+    return {
+        "method": "permutation_importance",
+        "scoring": "neg_log_loss",
+        "n_repeats": repeats,
+        "dataset": "test split",
+        "importances_mean": [float(v) for v in result.importances_mean],
+        "importances_std": [float(v) for v in result.importances_std],
+    }
+
+
+def quality_gate(metrics: dict[str, Any], params: EvaluateParams) -> dict[str, Any]:
+    """The gate verdict recorded in the metrics."""
+    return {
+        "min_accuracy": params.min_accuracy,
+        "measured_accuracy": metrics["accuracy"],
+        "passed": metrics["accuracy"] >= params.min_accuracy,
+    }
+
+
+def load_sklearn_model(path: Path) -> Any:
+    """Load the pipeline's own joblib artifact (never done on the serving path)."""
+    import joblib
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: required input is missing")
+    return joblib.load(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``python -m stages.evaluate --params P --data-dir D --model-dir M ...``."""
+    parser = argparse.ArgumentParser(prog="python -m stages.evaluate", description=__doc__)
+    parser.add_argument("--params", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--confusion", type=Path, required=True)
+    parser.add_argument("--per-class-table", type=Path, required=True)
+    parser.add_argument("--importance", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    def body() -> None:
+        params = load_params(args.params)
+        test = read_npz(args.data_dir / "test.npz", ("X", "y"))
+        onnx_path = args.model_dir / "model.onnx"
+        if not onnx_path.is_file():
+            raise FileNotFoundError(f"{onnx_path}: required input is missing")
+        labels, probabilities = onnx_predict(onnx_path.read_bytes(), test["X"])
+        metrics = classification_metrics(
+            test["y"], labels, probabilities, params.evaluate.calibration_bins
+        )
+        gate = quality_gate(metrics, params.evaluate)
+        metrics["quality_gate"] = gate
+        model = load_sklearn_model(args.model_dir / "model.joblib")
+        importance = permutation_importances(
+            model, test["X"], test["y"], params.evaluate.permutation_repeats, params.seed
+        )
+        write_json(args.metrics, metrics)
+        write_json(args.confusion, confusion_rows(test["y"], labels))
+        atomic_write_bytes(args.per_class_table, per_class_table(metrics).encode("utf-8"))
+        write_json(args.importance, importance)
+        print(
+            f"evaluate: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
+            f"log loss {metrics['log_loss']:.4f}, ECE {metrics['ece']:.4f}"
+        )
+        if not gate["passed"]:
+            raise QualityGateError(
+                f"quality gate failed: test accuracy {metrics['accuracy']:.4f} is below "
+                f"evaluate.min_accuracy = {params.evaluate.min_accuracy}"
+            )
+
+    return run_stage("evaluate", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

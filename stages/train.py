@@ -1,0 +1,257 @@
+"""train: fit the configured model, export it to joblib and ONNX, and prove parity.
+
+The stage fails when ONNX Runtime and scikit-learn disagree on the test split
+(max |delta probability| above ``train.onnx_tolerance`` or any argmax differs),
+so the served ONNX artifact is always equivalent to the trained model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stages.artifacts import atomic_write_bytes, read_npz, write_json
+from stages.params import Params, TrainParams, load_params, to_builtins
+from stages.runner import StageError, run_stage
+
+ONNX_INPUT_NAME = "pixels"
+ONNX_LABEL_OUTPUT = "label"
+ONNX_PROBABILITY_OUTPUT = "probabilities"
+# Pinned so the exported graph does not change with the installed converter's default.
+ONNX_TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+MODEL_NAME = "digits-classifier"
+
+
+class ParityError(StageError):
+    """ONNX Runtime and scikit-learn disagree beyond tolerance."""
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely the ONNX export reproduces scikit-learn on a data set."""
+
+    n_samples: int
+    max_abs_probability_diff: float
+    argmax_mismatches: int
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        """True when within tolerance and every predicted class agrees."""
+        return self.max_abs_probability_diff <= self.tolerance and self.argmax_mismatches == 0
+
+
+def build_model(params: TrainParams, seed: int) -> Any:
+    """An unfitted scikit-learn estimator for ``train.model``."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    if params.model == "logistic_regression":
+        lr = params.logistic_regression
+        return Pipeline(
+            [
+                ("scaler", StandardScaler()),
+                (
+                    "classifier",
+                    LogisticRegression(C=lr.C, max_iter=lr.max_iter, tol=lr.tol, random_state=seed),
+                ),
+            ]
+        )
+    if params.model == "svc":
+        return Pipeline(
+            [
+                ("scaler", StandardScaler()),
+                (
+                    "classifier",
+                    # Platt-scaled probabilities (SVC(probability=True) is deprecated).
+                    CalibratedClassifierCV(
+                        SVC(C=params.svc.C, gamma=params.svc.gamma),
+                        method="sigmoid",
+                        cv=StratifiedKFold(n_splits=5, shuffle=True, random_state=seed),
+                        ensemble=False,
+                    ),
+                ),
+            ]
+        )
+    rf = params.random_forest
+    return RandomForestClassifier(
+        n_estimators=rf.n_estimators,
+        max_depth=rf.max_depth,
+        min_samples_leaf=rf.min_samples_leaf,
+        random_state=seed,
+        n_jobs=1,
+    )
+
+
+def fit_model(params: TrainParams, seed: int, X: npt.NDArray[Any], y: npt.NDArray[Any]) -> Any:
+    """Fit the configured model; convergence warnings become errors."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    model = build_model(params, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        try:
+            model.fit(X, y)
+        except ConvergenceWarning as exc:
+            raise StageError(f"training did not converge ({exc}); raise max_iter") from None
+    return model
+
+
+def export_onnx(model: Any) -> bytes:
+    """Serialise the fitted model to ONNX: float32 ``pixels`` in, label and probabilities out."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    with warnings.catch_warnings():
+        # skl2onnx reads SVC.probA_/probB_, which scikit-learn 1.9 marks deprecated.
+        warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
+        onnx_model = to_onnx(
+            model,
+            initial_types=[(ONNX_INPUT_NAME, FloatTensorType([None, 64]))],
+            target_opset=ONNX_TARGET_OPSET,
+            options={"zipmap": False},
+        )
+    onnx_model.doc_string = f"{MODEL_NAME}: 8x8 digits, pixels 0..16 as float32[N, 64]"
+    serialised: bytes = onnx_model.SerializeToString(deterministic=True)
+    return serialised
+
+
+def onnx_predict(
+    onnx_bytes: bytes, X: npt.NDArray[Any]
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """Labels and probabilities from ONNX Runtime (single thread, deterministic)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    labels, probabilities = session.run(
+        [ONNX_LABEL_OUTPUT, ONNX_PROBABILITY_OUTPUT],
+        {ONNX_INPUT_NAME: np.asarray(X, dtype=np.float32)},
+    )
+    return np.asarray(labels), np.asarray(probabilities)
+
+
+def measure_parity(model: Any, onnx_bytes: bytes, X: npt.NDArray[Any], tolerance: float) -> Parity:
+    """Compare scikit-learn and ONNX Runtime probabilities and labels on ``X``."""
+    sk_probabilities = model.predict_proba(X)
+    onnx_labels, onnx_probabilities = onnx_predict(onnx_bytes, X)
+    diff = np.abs(sk_probabilities - onnx_probabilities.astype(np.float64))
+    mismatches = int(np.sum(model.predict(X) != onnx_labels)) + int(
+        np.sum(np.argmax(onnx_probabilities, axis=1) != np.argmax(sk_probabilities, axis=1))
+    )
+    return Parity(
+        n_samples=len(X),
+        max_abs_probability_diff=float(diff.max()),
+        argmax_mismatches=mismatches,
+        tolerance=tolerance,
+    )
+
+
+def linear_explanation(model: Any) -> dict[str, Any] | None:
+    """Coefficients that let the service compute exact per-pixel contributions."""
+    if not hasattr(model, "named_steps"):
+        return None
+    classifier = model.named_steps["classifier"]
+    if not hasattr(classifier, "coef_"):
+        return None
+    scaler = model.named_steps["scaler"]
+    return {
+        "coef": np.asarray(classifier.coef_, dtype=np.float64).tolist(),
+        "intercept": np.asarray(classifier.intercept_, dtype=np.float64).tolist(),
+        "scaler_mean": np.asarray(scaler.mean_, dtype=np.float64).tolist(),
+        "scaler_scale": np.asarray(scaler.scale_, dtype=np.float64).tolist(),
+    }
+
+
+def model_metadata(model: Any, params: Params, parity: Parity, n_train: int) -> dict[str, Any]:
+    """The ``model.json`` document shipped beside the ONNX file."""
+    return {
+        "name": MODEL_NAME,
+        "model_type": params.train.model,
+        "classes": [int(c) for c in model.classes_],
+        "n_features": 64,
+        "feature_range": [0.0, 16.0],
+        "image_shape": [8, 8],
+        "onnx": {
+            "input": ONNX_INPUT_NAME,
+            "input_dtype": "float32",
+            "outputs": [ONNX_LABEL_OUTPUT, ONNX_PROBABILITY_OUTPUT],
+            "opset": ONNX_TARGET_OPSET,
+        },
+        "n_train": n_train,
+        "params": to_builtins(params),
+        "parity": {
+            "n_samples": parity.n_samples,
+            "max_abs_probability_diff": parity.max_abs_probability_diff,
+            "argmax_mismatches": parity.argmax_mismatches,
+            "tolerance": parity.tolerance,
+        },
+        "linear_explanation": linear_explanation(model),
+        "library_versions": {
+            name: version(name)
+            for name in ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "joblib")
+        },
+    }
+
+
+def joblib_bytes(model: Any) -> bytes:
+    """The fitted model as an uncompressed joblib pickle (for the pipeline only)."""
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer, compress=0)
+    return buffer.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``python -m stages.train --params P --data-dir D --out-dir M``."""
+    parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__)
+    parser.add_argument("--params", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--out-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    def body() -> None:
+        params = load_params(args.params)
+        train = read_npz(args.data_dir / "train.npz", ("X", "y"))
+        test = read_npz(args.data_dir / "test.npz", ("X", "y"))
+        model = fit_model(params.train, params.seed, train["X"], train["y"])
+        onnx_bytes = export_onnx(model)
+        parity = measure_parity(model, onnx_bytes, test["X"], params.train.onnx_tolerance)
+        if not parity.ok:
+            raise ParityError(
+                f"ONNX export disagrees with scikit-learn on {parity.n_samples} test rows: "
+                f"max |dprob| = {parity.max_abs_probability_diff:.3g} "
+                f"(tolerance {parity.tolerance:g}), argmax mismatches = {parity.argmax_mismatches}"
+            )
+        metadata = model_metadata(model, params, parity, n_train=len(train["y"]))
+        atomic_write_bytes(args.out_dir / "model.joblib", joblib_bytes(model))
+        atomic_write_bytes(args.out_dir / "model.onnx", onnx_bytes)
+        write_json(args.out_dir / "model.json", metadata)
+        print(
+            f"train: {params.train.model} written to {args.out_dir}; ONNX parity on "
+            f"{parity.n_samples} rows: max |dprob| = {parity.max_abs_probability_diff:.3g}, "
+            f"argmax mismatches = {parity.argmax_mismatches}"
+        )
+
+    return run_stage("train", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
