@@ -94,5 +94,5 @@ def read_npz(path: Path, names: tuple[str, ...]) -> dict[str, npt.NDArray[Any]]:
             return {name: archive[name] for name in names}
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: required input is missing") from None
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ArtifactError(f"{path}: not a readable .npz archive: {exc}") from None

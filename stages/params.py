@@ -22,6 +22,24 @@ PositiveFloat = Annotated[float, msgspec.Meta(gt=0.0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0.0)]
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-5`` as a float, as YAML 1.2 (and DVC) do."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.VERBOSE,
+    ),
+    list("-+0123456789."),
+)
+
+
 class ParamsError(ValueError):
     """A params file that cannot be used; the message is one line naming the key."""
 
@@ -120,7 +138,11 @@ def _one_line(error: msgspec.ValidationError, raw: object) -> str:
     if unknown is not None:
         return f"{key + '.' if key else ''}{unknown.group(1)}: unknown key"
     value = _lookup(raw, key) if key else _MISSING
-    redundant = value is _MISSING or ", got " in message or repr(value) in message
+    redundant = (
+        value is _MISSING
+        or ", got " in message
+        or (isinstance(value, str) and repr(value) in message)
+    )
     got = "" if redundant else f", got {value!r}"
     return f"{key or '<top level>'}: {message}{got}"
 
@@ -128,7 +150,7 @@ def _one_line(error: msgspec.ValidationError, raw: object) -> str:
 def parse_params(text: str, source: str = "params.yaml") -> Params:
     """Decode and validate params from YAML text."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

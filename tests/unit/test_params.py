@@ -1,0 +1,82 @@
+"""The shared params loader: valid files decode, every bad one fails on one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stages.params import Params, ParamsError, load_params, parse_params, to_builtins
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.unit
+
+
+def test_repository_params_file_is_valid() -> None:
+    params = load_params(REPO_ROOT / "params.yaml")
+    assert params.train.model == "logistic_regression"
+    assert 0 < params.data.test_size < 1
+
+
+def test_empty_file_gives_documented_defaults() -> None:
+    assert parse_params("") == Params()
+
+
+def test_exponent_floats_without_a_dot_are_floats() -> None:
+    assert parse_params("train: {onnx_tolerance: 1e-5}").train.onnx_tolerance == 1e-5
+
+
+def test_to_builtins_round_trips() -> None:
+    params = parse_params("seed: 7\ntrain: {model: svc}\n")
+    data = to_builtins(params)
+    assert data["seed"] == 7
+    assert parse_params(__import__("json").dumps(data)) == params
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("data: {test_size: 1.5}", "data.test_size: Expected `float` < 1.0, got 1.5"),
+        ("data: {test_size: 0}", "data.test_size: Expected `float` > 0.0, got 0"),
+        ("data: {foo: 1}", "data.foo: unknown key"),
+        ("bogus: 1", "bogus: unknown key"),
+        ("train: {model: xgboost}", "train.model: Invalid enum value 'xgboost'"),
+        ("seed: '42'", "seed: Expected `int`, got `str`"),
+        ("seed: -1", "seed: Expected `int` >= 0, got -1"),
+        ("train: {svc: {C: -1}}", "train.svc.C: Expected `float` > 0.0, got -1"),
+        ("train: {random_forest: {max_depth: 0}}", "train.random_forest.max_depth"),
+        ("evaluate: {min_accuracy: 1.2}", "evaluate.min_accuracy: Expected `float` <= 1.0"),
+        ("data: {histogram_bins: 1}", "data.histogram_bins: Expected `int` >= 2, got 1"),
+        ("train: {logistic_regression: {max_iter: 2.5}}", "train.logistic_regression.max_iter"),
+        ("data: [1, 2]", "data: Expected `object`, got `array`"),
+    ],
+)
+def test_invalid_value_names_the_key(text: str, expected: str) -> None:
+    with pytest.raises(ParamsError) as excinfo:
+        parse_params(text)
+    message = str(excinfo.value)
+    assert expected in message
+    assert "\n" not in message
+    assert message.startswith("params.yaml: ")
+
+
+def test_malformed_yaml_reports_line_and_column() -> None:
+    with pytest.raises(ParamsError, match=r"not valid YAML \(line 3, column 1\)"):
+        parse_params("seed: 1\ndata: {test_size: [\n")
+
+
+def test_non_mapping_top_level_is_rejected() -> None:
+    with pytest.raises(ParamsError, match="top level must be a mapping, got list"):
+        parse_params("- 1\n- 2\n")
+
+
+def test_missing_file_is_a_params_error(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="params file not found"):
+        load_params(tmp_path / "absent.yaml")
+
+
+def test_undecodable_file_is_a_params_error(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"seed: \xff\xfe\n")
+    with pytest.raises(ParamsError, match="cannot read params file"):
+        load_params(path)
