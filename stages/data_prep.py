@@ -125,9 +125,9 @@ def validate_dataset(data: Dataset, min_class_count: int) -> None:
     out_of_range = (data.X < PIXEL_MIN) | (data.X > PIXEL_MAX)
     if np.any(out_of_range):
         row, col = (int(v) for v in np.argwhere(out_of_range)[0])
+        value = float(data.X[row, col])
         raise DataValidationError(
-            "pixel_range",
-            f"row {int(data.row_ids[row])} pixel {col} = {data.X[row, col]!r} is outside 0..16",
+            "pixel_range", f"row {int(data.row_ids[row])} pixel {col} = {value!r} is outside 0..16"
         )
     bad_labels = sorted({int(v) for v in data.y if not 0 <= v < N_CLASSES})
     if bad_labels:

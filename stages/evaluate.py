@@ -77,7 +77,9 @@ def classification_metrics(
     return {
         "n_test": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro")),
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        ),
         "log_loss": float(log_loss(y_true, clipped, labels=labels)),
         "ece": expected_calibration_error(y_true, probabilities, calibration_bins),
         "per_class": per_class,

@@ -73,7 +73,7 @@ def test_read_npz_reports_missing_array_and_corruption(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match=r"missing arrays \['y'\]"):
         read_npz(path, ("X", "y"))
     path.write_bytes(b"not a zip")
-    with pytest.raises(ArtifactError, match="not a readable .npz"):
+    with pytest.raises(ArtifactError, match=r"not a readable \.npz"):
         read_npz(path, ("X",))
     with pytest.raises(FileNotFoundError, match="required input is missing"):
         read_npz(tmp_path / "absent.npz", ("X",))

@@ -1,0 +1,72 @@
+"""A fresh clone + `dvc repro` reproduces dvc.lock and reports/ byte for byte."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, VENV_BIN
+
+pytestmark = pytest.mark.integration
+
+
+def _git(*args: str, cwd: Path) -> str:
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=60
+    )
+    return result.stdout
+
+
+def _dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    env.pop("PYTHONPATH", None)
+    return subprocess.run(
+        [str(VENV_BIN / "dvc"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clone of the committed HEAD with `dvc repro` run in it."""
+    clone = tmp_path_factory.mktemp("clone") / "repo"
+    _git("clone", "--quiet", "--no-hardlinks", str(REPO_ROOT), str(clone), cwd=REPO_ROOT)
+    result = _dvc("repro", cwd=clone)
+    assert result.returncode == 0, f"dvc repro failed in a fresh clone:\n{result.stderr}"
+    return clone
+
+
+def test_repro_leaves_lock_and_reports_byte_identical(fresh_clone: Path) -> None:
+    diff = subprocess.run(
+        ["git", "diff", "--exit-code", "--stat", "--", "dvc.lock", "reports/", "docs/"],
+        cwd=fresh_clone,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert diff.returncode == 0, (
+        "dvc repro on a fresh clone changed committed outputs; run `dvc repro` and commit "
+        f"dvc.lock and reports/:\n{diff.stdout}"
+    )
+    assert _git("status", "--porcelain", cwd=fresh_clone) == "", "repro created untracked files"
+
+
+def test_dvc_status_is_clean_after_repro(fresh_clone: Path) -> None:
+    result = _dvc("status", cwd=fresh_clone)
+    assert result.returncode == 0, result.stderr
+    assert "Data and pipelines are up to date." in result.stdout
+
+
+def test_noop_repro_runs_no_stage(fresh_clone: Path) -> None:
+    result = _dvc("repro", cwd=fresh_clone)
+    assert result.returncode == 0, result.stderr
+    assert "Running stage" not in result.stdout
+    assert "didn't change, skipping" in result.stdout

@@ -1,0 +1,69 @@
+"""Behaviour of the trained, exported model (models/model.onnx) on held-out digits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from stages.train import onnx_predict
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.model
+
+Split = tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]
+MIN_RECALL_PER_CLASS = 0.90
+
+
+def test_accuracy_meets_the_quality_gate(onnx_bytes: bytes, test_split: Split) -> None:
+    X, y = test_split
+    labels, _ = onnx_predict(onnx_bytes, X)
+    assert float(np.mean(labels == y)) >= 0.95
+
+
+def test_every_class_is_recalled(onnx_bytes: bytes, test_split: Split) -> None:
+    X, y = test_split
+    labels, _ = onnx_predict(onnx_bytes, X)
+    for digit in range(10):
+        recall = float(np.mean(labels[y == digit] == digit))
+        assert recall >= MIN_RECALL_PER_CLASS, f"recall of {digit} is {recall:.3f}"
+
+
+def test_probabilities_are_a_distribution(onnx_bytes: bytes, test_split: Split) -> None:
+    X, _ = test_split
+    labels, probabilities = onnx_predict(onnx_bytes, X)
+    assert probabilities.shape == (len(X), 10)
+    assert np.all(probabilities >= 0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(labels, probabilities.argmax(axis=1))
+
+
+def test_invariant_to_tiny_noise_on_clean_digits(onnx_bytes: bytes, test_split: Split) -> None:
+    X, _ = test_split
+    labels, probabilities = onnx_predict(onnx_bytes, X)
+    confident = probabilities.max(axis=1) >= 0.9
+    rng = np.random.default_rng(0)
+    noisy = np.clip(X + rng.normal(0.0, 0.05, size=X.shape), 0.0, 16.0)
+    noisy_labels, _ = onnx_predict(onnx_bytes, noisy)
+    assert np.array_equal(noisy_labels[confident], labels[confident])
+
+
+def test_prediction_does_not_depend_on_batch_composition(
+    onnx_bytes: bytes, test_split: Split
+) -> None:
+    X, _ = test_split
+    _, batch = onnx_predict(onnx_bytes, X[:32])
+    single = np.vstack([onnx_predict(onnx_bytes, X[i : i + 1])[1] for i in range(32)])
+    np.testing.assert_allclose(batch, single, atol=1e-6)
+
+
+def test_metadata_matches_the_artifact(model_metadata: dict[str, Any], test_split: Split) -> None:
+    assert model_metadata["classes"] == list(range(10))
+    assert model_metadata["n_features"] == 64
+    assert model_metadata["parity"]["argmax_mismatches"] == 0
+    assert model_metadata["parity"]["max_abs_probability_diff"] <= 1e-5
+    assert model_metadata["parity"]["n_samples"] == len(test_split[1])
+    params_yaml = (REPO_ROOT / "params.yaml").read_text(encoding="utf-8")
+    assert f"model: {model_metadata['model_type']}" in params_yaml

@@ -1,0 +1,70 @@
+"""evaluate: metric maths, calibration error and the quality gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stages.evaluate import (
+    classification_metrics,
+    confusion_rows,
+    expected_calibration_error,
+    per_class_table,
+    quality_gate,
+)
+from stages.params import EvaluateParams
+
+pytestmark = pytest.mark.unit
+
+
+def _one_hot(labels: list[int], confidence: float) -> np.ndarray:
+    probabilities = np.full((len(labels), 10), (1 - confidence) / 9)
+    probabilities[np.arange(len(labels)), labels] = confidence
+    return probabilities
+
+
+def test_ece_is_zero_when_confidence_equals_accuracy() -> None:
+    y_true = np.array([0, 1, 2, 3])
+    # Predict class 0 for all with confidence 0.25: accuracy 0.25 in that bin.
+    probabilities = np.full((4, 10), 0.75 / 9)
+    probabilities[:, 0] = 0.25
+    assert expected_calibration_error(y_true, probabilities, 10) == pytest.approx(0.0)
+
+
+def test_ece_measures_overconfidence() -> None:
+    y_true = np.array([0, 0, 0, 0])
+    probabilities = _one_hot([0, 0, 1, 1], confidence=0.95)
+    # One bin (0.9..1.0]: confidence 0.95, accuracy 0.5.
+    assert expected_calibration_error(y_true, probabilities, 10) == pytest.approx(0.45)
+
+
+def test_classification_metrics() -> None:
+    y_true = np.array([0, 1, 2, 2])
+    y_pred = np.array([0, 1, 2, 1])
+    probabilities = _one_hot(list(y_pred), confidence=0.9)
+    metrics = classification_metrics(y_true, y_pred, probabilities, calibration_bins=10)
+    assert metrics["accuracy"] == 0.75
+    assert metrics["per_class"]["2"] == {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
+    assert metrics["per_class"]["1"]["precision"] == 0.5
+    assert metrics["per_class"]["5"]["support"] == 0
+    expected_log_loss = -np.mean(np.log([0.9, 0.9, 0.9, 0.1 / 9]))
+    assert metrics["log_loss"] == pytest.approx(expected_log_loss)
+    table = per_class_table(metrics)
+    assert "| 2 | 1.0000 | 0.5000 | 0.6667 | 2 |" in table
+
+
+def test_confusion_rows() -> None:
+    assert confusion_rows(np.array([1, 2]), np.array([1, 3])) == [
+        {"actual": 1, "predicted": 1},
+        {"actual": 2, "predicted": 3},
+    ]
+
+
+def test_quality_gate_verdict() -> None:
+    params = EvaluateParams(min_accuracy=0.95)
+    assert quality_gate({"accuracy": 0.96}, params)["passed"] is True
+    assert quality_gate({"accuracy": 0.94}, params) == {
+        "min_accuracy": 0.95,
+        "measured_accuracy": 0.94,
+        "passed": False,
+    }
