@@ -99,6 +99,56 @@ class EvaluateParams(_Strict, frozen=True):
     permutation_repeats: PositiveInt = 5
 
 
+AttackName = Literal["fgsm", "pgd", "hopskipjump"]
+PixelStrength = Annotated[float, msgspec.Meta(ge=0.0, le=16.0)]
+NoiseGrid = Annotated[tuple[PixelStrength, ...], msgspec.Meta(min_length=1)]
+RateGrid = Annotated[tuple[UnitInterval, ...], msgspec.Meta(min_length=1)]
+PixelCountGrid = Annotated[
+    tuple[Annotated[int, msgspec.Meta(ge=0, le=8)], ...], msgspec.Meta(min_length=1)
+]
+
+
+class RobustnessGates(_Strict, frozen=True):
+    """Minimum accuracies the robustness stage enforces (strengths must be on the grids)."""
+
+    noise_sigma: PixelStrength = 2.0
+    min_noise_accuracy: UnitInterval = 0.0
+    adversarial_attack: AttackName = "fgsm"
+    adversarial_eps: PixelStrength = 0.5
+    min_adversarial_accuracy: UnitInterval = 0.0
+
+
+class RobustnessParams(_Strict, frozen=True):
+    """Stress-test grids, attack budgets and gates of the robustness stage."""
+
+    noise_sigmas: NoiseGrid = (0.0, 0.5, 1.0, 2.0, 4.0)
+    salt_and_pepper_rates: RateGrid = (0.0, 0.02, 0.05, 0.1)
+    shift_pixels: PixelCountGrid = (0, 1, 2)
+    occlusion_patches: PixelCountGrid = (0, 2, 3, 4)
+    attack_eps: NoiseGrid = (0.0, 0.25, 0.5, 1.0, 2.0)
+    attack_subset: PositiveInt = 200
+    pgd_max_iter: PositiveInt = 10
+    pgd_step_fraction: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.25
+    blackbox_subset: PositiveInt = 20
+    blackbox_max_iter: PositiveInt = 10
+    blackbox_max_eval: PositiveInt = 1000
+    blackbox_init_eval: PositiveInt = 100
+    gates: RobustnessGates = RobustnessGates()
+
+    def __post_init__(self) -> None:
+        """Gate strengths must be measured, i.e. lie on their grids."""
+        if self.gates.noise_sigma not in self.noise_sigmas:
+            raise ValueError(
+                f"gates.noise_sigma must be one of noise_sigmas {list(self.noise_sigmas)}, "
+                f"got {self.gates.noise_sigma}"
+            )
+        if self.gates.adversarial_eps not in self.attack_eps:
+            raise ValueError(
+                f"gates.adversarial_eps must be one of attack_eps {list(self.attack_eps)}, "
+                f"got {self.gates.adversarial_eps}"
+            )
+
+
 class Params(_Strict, frozen=True):
     """The whole of ``params.yaml``."""
 
@@ -106,6 +156,7 @@ class Params(_Strict, frozen=True):
     data: DataParams = DataParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    robustness: RobustnessParams = RobustnessParams()
 
 
 _PATH_IN_MESSAGE = re.compile(r" - at `\$\.?([^`]*)`$")

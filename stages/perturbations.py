@@ -1,0 +1,90 @@
+"""Pure, seeded image perturbations for the robustness stage.
+
+Every function takes a batch of flattened 8x8 digits ``X`` (float, pixel scale
+0..16), returns a new array of the same shape and dtype inside 0..16, and is
+the identity at strength 0. Randomness comes only from the ``rng`` argument.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+PIXEL_MIN = 0.0
+PIXEL_MAX = 16.0
+IMAGE_SIDE = 8
+
+Direction = Literal["up", "down", "left", "right"]
+DIRECTIONS: tuple[Direction, ...] = ("up", "down", "left", "right")
+
+
+def _as_images(X: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """View a ``[n, 64]`` batch as ``[n, 8, 8]`` images, with a clear error otherwise."""
+    if X.ndim != 2 or X.shape[1] != IMAGE_SIDE * IMAGE_SIDE:
+        raise ValueError(f"expected a batch of shape [n, 64], got {list(X.shape)}")
+    return X.reshape(len(X), IMAGE_SIDE, IMAGE_SIDE)
+
+
+def gaussian_noise(X: npt.NDArray[Any], sigma: float, rng: np.random.Generator) -> npt.NDArray[Any]:
+    """Add N(0, sigma^2) noise to every pixel, then clip to 0..16."""
+    if sigma < 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    _as_images(X)
+    if sigma == 0:
+        return X.copy()
+    noisy = X + rng.normal(0.0, sigma, size=X.shape)
+    return np.clip(noisy, PIXEL_MIN, PIXEL_MAX).astype(X.dtype, copy=False)
+
+
+def salt_and_pepper(X: npt.NDArray[Any], rate: float, rng: np.random.Generator) -> npt.NDArray[Any]:
+    """Set a ``rate`` fraction of pixels (on average) to 0 or 16, half each."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    _as_images(X)
+    if rate == 0:
+        return X.copy()
+    hit = rng.random(X.shape) < rate
+    salt = rng.random(X.shape) < 0.5
+    out = X.copy()
+    out[hit & salt] = PIXEL_MAX
+    out[hit & ~salt] = PIXEL_MIN
+    return out
+
+
+def shift(X: npt.NDArray[Any], direction: Direction, pixels: int) -> npt.NDArray[Any]:
+    """Translate each image by ``pixels`` in ``direction``; vacated pixels become 0."""
+    if not 0 <= pixels <= IMAGE_SIDE:
+        raise ValueError(f"pixels must be in [0, {IMAGE_SIDE}], got {pixels}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    images = _as_images(X)
+    out = np.zeros_like(images)
+    p = pixels
+    if p == 0:
+        out[:] = images
+    elif direction == "up":
+        out[:, : IMAGE_SIDE - p, :] = images[:, p:, :]
+    elif direction == "down":
+        out[:, p:, :] = images[:, : IMAGE_SIDE - p, :]
+    elif direction == "left":
+        out[:, :, : IMAGE_SIDE - p] = images[:, :, p:]
+    else:
+        out[:, :, p:] = images[:, :, : IMAGE_SIDE - p]
+    return out.reshape(X.shape)
+
+
+def occlusion(X: npt.NDArray[Any], patch: int, rng: np.random.Generator) -> npt.NDArray[Any]:
+    """Blank (set to 0) one ``patch`` x ``patch`` square per image at a random position."""
+    if not 0 <= patch <= IMAGE_SIDE:
+        raise ValueError(f"patch must be in [0, {IMAGE_SIDE}], got {patch}")
+    images = _as_images(X)
+    if patch == 0:
+        return X.copy()
+    out = images.copy()
+    rows = rng.integers(0, IMAGE_SIDE - patch + 1, size=len(X))
+    cols = rng.integers(0, IMAGE_SIDE - patch + 1, size=len(X))
+    for i, (r, c) in enumerate(zip(rows, cols, strict=True)):
+        out[i, r : r + patch, c : c + patch] = PIXEL_MIN
+    return out.reshape(X.shape)
