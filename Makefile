@@ -74,6 +74,14 @@ lock: $(STAMP) ## Re-resolve the hash-pinned locks from pyproject.toml
 	uv pip compile pyproject.toml --extra serving --generate-hashes --universal \
 	  --python-version 3.11 --no-header -c $(LOCK) -o $(SERVING_LOCK)
 
+.PHONY: sbom
+sbom: $(STAMP) ## CycloneDX SBOMs of the service runtime and the full toolchain (build/sbom/)
+	@mkdir -p build/sbom
+	cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible --of JSON \
+	  -o build/sbom/serving.cdx.json $(SERVING_LOCK)
+	cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible --of JSON \
+	  -o build/sbom/dev.cdx.json $(LOCK)
+
 .PHONY: clean
 clean: ## Remove caches (keeps .venv and DVC outputs)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache dvc_plots

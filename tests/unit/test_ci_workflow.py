@@ -1,0 +1,96 @@
+"""The GitHub Actions workflow is valid, pinned, least-privilege and runs what users run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, VENV_BIN
+
+pytestmark = pytest.mark.unit
+
+WORKFLOW = REPO_ROOT / ".github" / "workflows" / "ci.yml"
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    return document
+
+
+def _steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def test_workflow_matches_the_github_schema() -> None:
+    result = subprocess.run(
+        [
+            str(VENV_BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(WORKFLOW),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_action_is_pinned_to_a_commit(workflow: dict[str, Any]) -> None:
+    uses = [step["uses"] for step in _steps(workflow) if "uses" in step]
+    assert uses
+    unpinned = [ref for ref in uses if not PINNED.match(ref)]
+    assert unpinned == []
+
+
+def test_default_token_is_read_only(workflow: dict[str, Any]) -> None:
+    assert workflow["permissions"] == {"contents": "read"}
+    for name, job in workflow["jobs"].items():
+        assert job.get("permissions", {}).get("contents", "read") == "read", name
+
+
+def test_every_job_has_a_timeout(workflow: dict[str, Any]) -> None:
+    for name, job in workflow["jobs"].items():
+        assert 0 < job["timeout-minutes"] <= 60, name
+
+
+def test_required_jobs_exist_and_run_the_project_commands(workflow: dict[str, Any]) -> None:
+    jobs = workflow["jobs"]
+    assert set(jobs) >= {"lint", "types", "tests", "pipeline", "container", "sbom", "review"}
+    runs = {
+        name: " ".join(step.get("run", "") for step in job["steps"]) for name, job in jobs.items()
+    }
+    assert "make test" in runs["tests"]
+    assert "make pipeline" in runs["pipeline"]
+    assert "git diff --exit-code" in runs["pipeline"]
+    assert "dvc repro" in runs["pipeline"]
+    assert "hadolint" in runs["container"]
+    assert "dvc metrics diff" in runs["review"]
+    assert "dvc params diff" in runs["review"]
+    assert "GITHUB_STEP_SUMMARY" in runs["review"]
+    assert jobs["review"]["if"] == "github.event_name == 'pull_request'"
+
+
+def test_dependency_cache_is_keyed_on_the_lock(workflow: dict[str, Any]) -> None:
+    setups = [s for s in _steps(workflow) if s.get("uses", "").startswith("actions/setup-python")]
+    assert setups
+    for step in setups:
+        assert step["with"]["cache-dependency-path"] == "requirements/dev.lock"
+
+
+def test_ci_entry_point_runs_the_readme_test_command() -> None:
+    readme_first_block = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("```")[1]
+    assert "make test" in readme_first_block
+    ci_commands = [
+        line.strip()
+        for line in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", "set ", "cd "))
+    ]
+    assert ci_commands == ["make test"]
