@@ -1,0 +1,123 @@
+"""Kubernetes manifests: offline schema validation and the deployment policy."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+pytestmark = pytest.mark.unit
+
+K8S_DIR = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+KUBERNETES_VERSION = "1.30.0"
+MANIFESTS = sorted(path for path in K8S_DIR.glob("*.yaml") if path.name != "kustomization.yaml")
+
+
+def load_documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+def resources() -> dict[str, dict[str, Any]]:
+    """Every resource in deploy/k8s keyed by kind."""
+    by_kind: dict[str, dict[str, Any]] = {}
+    for path in MANIFESTS:
+        for doc in load_documents(path):
+            assert doc["kind"] not in by_kind, f"duplicate {doc['kind']}"
+            by_kind[doc["kind"]] = doc
+    return by_kind
+
+
+def api_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def validate(doc: dict[str, Any]) -> None:
+    kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda path: path.name)
+def test_manifest_is_valid_against_the_kubernetes_schema(path: Path) -> None:
+    documents = load_documents(path)
+    assert documents
+    for doc in documents:
+        validate(doc)
+
+
+def test_strict_validation_rejects_typos_and_wrong_types() -> None:
+    """The schema check can fail: an unknown field and a mistyped value are errors."""
+    deployment = resources()["Deployment"]
+    misspelt = copy.deepcopy(deployment)
+    api_container(misspelt)["readinessProbe"]["httpGet"]["pth"] = "/ready"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(misspelt)
+    mistyped = copy.deepcopy(deployment)
+    mistyped["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(mistyped)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert sorted(kustomization["resources"]) == sorted(path.name for path in MANIFESTS)
+
+
+def test_deployment_runs_replicated_with_probes_and_resources() -> None:
+    deployment = resources()["Deployment"]
+    assert deployment["spec"]["replicas"] >= 2
+    container = api_container(deployment)
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"http": 8000}
+    for kind in ("requests", "limits"):
+        assert set(container["resources"][kind]) == {"cpu", "memory"}
+
+
+def test_deployment_is_locked_down() -> None:
+    deployment = resources()["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["automountServiceAccountToken"] is False
+    security = api_container(deployment)["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    mounts = {
+        mount["mountPath"]: mount["name"] for mount in api_container(deployment)["volumeMounts"]
+    }
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    env = {item["name"]: item["value"] for item in api_container(deployment)["env"]}
+    assert env["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
+
+
+def test_service_hpa_and_pdb_target_the_deployment() -> None:
+    by_kind = resources()
+    deployment = by_kind["Deployment"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = by_kind["Service"]["spec"]["selector"]
+    assert selector.items() <= pod_labels.items()
+    assert by_kind["Service"]["spec"]["ports"][0]["targetPort"] == "http"
+    hpa = by_kind["HorizontalPodAutoscaler"]["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
+    pdb_selector = by_kind["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"]
+    assert pdb_selector.items() <= pod_labels.items()
+
+
+def test_pods_carry_prometheus_scrape_annotations() -> None:
+    annotations = resources()["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "8000"
+    assert annotations["prometheus.io/path"] == "/metrics"
