@@ -28,7 +28,8 @@ from stages.robustness import (
 )
 from stages.train import export_onnx, fit_model, joblib_bytes, onnx_predict
 
-pytestmark = pytest.mark.unit
+# ART warns at import that PyTorch (not used here) is absent.
+pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore:PyTorch not found:UserWarning")]
 
 Split = tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]
 
