@@ -82,6 +82,16 @@ sbom: $(STAMP) ## CycloneDX SBOMs of the service runtime and the full toolchain 
 	cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible --of JSON \
 	  -o build/sbom/dev.cdx.json $(LOCK)
 
+IMAGE ?= localhost/digits-api:latest
+
+.PHONY: base-image
+base-image: ## Local Debian/Python 3.11 base image for hosts that cannot pull python:3.11-slim (root)
+	deploy/podman/build-base-image.sh
+
+.PHONY: image
+image: pipeline ## Build the service image of the locked model with podman (IMAGE=...)
+	deploy/podman/build-image.sh $(IMAGE)
+
 .PHONY: clean
 clean: ## Remove caches (keeps .venv and DVC outputs)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache dvc_plots
