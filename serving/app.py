@@ -1,0 +1,562 @@
+"""The Litestar application: routes, error shape, request ids, metrics and model lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, cast
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import (
+    Example,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
+from litestar.static_files import create_static_files_router
+from litestar.types import (
+    HTTPScope,
+    LifeSpanReceive,
+    LifeSpanScope,
+    LifeSpanSend,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
+
+from serving.inputs import ClientError, decode_samples
+from serving.lineage import LineageError, VerifiedBundle, load_verified_bundle
+from serving.logs import configure_logging, request_id_var
+from serving.metrics import ServiceMetrics, mark_process_dead, render_latest
+from serving.model import OnnxModel
+from serving.schemas import (
+    EXAMPLE_DIGIT,
+    EXAMPLE_FLAT,
+    GRID,
+    ArtifactInfo,
+    ErrorResponse,
+    ExplainResponse,
+    GlobalImportance,
+    HealthResponse,
+    ModelResponse,
+    PredictResponse,
+    ReadyResponse,
+    SampleExplanation,
+    StageResponse,
+    samples_request_schema,
+)
+from serving.settings import Settings, load_settings
+
+log = logging.getLogger("serving")
+access_log = logging.getLogger("serving.access")
+STATIC_DIR = Path(__file__).parent / "static" / "swagger-ui"
+STATIC_PATH = "/static/swagger-ui"
+SERVING_PACKAGES = ("litestar", "msgspec", "numpy", "onnxruntime", "prometheus-client", "granian")
+_JSON_MEDIA = (MediaType.JSON.value,)
+_ENCODER = msgspec.json.Encoder()
+_STATUS_REASONS = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+LINEAR_DESCRIPTION = (
+    "Exact logit contributions of the linear model: coef[c][j] * (x_j - mean_j) / scale_j for "
+    "the predicted class c; their sum plus base_value (the intercept) is the class logit."
+)
+OCCLUSION_DESCRIPTION = (
+    "Occlusion: the drop in the predicted class probability when pixel j is set to 0; "
+    "base_value is the unoccluded probability."
+)
+
+
+@dataclass
+class ServiceState:
+    """Per-worker state: the verified model or the reason there is none."""
+
+    settings: Settings
+    metrics: ServiceMetrics
+    model: OnnxModel | None = None
+    bundle: VerifiedBundle | None = None
+    failure: LineageError | None = None
+    model_body: bytes = b""
+    importance: GlobalImportance | None = None
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {}
+    for package in SERVING_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _model_response(bundle: VerifiedBundle) -> ModelResponse:
+    card = bundle.card
+    evaluate = bundle.evaluate_stage
+    return ModelResponse(
+        name=card.name,
+        version=bundle.version,
+        model_type=card.model_type,
+        classes=card.classes,
+        artifacts={
+            key: ArtifactInfo(path=key, md5=artifact.md5, size=artifact.size)
+            for key, artifact in bundle.artifacts.items()
+        },
+        stage=StageResponse(**msgspec.structs.asdict(bundle.train_stage)),
+        evaluate_stage=None
+        if evaluate is None
+        else StageResponse(**msgspec.structs.asdict(evaluate)),
+        params=card.params,
+        metrics=bundle.metrics,
+        training_library_versions=card.library_versions,
+        serving_library_versions=_library_versions(),
+    )
+
+
+def load_model(state: ServiceState) -> None:
+    """Verify the locked artifacts, build and warm the session; record why on failure."""
+    settings = state.settings
+    started = time.perf_counter()
+    try:
+        bundle = load_verified_bundle(settings.lock_file, settings.resolved_model_dir)
+        model = OnnxModel(bundle)
+        model.warm_up()
+    except LineageError as exc:
+        state.failure = exc
+        state.metrics.model_ready.set(0)
+        log.error(
+            "refusing to serve: %s",
+            exc,
+            extra={"reason": exc.reason, "lock_file": str(settings.lock_file)},
+        )
+        return
+    values = bundle.importance.importances_mean
+    state.importance = GlobalImportance(
+        method=bundle.importance.method,
+        scoring=bundle.importance.scoring,
+        values=values,
+        grid=[values[row * GRID : (row + 1) * GRID] for row in range(GRID)],
+    )
+    state.model_body = _ENCODER.encode(_model_response(bundle))
+    state.bundle, state.model, state.failure = bundle, model, None
+    state.metrics.model_info.labels(bundle.version, bundle.card.model_type).set(1)
+    state.metrics.model_ready.set(1)
+    log.info(
+        "model ready",
+        extra={
+            "model_version": bundle.version,
+            "model_type": bundle.card.model_type,
+            "load_seconds": round(time.perf_counter() - started, 4),
+        },
+    )
+
+
+def _error_body(status: int, reason: str, message: str, location: str | None) -> ErrorResponse:
+    return ErrorResponse(
+        status=status,
+        reason=reason,
+        message=message,
+        location=location,
+        request_id=request_id_var.get(),
+    )
+
+
+def _not_ready(state: ServiceState) -> ClientError:
+    failure = state.failure
+    message = str(failure) if failure else "model is loading"
+    return ClientError(503, "model_not_ready", f"model not ready: {message}")
+
+
+def _schema_from_dict(spec: dict[str, Any]) -> Schema:
+    """Turn a small JSON-schema dict into Litestar's OpenAPI ``Schema`` object."""
+    kwargs: dict[str, Any] = {}
+    names = {
+        "title": "title",
+        "description": "description",
+        "minItems": "min_items",
+        "maxItems": "max_items",
+        "minimum": "minimum",
+        "maximum": "maximum",
+        "required": "required",
+    }
+    for key, value in spec.items():
+        if key in names:
+            kwargs[names[key]] = value
+        elif key == "type":
+            kwargs["type"] = OpenAPIType(value)
+        elif key == "items":
+            kwargs["items"] = _schema_from_dict(value)
+        elif key == "oneOf":
+            kwargs["one_of"] = [_schema_from_dict(item) for item in value]
+        elif key == "properties":
+            kwargs["properties"] = {name: _schema_from_dict(sub) for name, sub in value.items()}
+        elif key == "additionalProperties":
+            kwargs["additional_properties"] = value
+    return Schema(**kwargs)
+
+
+def _samples_operation(max_rows: int) -> type[Operation]:
+    """An Operation class whose request body documents both sample shapes and the limits."""
+    body = RequestBody(
+        required=True,
+        description="Samples to classify: flat 64-pixel lists or 8x8 nested lists, values 0..16.",
+        content={
+            MediaType.JSON.value: OpenAPIMediaType(
+                schema=_schema_from_dict(samples_request_schema(max_rows)),
+                examples={
+                    "flat": Example(
+                        summary="One flat 64-pixel sample", value={"samples": [EXAMPLE_FLAT]}
+                    ),
+                    "grid": Example(
+                        summary="One 8x8 nested sample", value={"samples": [EXAMPLE_DIGIT]}
+                    ),
+                },
+            )
+        },
+    )
+
+    @dataclass
+    class SamplesOperation(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = body
+
+    return SamplesOperation
+
+
+_ERROR_EXAMPLE = Example(
+    summary="A pixel out of range",
+    value={
+        "status": 400,
+        "reason": "out_of_range",
+        "message": "Expected `float` <= 16.0: every pixel must be a finite number in 0..16",
+        "location": "samples[3][12]",
+        "request_id": "5f0c6c1e2a7b4c7e9d1f00a1b2c3d4e5",
+    },
+)
+
+
+def _error_spec(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        ErrorResponse, description=description, generate_examples=False, examples=[_ERROR_EXAMPLE]
+    )
+
+
+_ERROR_RESPONSES = {
+    400: _error_spec("Malformed JSON, wrong shape, wrong type or value (location says where)"),
+    413: _error_spec("Body over the byte limit, or more samples than the row limit"),
+    415: _error_spec("Content-Type is not application/json"),
+    503: _error_spec("The locked model is not verified and warm; message says why"),
+}
+
+
+async def _read_samples(request: Request[Any, Any, Any], state: ServiceState) -> Any:
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in _JSON_MEDIA and not media.endswith("+json"):
+        raise ClientError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {content_type or 'none'!r}",
+            "header:content-type",
+        )
+    if state.model is None:
+        raise _not_ready(state)
+    body = await request.body()
+    X = decode_samples(body, state.settings.max_rows)
+    state.metrics.rows.observe(X.shape[0])
+    return X
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the service. The lifespan hook verifies and loads the dvc.lock-pinned model."""
+    state = ServiceState(settings=settings, metrics=ServiceMetrics())
+    samples_operation = _samples_operation(settings.max_rows)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        load_model(state)
+        try:
+            yield
+        finally:
+            state.metrics.model_ready.set(0)
+            mark_process_dead()
+
+    @get("/health", sync_to_thread=False, summary="Liveness")
+    def health() -> HealthResponse:
+        return HealthResponse(status="ok")
+
+    @get(
+        "/ready",
+        sync_to_thread=False,
+        summary="Readiness: the locked model is verified and warm",
+        responses={
+            503: ResponseSpec(
+                ReadyResponse, description="Not ready, with the reason", generate_examples=False
+            )
+        },
+    )
+    def ready() -> Response[ReadyResponse]:
+        if state.bundle is not None:
+            return Response(ReadyResponse(status="ready", model_version=state.bundle.version))
+        failure = state.failure
+        return Response(
+            ReadyResponse(
+                status="not_ready",
+                reason=failure.reason if failure else "loading",
+                message=str(failure) if failure else "model is loading",
+            ),
+            status_code=503,
+        )
+
+    @get("/metrics", sync_to_thread=False, summary="Prometheus metrics", media_type=MediaType.TEXT)
+    def metrics() -> Response[bytes]:
+        body, content_type = render_latest()
+        return Response(body, media_type=content_type)
+
+    @post(
+        "/predict",
+        status_code=200,
+        summary="Predict digit labels and class probabilities",
+        operation_class=samples_operation,
+        responses=_ERROR_RESPONSES,
+    )
+    async def predict(request: Request[Any, Any, Any]) -> PredictResponse:
+        X = await _read_samples(request, state)
+        model, bundle = state.model, state.bundle
+        if model is None or bundle is None:  # pragma: no cover - checked in _read_samples
+            raise _not_ready(state)
+        labels, probabilities = model.predict(X)
+        state.metrics.observe_predictions(labels)
+        return PredictResponse(
+            model_version=bundle.version,
+            labels=labels.tolist(),
+            probabilities=probabilities.tolist(),
+            classes=bundle.card.classes,
+        )
+
+    @post(
+        "/explain",
+        status_code=200,
+        summary="Explain predictions: global importances and per-pixel contributions (8x8)",
+        operation_class=samples_operation,
+        responses=_ERROR_RESPONSES,
+    )
+    async def explain(request: Request[Any, Any, Any]) -> ExplainResponse:
+        X = await _read_samples(request, state)
+        model, bundle, importance = state.model, state.bundle, state.importance
+        if model is None or bundle is None or importance is None:  # pragma: no cover
+            raise _not_ready(state)
+        labels, _ = model.predict(X)
+        state.metrics.observe_predictions(labels)
+        contributions, base_values = model.explain(X, labels)
+        grids = contributions.reshape(-1, GRID, GRID).tolist()
+        linear = model.explanation_method == "linear_exact"
+        return ExplainResponse(
+            model_version=bundle.version,
+            method=model.explanation_method,
+            method_description=LINEAR_DESCRIPTION if linear else OCCLUSION_DESCRIPTION,
+            global_importance=importance,
+            explanations=[
+                SampleExplanation(label=label, base_value=base, contributions=grid)
+                for label, base, grid in zip(
+                    labels.tolist(), base_values.tolist(), grids, strict=True
+                )
+            ],
+        )
+
+    @get(
+        "/model",
+        sync_to_thread=False,
+        summary="Lineage of the served model",
+        responses={503: _ERROR_RESPONSES[503]},
+    )
+    def model_info() -> Response[ModelResponse]:
+        if state.bundle is None:
+            raise _not_ready(state)
+        return Response(state.model_body, media_type=MediaType.JSON)  # type: ignore[arg-type]
+
+    def client_error_handler(request: Request[Any, Any, Any], exc: ClientError) -> Response[Any]:
+        if exc.status != 503:
+            state.metrics.validation_failures.labels(exc.reason).inc()
+        log.info("rejected request: %s", exc.message, extra={"reason": exc.reason})
+        body = _error_body(exc.status, exc.reason, exc.message, exc.location)
+        return Response(body, status_code=exc.status)
+
+    def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+        status = exc.status_code
+        if status >= 500:
+            return server_error_handler(request, exc)
+        reason = _STATUS_REASONS.get(status, "client_error")
+        if reason == "body_too_large":
+            state.metrics.validation_failures.labels(reason).inc()
+            message = f"Request body exceeds the limit of {settings.max_body_bytes} bytes"
+        else:
+            message = str(exc.detail)
+        log.info("rejected request: %s", message, extra={"reason": reason})
+        headers = getattr(exc, "headers", None)
+        return Response(
+            _error_body(status, reason, message, None), status_code=status, headers=headers
+        )
+
+    def server_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        log.error("internal error", exc_info=exc)
+        body = _error_body(500, "internal_error", "Internal server error", None)
+        return Response(body, status_code=500)
+
+    openapi = OpenAPIConfig(
+        title="Digits inference service",
+        version="1.0.0",
+        description="Serves only the model version that dvc.lock pins (ONNX Runtime).",
+        path="/docs",
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path="/",
+                js_url=f"{STATIC_PATH}/swagger-ui-bundle.js",
+                css_url=f"{STATIC_PATH}/swagger-ui.css",
+                standalone_preset_js_url=f"{STATIC_PATH}/swagger-ui-standalone-preset.js",
+                favicon=f'<link rel="icon" href="{STATIC_PATH}/favicon-32x32.png">',
+            )
+        ],
+    )
+    handlers: dict[type[Exception] | int, Callable[..., Response[Any]]] = {
+        ClientError: client_error_handler,
+        HTTPException: http_error_handler,
+        Exception: server_error_handler,
+    }
+    app = ObservedLitestar(
+        route_handlers=[
+            health,
+            ready,
+            metrics,
+            predict,
+            explain,
+            model_info,
+            create_static_files_router(
+                path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False
+            ),
+        ],
+        lifespan=[lifespan],
+        openapi_config=openapi,
+        exception_handlers=handlers,
+        request_max_body_size=settings.max_body_bytes,
+        logging_config=None,
+    )
+    app.service_metrics = state.metrics
+    app.service_state = state
+    return app
+
+
+def _request_id(scope: HTTPScope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if 0 < len(text) <= 128 and text.isprintable():
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+class ObservedLitestar(Litestar):
+    """Litestar plus request ids, access logs and HTTP metrics around every request."""
+
+    service_metrics: ServiceMetrics
+    service_state: ServiceState
+
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await super().__call__(scope, receive, send)
+            return
+        await self._observe(cast("HTTPScope", scope), cast("Receive", receive), cast("Send", send))
+
+    async def _observe(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        token = request_id_var.set(request_id)
+        header = (b"x-request-id", request_id.encode("latin-1"))
+        method = scope["method"]
+        status = 500
+        metrics = self.service_metrics
+        progress = metrics.in_progress_child(_route_guess(scope["path"]), method)
+        progress.inc()
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, observed_send)
+        finally:
+            progress.dec()
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template") or "unmatched"
+            metrics.observe_request(route, method, status, elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
+                )
+            request_id_var.reset(token)
+
+
+_KNOWN_ROUTES = frozenset(
+    {
+        "/health",
+        "/ready",
+        "/metrics",
+        "/predict",
+        "/explain",
+        "/model",
+        "/docs",
+        "/docs/openapi.json",
+    }
+)
+
+
+def _route_guess(path: str) -> str:
+    """The route label for the in-progress gauge, known before routing (bounded)."""
+    if path in _KNOWN_ROUTES:
+        return path
+    if path.startswith(STATIC_PATH + "/"):
+        return STATIC_PATH + "/{file_path}"
+    return "unmatched"
+
+
+def app_from_env() -> Litestar:
+    """Factory used by the server workers: settings from ``DIGITS_*`` variables."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+__all__ = ["ObservedLitestar", "app_from_env", "create_app", "load_model"]

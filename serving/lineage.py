@@ -1,0 +1,216 @@
+"""Find the artifacts that ``dvc.lock`` pins, verify their md5 and parse them.
+
+Nothing here imports dvc: the lock file is plain YAML and DVC records the md5
+of a file's bytes, which is what :func:`file_md5` computes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+MODEL_ONNX = "models/model.onnx"
+MODEL_JSON = "models/model.json"
+METRICS_JSON = "reports/metrics.json"
+IMPORTANCE_JSON = "reports/feature_importance.json"
+REQUIRED_ARTIFACTS = (MODEL_ONNX, MODEL_JSON, METRICS_JSON, IMPORTANCE_JSON)
+VERSION_LENGTH = 12
+
+
+class LineageError(Exception):
+    """The service must not serve: ``reason`` is a short code, ``str(self)`` says why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class OnnxInfo(msgspec.Struct, frozen=True):
+    input: str
+    outputs: list[str]
+
+
+class LinearExplanation(msgspec.Struct, frozen=True):
+    coef: list[list[float]]
+    intercept: list[float]
+    scaler_mean: list[float]
+    scaler_scale: list[float]
+
+
+class ModelCard(msgspec.Struct, frozen=True):
+    """The fields of ``models/model.json`` the service uses (others are ignored)."""
+
+    name: str
+    model_type: str
+    classes: list[int]
+    n_features: int
+    onnx: OnnxInfo
+    params: dict[str, Any] = {}
+    library_versions: dict[str, str] = {}
+    image_shape: list[int] = msgspec.field(default_factory=lambda: [8, 8])
+    linear_explanation: LinearExplanation | None = None
+
+
+class FeatureImportance(msgspec.Struct, frozen=True):
+    """``reports/feature_importance.json``: global importances computed by the pipeline."""
+
+    importances_mean: list[float]
+    method: str
+    importances_std: list[float] | None = None
+    scoring: str | None = None
+
+
+class LockedArtifact(msgspec.Struct, frozen=True):
+    """One verified file: its lock path, where it was read from, and its md5."""
+
+    lock_path: str
+    file_path: str
+    md5: str
+    size: int
+
+
+class StageInfo(msgspec.Struct, frozen=True):
+    name: str
+    cmd: str
+    params: dict[str, Any]
+
+
+class VerifiedBundle(msgspec.Struct, frozen=True):
+    """Everything the service serves, checked against ``dvc.lock``."""
+
+    version: str
+    onnx_bytes: bytes
+    card: ModelCard
+    metrics: dict[str, Any]
+    importance: FeatureImportance
+    artifacts: dict[str, LockedArtifact]
+    train_stage: StageInfo
+    evaluate_stage: StageInfo | None
+
+
+def file_md5(path: Path) -> str:
+    """The md5 of a file's bytes, as DVC records it for a single file."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_lock(lock_file: Path) -> dict[str, Any]:
+    """Parse ``dvc.lock`` into a dict, or raise :class:`LineageError`."""
+    try:
+        text = lock_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LineageError("lock_missing", f"{lock_file}: lock file not found") from None
+    except OSError as exc:
+        raise LineageError("lock_unreadable", f"{lock_file}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        one_line = " ".join(str(exc).split())
+        raise LineageError("lock_invalid", f"{lock_file}: not valid YAML: {one_line}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
+        raise LineageError("lock_invalid", f"{lock_file}: no 'stages' mapping")
+    return data
+
+
+def find_out(lock: dict[str, Any], lock_path: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The stage name, stage entry and ``outs`` entry that record ``lock_path``."""
+    for stage_name, stage in lock["stages"].items():
+        if not isinstance(stage, dict):
+            continue
+        for out in stage.get("outs") or []:
+            if isinstance(out, dict) and out.get("path") == lock_path:
+                return str(stage_name), stage, out
+    raise LineageError("lock_entry_missing", f"dvc.lock has no outs entry for {lock_path}")
+
+
+def _stage_info(name: str, stage: dict[str, Any]) -> StageInfo:
+    params = stage.get("params") or {}
+    return StageInfo(name=name, cmd=" ".join(str(stage.get("cmd", "")).split()), params=params)
+
+
+def verify_artifact(lock: dict[str, Any], lock_path: str, file_path: Path) -> LockedArtifact:
+    """Check that ``file_path`` exists and has the md5 the lock records for ``lock_path``."""
+    _, _, out = find_out(lock, lock_path)
+    expected = out.get("md5")
+    if not isinstance(expected, str) or len(expected) != 32:
+        raise LineageError("lock_entry_missing", f"dvc.lock records no md5 for {lock_path}")
+    try:
+        actual = file_md5(file_path)
+        size = file_path.stat().st_size
+    except FileNotFoundError:
+        raise LineageError(
+            "artifact_missing", f"{file_path}: pinned by dvc.lock but missing"
+        ) from None
+    except OSError as exc:
+        raise LineageError("artifact_unreadable", f"{file_path}: cannot read: {exc}") from None
+    if actual != expected:
+        raise LineageError(
+            "hash_mismatch",
+            f"{file_path}: md5 {actual} does not match dvc.lock ({lock_path}: {expected})",
+        )
+    return LockedArtifact(lock_path=lock_path, file_path=str(file_path), md5=actual, size=size)
+
+
+def _decode(path: Path, data: bytes, kind: Any) -> Any:
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.DecodeError as exc:
+        raise LineageError("artifact_invalid", f"{path}: cannot be parsed: {exc}") from None
+
+
+def load_verified_bundle(lock_file: Path, model_dir: Path) -> VerifiedBundle:
+    """Read the lock, verify every served file against it and parse them.
+
+    Files are read once and hashed from the same bytes that are parsed, so a
+    file replaced between the check and the load cannot slip through.
+    """
+    lock = read_lock(lock_file)
+    project_dir = lock_file.parent
+    locations = {
+        MODEL_ONNX: model_dir / Path(MODEL_ONNX).name,
+        MODEL_JSON: model_dir / Path(MODEL_JSON).name,
+        METRICS_JSON: project_dir / METRICS_JSON,
+        IMPORTANCE_JSON: project_dir / IMPORTANCE_JSON,
+    }
+    contents: dict[str, bytes] = {}
+    artifacts: dict[str, LockedArtifact] = {}
+    for lock_path, file_path in locations.items():
+        artifact = verify_artifact(lock, lock_path, file_path)
+        data = file_path.read_bytes()
+        if hashlib.md5(data, usedforsecurity=False).hexdigest() != artifact.md5:
+            raise LineageError("hash_mismatch", f"{file_path}: changed while being verified")
+        contents[lock_path] = data
+        artifacts[lock_path] = artifact
+
+    card: ModelCard = _decode(locations[MODEL_JSON], contents[MODEL_JSON], ModelCard)
+    metrics: dict[str, Any] = _decode(
+        locations[METRICS_JSON], contents[METRICS_JSON], dict[str, Any]
+    )
+    importance: FeatureImportance = _decode(
+        locations[IMPORTANCE_JSON], contents[IMPORTANCE_JSON], FeatureImportance
+    )
+    if card.n_features != 64 or len(importance.importances_mean) != card.n_features:
+        raise LineageError(
+            "artifact_invalid",
+            f"{locations[IMPORTANCE_JSON]}: expected {card.n_features} importances, "
+            f"got {len(importance.importances_mean)}",
+        )
+    train_name, train_stage, _ = find_out(lock, MODEL_ONNX)
+    eval_name, eval_stage, _ = find_out(lock, METRICS_JSON)
+    return VerifiedBundle(
+        version=artifacts[MODEL_ONNX].md5[:VERSION_LENGTH],
+        onnx_bytes=contents[MODEL_ONNX],
+        card=card,
+        metrics=metrics,
+        importance=importance,
+        artifacts=artifacts,
+        train_stage=_stage_info(train_name, train_stage),
+        evaluate_stage=_stage_info(eval_name, eval_stage),
+    )

@@ -1,0 +1,153 @@
+"""Prometheus metrics, correct across worker processes (prometheus_client multiprocess mode).
+
+``PROMETHEUS_MULTIPROC_DIR`` must be set before ``prometheus_client`` is first
+imported; the launcher (``python -m serving``) and :func:`ensure_multiproc_dir`
+take care of that. Labels are bounded: route templates, methods, status codes,
+class labels and a fixed set of validation failure reasons.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+ROWS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def ensure_multiproc_dir(wipe: bool) -> Path:
+    """Make sure ``PROMETHEUS_MULTIPROC_DIR`` names an existing directory; optionally empty it.
+
+    When unset, a private directory is created under the system temp dir (works with a
+    read-only root file system and a writable /tmp).
+    """
+    configured = os.environ.get(MULTIPROC_ENV)
+    if configured:
+        directory = Path(configured)
+        directory.mkdir(parents=True, exist_ok=True)
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="digits-prometheus-"))
+        os.environ[MULTIPROC_ENV] = str(directory)
+    if wipe:
+        for entry in directory.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    return directory
+
+
+class ServiceMetrics:
+    """The service's metric families, created once per worker process."""
+
+    def __init__(self) -> None:
+        ensure_multiproc_dir(wipe=False)
+        from prometheus_client import Counter, Gauge, Histogram, values
+
+        if values.ValueClass is values.MutexValue:
+            # prometheus_client was imported before the directory was configured.
+            values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests answered.",
+            ["route", "method", "status"],
+            registry=None,
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["route", "method", "status"],
+            buckets=DURATION_BUCKETS,
+            registry=None,
+        )
+        self.in_progress = Gauge(
+            "http_requests_in_progress",
+            "HTTP requests being answered.",
+            ["route", "method"],
+            multiprocess_mode="livesum",
+            registry=None,
+        )
+        self.predicted_class = Counter(
+            "model_predicted_class_total", "Predicted class labels.", ["label"], registry=None
+        )
+        self.rows = Histogram(
+            "model_rows_per_request",
+            "Samples per predict/explain request.",
+            buckets=ROWS_BUCKETS,
+            registry=None,
+        )
+        self.validation_failures = Counter(
+            "model_validation_failures_total",
+            "Rejected requests by reason.",
+            ["reason"],
+            registry=None,
+        )
+        self.model_info = Gauge(
+            "model_info",
+            "The served model (value 1).",
+            ["version", "model_type"],
+            multiprocess_mode="max",
+            registry=None,
+        )
+        self.model_ready = Gauge(
+            "model_ready",
+            "1 when every live worker serves the verified model.",
+            multiprocess_mode="livemin",
+            registry=None,
+        )
+        self.model_ready.set(0)
+        self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._progress_children: dict[tuple[str, str], Any] = {}
+        self._class_children: dict[int, Any] = {}
+
+    def in_progress_child(self, route: str, method: str) -> Any:
+        """Cached labelled child of ``http_requests_in_progress``."""
+        key = (route, method)
+        child = self._progress_children.get(key)
+        if child is None:
+            child = self._progress_children[key] = self.in_progress.labels(route, method)
+        return child
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, str(status))
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(*key), self.duration.labels(*key))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_predictions(self, labels: npt.NDArray[np.int64]) -> None:
+        """Count predicted (non-negative integer) class labels."""
+        counts = np.bincount(labels)
+        for label in np.flatnonzero(counts).tolist():
+            count = int(counts[label])
+            child = self._class_children.get(label)
+            if child is None:
+                child = self._class_children[label] = self.predicted_class.labels(str(label))
+            child.inc(count)
+
+
+def render_latest() -> tuple[bytes, str]:
+    """Prometheus text exposition aggregated over all worker processes."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead() -> None:
+    """Drop this process's live gauges (called on a worker's graceful shutdown)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

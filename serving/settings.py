@@ -1,0 +1,82 @@
+"""Typed service settings read from ``DIGITS_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+ENV_PREFIX = "DIGITS_"
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Everything the service needs to know at start-up."""
+
+    lock_file_path: str = "dvc.lock"
+    model_dir_path: str | None = None
+    max_rows: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 4 * 1024 * 1024
+    host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    log_level: LogLevel = "info"
+
+    @property
+    def lock_file(self) -> Path:
+        """``DIGITS_LOCK_FILE``: the dvc.lock that pins the served artifacts."""
+        return Path(self.lock_file_path)
+
+    @property
+    def project_dir(self) -> Path:
+        """The directory of the lock file: artifact paths in it are relative to it."""
+        return self.lock_file.parent
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        """``DIGITS_MODEL_DIR``, defaulting to ``models`` next to the lock file."""
+        if self.model_dir_path is not None:
+            return Path(self.model_dir_path)
+        return self.project_dir / "models"
+
+
+_FIELDS = {
+    "lock_file_path": "DIGITS_LOCK_FILE",
+    "model_dir_path": "DIGITS_MODEL_DIR",
+    "max_rows": "DIGITS_MAX_ROWS",
+    "max_body_bytes": "DIGITS_MAX_BODY_BYTES",
+    "host": "DIGITS_HOST",
+    "port": "DIGITS_PORT",
+    "workers": "DIGITS_WORKERS",
+    "log_level": "DIGITS_LOG_LEVEL",
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``environ`` (default ``os.environ``).
+
+    Raises :class:`SettingsError` with a one-line message naming the variable.
+    """
+    env = os.environ if environ is None else environ
+    raw: dict[str, str] = {}
+    for field, var in _FIELDS.items():
+        value = env.get(var)
+        if value is None or value.strip() == "":
+            continue
+        raw[field] = value.strip().lower() if field == "log_level" else value.strip()
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        detail, _, where = message.partition(" - at `$.")
+        field = where.rstrip("`")
+        var = _FIELDS.get(field, "DIGITS_*")
+        shown = raw.get(field, "")
+        raise SettingsError(f"{var}={shown!r}: {detail}") from None

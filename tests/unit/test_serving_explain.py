@@ -1,0 +1,63 @@
+"""serving.model: linear contributions are exact; occlusion is the general fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serving.lineage import VerifiedBundle, load_verified_bundle
+from serving.model import OnnxModel
+
+pytestmark = pytest.mark.unit
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bundle() -> VerifiedBundle:
+    return load_verified_bundle(REPO_ROOT / "dvc.lock", REPO_ROOT / "models")
+
+
+@pytest.fixture(scope="module")
+def samples() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return rng.integers(0, 17, size=(25, 64)).astype(np.float32)
+
+
+def test_linear_contributions_plus_intercept_reproduce_the_logits(
+    bundle: VerifiedBundle, samples: np.ndarray
+) -> None:
+    model = OnnxModel(bundle)
+    assert model.linear is not None
+    labels, probabilities = model.predict(samples)
+    contributions, base = model.explain(samples, labels)
+    assert contributions.shape == (25, 64)
+    # All-class logits from the same formula; softmax must give the ONNX probabilities.
+    linear = model.linear
+    logits = ((samples - linear.mean) / linear.scale) @ linear.coef.T + linear.intercept
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(
+        shifted / shifted.sum(axis=1, keepdims=True), probabilities, atol=1e-5
+    )
+    predicted_logit = logits[np.arange(25), labels]
+    np.testing.assert_allclose(contributions.sum(axis=1) + base, predicted_logit, rtol=1e-5)
+    np.testing.assert_allclose(base, linear.intercept[labels], rtol=1e-6)
+
+
+def test_occlusion_fallback(bundle: VerifiedBundle, samples: np.ndarray) -> None:
+    model = OnnxModel(bundle)
+    model.linear = None
+    assert model.explanation_method == "occlusion"
+    labels, probabilities = model.predict(samples)
+    contributions, base = model.explain(samples, labels)
+    assert contributions.shape == (25, 64)
+    np.testing.assert_allclose(base, probabilities[np.arange(25), labels], atol=1e-6)
+    # Occluding a pixel that is already 0 changes nothing.
+    assert np.all(contributions[samples == 0] == 0)
+    # Spot-check one pixel against a direct ONNX call.
+    occluded = samples[:1].copy()
+    occluded[0, 20] = 0
+    _, direct = model.predict(occluded)
+    expected = probabilities[0, labels[0]] - direct[0, labels[0]]
+    assert contributions[0, 20] == pytest.approx(expected, abs=1e-6)

@@ -1,0 +1,44 @@
+"""The serving runtime never imports sklearn, joblib, dvc or ART."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+PROBE = """
+import sys
+from pathlib import Path
+from litestar.testing import TestClient
+import serving.__main__
+from serving.app import create_app
+from serving.settings import Settings
+
+settings = Settings(lock_file_path=str(Path("dvc.lock").resolve()))
+with TestClient(app=create_app(settings)) as client:
+    assert client.get("/ready").status_code == 200
+    assert client.post("/explain", json={"samples": [[1] * 64]}).status_code == 200
+    assert client.get("/model").status_code == 200
+forbidden = sorted(
+    name for name in sys.modules
+    if name.split(".")[0] in {"sklearn", "joblib", "dvc", "art"}
+)
+print(",".join(forbidden))
+"""
+
+
+def test_serving_imports_no_training_stack(repo_root: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

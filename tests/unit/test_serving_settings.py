@@ -1,0 +1,90 @@
+"""serving.settings: DIGITS_* variables, defaults and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from serving.settings import Settings, SettingsError, load_settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults() -> None:
+    settings = load_settings({})
+    assert settings == Settings()
+    assert settings.lock_file == Path("dvc.lock")
+    assert settings.resolved_model_dir == Path("models")
+    assert (settings.max_rows, settings.host, settings.port, settings.workers) == (
+        1000,
+        "127.0.0.1",
+        8000,
+        1,
+    )
+    assert settings.max_body_bytes == 4 * 1024 * 1024
+    assert settings.log_level == "info"
+
+
+def test_values_from_environment() -> None:
+    settings = load_settings(
+        {
+            "DIGITS_LOCK_FILE": "/srv/project/dvc.lock",
+            "DIGITS_MAX_ROWS": "10",
+            "DIGITS_MAX_BODY_BYTES": "65536",
+            "DIGITS_HOST": "::1",
+            "DIGITS_PORT": "9000",
+            "DIGITS_WORKERS": "4",
+            "DIGITS_LOG_LEVEL": "DEBUG",
+            "UNRELATED": "x",
+        }
+    )
+    assert settings.lock_file == Path("/srv/project/dvc.lock")
+    assert settings.resolved_model_dir == Path("/srv/project/models")
+    assert (settings.max_rows, settings.max_body_bytes, settings.port) == (10, 65536, 9000)
+    assert (settings.host, settings.workers, settings.log_level) == ("::1", 4, "debug")
+
+
+def test_model_dir_override() -> None:
+    settings = load_settings({"DIGITS_MODEL_DIR": "/models"})
+    assert settings.resolved_model_dir == Path("/models")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DIGITS_PORT", "eighty"),
+        ("DIGITS_PORT", "70000"),
+        ("DIGITS_WORKERS", "0"),
+        ("DIGITS_MAX_ROWS", "-1"),
+        ("DIGITS_MAX_BODY_BYTES", "1.5"),
+        ("DIGITS_LOG_LEVEL", "loud"),
+    ],
+)
+def test_invalid_value_names_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"{variable}=")
+    assert value.lower() in message
+    assert "\n" not in message
+
+
+def test_launcher_exits_non_zero_with_one_line(repo_root: Path) -> None:
+    env = {**os.environ, "DIGITS_PORT": "not-a-port"}
+    result = subprocess.run(
+        [sys.executable, "-m", "serving"],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "DIGITS_PORT" in lines[0]
