@@ -1,0 +1,23 @@
+"""The generated model card quotes the numbers of the artifacts it describes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stages.audit_docs import file_md5
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.model
+
+
+def test_rendered_model_card_quotes_the_pipeline_numbers() -> None:
+    card = (REPO_ROOT / "docs" / "model_card.md").read_text(encoding="utf-8")
+    metrics = json.loads((REPO_ROOT / "reports" / "metrics.json").read_text(encoding="utf-8"))
+    assert f"| accuracy | {metrics['accuracy']:.4f} |" in card
+    assert f"| macro-F1 | {metrics['macro_f1']:.4f} |" in card
+    onnx_md5 = file_md5(REPO_ROOT / "models" / "model.onnx")
+    assert f"`{onnx_md5[:12]}`" in card
+    assert f"`models/model.onnx` | `{onnx_md5}`" in card
+    assert "${" not in card
