@@ -1,0 +1,88 @@
+"""/metrics of the real 2-worker server: counts add up across workers and promtool accepts it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import RunningServer
+
+pytestmark = pytest.mark.integration
+PROMTOOL = Path("/usr/bin/promtool")
+FLAT = [3.0] * 64
+REQUESTS = 60
+
+
+def sample_value(text: str, name: str, labels: dict[str, str] | None = None) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(found.get(key) == value for key, value in (labels or {}).items()):
+            total += float(match.group(3))
+    return total
+
+
+def test_counters_add_up_across_workers(
+    serve: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    multiproc = tmp_path / "prom"
+    multiproc.mkdir()
+    (multiproc / "counter_999999.db").write_bytes(b"stale data from an earlier run")
+    server = serve({"PROMETHEUS_MULTIPROC_DIR": str(multiproc)}, workers=2)
+    assert not (multiproc / "counter_999999.db").exists()
+    # No keep-alive: every request opens a new connection, so both workers take requests.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=server.base_url, timeout=10, limits=limits) as client:
+        for _ in range(REQUESTS):
+            assert client.post("/predict", json={"samples": [FLAT, FLAT]}).status_code == 200
+        for _ in range(5):
+            assert client.post("/predict", json={"samples": [[99.0] * 64]}).status_code == 400
+        text = client.get("/metrics").text
+    pids = {path.stem.split("_")[-1] for path in multiproc.glob("counter_*.db")}
+    assert len(pids) >= 2, f"expected requests on both workers, files from {pids}"
+    ok = {"route": "/predict", "method": "POST", "status": "200"}
+    assert sample_value(text, "http_requests_total", ok) == REQUESTS
+    assert sample_value(text, "http_request_duration_seconds_count", ok) == REQUESTS
+    bad = {"route": "/predict", "method": "POST", "status": "400"}
+    assert sample_value(text, "http_requests_total", bad) == 5
+    assert sample_value(text, "model_validation_failures_total", {"reason": "out_of_range"}) == 5
+    assert sample_value(text, "model_predicted_class_total") == 2 * REQUESTS
+    assert sample_value(text, "model_rows_per_request_count") == REQUESTS
+    assert sample_value(text, "model_rows_per_request_sum") == 2 * REQUESTS
+    assert sample_value(text, "model_ready") == 1
+    assert sample_value(text, "model_info") == 1
+    in_flight = {"route": "/metrics", "method": "GET"}
+    assert sample_value(text, "http_requests_in_progress", in_flight) == 1
+    assert 'route="/predict"' in text
+    assert "/predict?" not in text
+
+
+@pytest.mark.skipif(not PROMTOOL.exists(), reason="promtool (Debian package prometheus) missing")
+def test_exposition_passes_promtool(serve: Callable[..., RunningServer]) -> None:
+    server = serve(workers=2)
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        client.post("/predict", json={"samples": [FLAT]})
+        client.post("/explain", json={"samples": [FLAT]})
+        client.post("/predict", json={"samples": []})
+        client.get("/nope")
+        text = client.get("/metrics").text
+    result = subprocess.run(
+        [str(PROMTOOL), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+    assert result.stderr.strip() == ""
