@@ -36,11 +36,17 @@ def _dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A clone of the committed HEAD with `dvc repro` run in it."""
+    """A clone of the committed HEAD with every stage rerun in it.
+
+    Plain `dvc repro` would skip the stages whose git-tracked outputs (reports, docs) already
+    match, so `--force` makes every stage recompute every output from scratch.
+    """
     clone = tmp_path_factory.mktemp("clone") / "repo"
     _git("clone", "--quiet", "--no-hardlinks", str(REPO_ROOT), str(clone), cwd=REPO_ROOT)
-    result = _dvc("repro", cwd=clone)
+    result = _dvc("repro", "--force", cwd=clone)
     assert result.returncode == 0, f"dvc repro failed in a fresh clone:\n{result.stderr}"
+    for stage in ("data-prep", "train", "evaluate", "robustness", "audit-docs"):
+        assert f"Running stage '{stage}'" in result.stdout
     return clone
 
 
