@@ -51,8 +51,17 @@ pipeline: $(STAMP) ## Run the DVC pipeline (dvc repro)
 	@echo "metrics: reports/metrics.json (dvc metrics show)"
 
 .PHONY: run
-run: pipeline ## Set up, run the pipeline and report where the results are
+run: pipeline ## Set up, run the pipeline, then serve the locked model on 127.0.0.1:8000
 	dvc metrics show
+	$(MAKE) --no-print-directory serve
+
+.PHONY: serve
+serve: $(STAMP) ## Serve the dvc.lock-pinned model (python -m serving; DIGITS_* env vars)
+	python -m serving
+
+.PHONY: bench
+bench: $(STAMP) ## Benchmark the service against the FastAPI/sklearn baseline -> docs/performance.md
+	python bench/serving_benchmark.py --output docs/performance.md
 
 .PHONY: lint
 lint: $(STAMP) ## ruff check + ruff format --check
