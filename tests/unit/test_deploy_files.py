@@ -105,3 +105,17 @@ def test_compose_prometheus_uses_the_project_config_and_scrapes_the_api() -> Non
     api_job = next(job for job in config["scrape_configs"] if job["job_name"] == "digits-api")
     assert api_job["static_configs"][0]["targets"] == ["api:8000"]
     assert "api" in services
+
+
+def test_cloud_run_service_probes_ready_and_health_on_the_image_port() -> None:
+    service = yaml.safe_load((REPO_ROOT / "deploy" / "cloudrun" / "service.yaml").read_text())
+    assert service["apiVersion"] == "serving.knative.dev/v1"
+    assert service["kind"] == "Service"
+    container = service["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "IMAGE", "placeholder substituted by docs/deployment.md"
+    assert container["ports"] == [{"name": "http1", "containerPort": 8000}]
+    assert container["startupProbe"]["httpGet"] == {"path": "/ready", "port": 8000}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8000}
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
+    assert set(container["resources"]["limits"]) == {"cpu", "memory"}
