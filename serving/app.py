@@ -38,6 +38,7 @@ from litestar.types import (
     Send,
 )
 
+from serving.demo import DEMO_PAGE_PATH, DEMO_STATIC_PATH, demo_router
 from serving.inputs import ClientError, decode_samples
 from serving.lineage import LineageError, VerifiedBundle, load_verified_bundle
 from serving.logs import configure_logging, request_id_var
@@ -452,6 +453,7 @@ def create_app(settings: Settings) -> Litestar:
             create_static_files_router(
                 path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False
             ),
+            demo_router(),
         ],
         lifespan=[lifespan],
         openapi_config=openapi,
@@ -539,6 +541,7 @@ _KNOWN_ROUTES = frozenset(
         "/model",
         "/docs",
         "/docs/openapi.json",
+        DEMO_PAGE_PATH,
     }
 )
 
@@ -549,6 +552,8 @@ def _route_guess(path: str) -> str:
         return path
     if path.startswith(STATIC_PATH + "/"):
         return STATIC_PATH + "/{file_path}"
+    if path.startswith(DEMO_STATIC_PATH + "/"):
+        return DEMO_STATIC_PATH + "/{file_path}"
     return "unmatched"
 
 
