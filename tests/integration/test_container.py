@@ -147,13 +147,17 @@ def test_image_has_oci_labels_and_a_ready_healthcheck(image: str) -> None:
     labels = config["Labels"]
     assert labels["org.opencontainers.image.version"] == locked_model_md5()[:VERSION_LENGTH]
     assert labels["org.opencontainers.image.source"]
-    head = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+    # The commit checked out at build time: HEAD itself or, if someone committed since,
+    # one of its ancestors.
+    revision = labels["org.opencontainers.image.revision"]
+    assert len(revision) == 40, revision
+    ancestor = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "merge-base", "--is-ancestor", revision, "HEAD"],
         capture_output=True,
         text=True,
         check=False,
-    ).stdout.strip()
-    assert labels["org.opencontainers.image.revision"] == (head or "unknown")
+    )
+    assert ancestor.returncode == 0, f"revision label {revision} is not in HEAD's history"
     assert config["User"] == "10001:10001"
     assert "8000/tcp" in config["ExposedPorts"]
     # podman reports the (docker-format) HEALTHCHECK next to Config, docker inside it.
