@@ -38,9 +38,17 @@ from litestar.types import (
     Send,
 )
 
+from serving import oip
 from serving.demo import DEMO_PAGE_PATH, DEMO_STATIC_PATH, demo_router
+from serving.drift import DriftMonitor, DriftReport, DriftSummary, parse_reference
 from serving.inputs import ClientError, decode_samples
-from serving.lineage import LineageError, VerifiedBundle, load_verified_bundle
+from serving.lineage import (
+    REFERENCE_STATS_JSON,
+    LineageError,
+    VerifiedBundle,
+    load_verified_bundle,
+    load_verified_file,
+)
 from serving.logs import configure_logging, request_id_var
 from serving.metrics import ServiceMetrics, mark_process_dead, render_latest
 from serving.model import OnnxModel
@@ -68,6 +76,7 @@ STATIC_DIR = Path(__file__).parent / "static" / "swagger-ui"
 STATIC_PATH = "/static/swagger-ui"
 SERVING_PACKAGES = ("litestar", "msgspec", "numpy", "onnxruntime", "prometheus-client", "granian")
 _JSON_MEDIA = (MediaType.JSON.value,)
+DRIFT_PUBLISH_SECONDS = 1.0
 _ENCODER = msgspec.json.Encoder()
 _STATUS_REASONS = {
     400: "bad_request",
@@ -97,6 +106,12 @@ class ServiceState:
     failure: LineageError | None = None
     model_body: bytes = b""
     importance: GlobalImportance | None = None
+    drift: DriftMonitor | None = None
+
+    def observe_inputs(self, X: Any) -> None:
+        """Feed a validated ``[n, 64]`` batch to the drift window."""
+        if self.drift is not None:
+            self.drift.observe(X)
 
 
 def _library_versions() -> dict[str, str]:
@@ -140,6 +155,7 @@ def load_model(state: ServiceState) -> None:
         bundle = load_verified_bundle(settings.lock_file, settings.resolved_model_dir)
         model = OnnxModel(bundle)
         model.warm_up()
+        drift = _drift_monitor(settings, state.metrics)
     except LineageError as exc:
         state.failure = exc
         state.metrics.model_ready.set(0)
@@ -157,7 +173,7 @@ def load_model(state: ServiceState) -> None:
         grid=[values[row * GRID : (row + 1) * GRID] for row in range(GRID)],
     )
     state.model_body = _ENCODER.encode(_model_response(bundle))
-    state.bundle, state.model, state.failure = bundle, model, None
+    state.bundle, state.model, state.failure, state.drift = bundle, model, None, drift
     state.metrics.model_info.labels(bundle.version, bundle.card.model_type).set(1)
     state.metrics.model_ready.set(1)
     log.info(
@@ -168,6 +184,21 @@ def load_model(state: ServiceState) -> None:
             "load_seconds": round(time.perf_counter() - started, 4),
         },
     )
+
+
+def _drift_monitor(settings: Settings, metrics: ServiceMetrics) -> DriftMonitor:
+    """The drift window over the dvc.lock-verified training reference statistics."""
+    _, data = load_verified_file(settings.lock_file, REFERENCE_STATS_JSON)
+    reference = parse_reference(data, settings.project_dir / REFERENCE_STATS_JSON)
+    monitor = DriftMonitor(
+        reference, settings.drift_window, settings.drift_min_rows, settings.drift_psi_threshold
+    )
+
+    def publish(summary: DriftSummary) -> None:
+        metrics.drift.publish(**msgspec.structs.asdict(summary))
+
+    monitor.attach(publish, DRIFT_PUBLISH_SECONDS)
+    return monitor
 
 
 def _error_body(status: int, reason: str, message: str, location: str | None) -> ErrorResponse:
@@ -283,6 +314,7 @@ async def _read_samples(request: Request[Any, Any, Any], state: ServiceState) ->
     body = await request.body()
     X = decode_samples(body, state.settings.max_rows)
     state.metrics.rows.observe(X.shape[0])
+    state.observe_inputs(X)
     return X
 
 
@@ -329,8 +361,26 @@ def create_app(settings: Settings) -> Litestar:
 
     @get("/metrics", sync_to_thread=False, summary="Prometheus metrics", media_type=MediaType.TEXT)
     def metrics() -> Response[bytes]:
+        if state.drift is not None:
+            state.drift.publish()
         body, content_type = render_latest()
         return Response(body, media_type=content_type)
+
+    @get(
+        "/drift",
+        sync_to_thread=False,
+        summary="Input drift of this worker's recent request window against the training data",
+        description=(
+            "Per worker (pid): window size and fill, PSI threshold, drift score (mean per-pixel "
+            "PSI; 0 until the window holds min_rows rows), PSI max/mean, pixels over the "
+            "threshold and the top drifting pixels. See docs/drift.md."
+        ),
+        responses={503: _ERROR_RESPONSES[503]},
+    )
+    def drift() -> DriftReport:
+        if state.drift is None:
+            raise _not_ready(state)
+        return state.drift.report()
 
     @post(
         "/predict",
@@ -398,6 +448,9 @@ def create_app(settings: Settings) -> Litestar:
         if exc.status != 503:
             state.metrics.validation_failures.labels(exc.reason).inc()
         log.info("rejected request: %s", exc.message, extra={"reason": exc.reason})
+        if _is_oip(request):
+            status = 400 if exc.status == 413 else exc.status  # row limit: 400 as in the spec
+            return Response(oip.error_body(exc.message), status_code=status)
         body = _error_body(exc.status, exc.reason, exc.message, exc.location)
         return Response(body, status_code=exc.status)
 
@@ -413,6 +466,8 @@ def create_app(settings: Settings) -> Litestar:
             message = str(exc.detail)
         log.info("rejected request: %s", message, extra={"reason": reason})
         headers = getattr(exc, "headers", None)
+        if _is_oip(request):
+            return Response(oip.error_body(message), status_code=status, headers=headers)
         return Response(
             _error_body(status, reason, message, None), status_code=status, headers=headers
         )
@@ -450,6 +505,8 @@ def create_app(settings: Settings) -> Litestar:
             predict,
             explain,
             model_info,
+            drift,
+            *oip.oip_route_handlers(state, state.observe_inputs),
             create_static_files_router(
                 path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False
             ),
@@ -464,6 +521,11 @@ def create_app(settings: Settings) -> Litestar:
     app.service_metrics = state.metrics
     app.service_state = state
     return app
+
+
+def _is_oip(request: Request[Any, Any, Any]) -> bool:
+    path = request.scope["path"]
+    return path == oip.OIP_PREFIX or path.startswith(oip.OIP_PREFIX + "/")
 
 
 def _request_id(scope: HTTPScope) -> str:
@@ -539,6 +601,7 @@ _KNOWN_ROUTES = frozenset(
         "/predict",
         "/explain",
         "/model",
+        "/drift",
         "/docs",
         "/docs/openapi.json",
         DEMO_PAGE_PATH,
@@ -552,6 +615,8 @@ def _route_guess(path: str) -> str:
         return path
     if path.startswith(STATIC_PATH + "/"):
         return STATIC_PATH + "/{file_path}"
+    if path.startswith(oip.OIP_PREFIX):
+        return oip.route_guess(path)
     if path.startswith(DEMO_STATIC_PATH + "/"):
         return DEMO_STATIC_PATH + "/{file_path}"
     return "unmatched"

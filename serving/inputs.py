@@ -13,7 +13,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from serving.schemas import GRID, N_FEATURES, SamplesRequest
+from serving.schemas import GRID, N_FEATURES, PIXEL_MAX, PIXEL_MIN, SamplesRequest
 
 _DECODER = msgspec.json.Decoder(SamplesRequest)
 _AT = re.compile(r" - at `\$\.?(.*)`$")
@@ -62,24 +62,56 @@ def decode_samples(body: bytes, max_rows: int) -> npt.NDArray[np.float32]:
         raise ClientError(400, "malformed_json", f"Request body is not valid JSON: {exc}") from None
     samples = request.samples
     n_rows = len(samples)
-    if n_rows == 0:
-        raise ClientError(400, "empty", "samples must hold at least 1 sample", "samples")
+    check_row_count(n_rows, max_rows, "samples")
+    try:
+        X = np.array(samples, dtype=np.float32)
+    except (ValueError, TypeError):
+        return pixel_batch(_diagnose_rows(samples), max_rows, "samples")
+    if X.ndim == 2 and X.shape[1] == N_FEATURES:
+        return pixel_batch(X, max_rows, "samples")
+    if X.ndim == 3 and X.shape[1:] == (GRID, GRID):
+        return pixel_batch(X.reshape(n_rows, N_FEATURES), max_rows, "samples")
+    return pixel_batch(_diagnose_rows(samples), max_rows, "samples")
+
+
+def check_row_count(n_rows: int, max_rows: int, location: str) -> None:
+    """The row limit shared by every inference route: 1 to ``max_rows`` samples."""
+    if n_rows < 1:
+        raise ClientError(400, "empty", f"{location} must hold at least 1 sample", location)
     if n_rows > max_rows:
         raise ClientError(
             413,
             "too_many_rows",
             f"{n_rows} samples exceed the limit of {max_rows} samples per request",
-            "samples",
+            location,
         )
-    try:
-        X = np.array(samples, dtype=np.float32)
-    except (ValueError, TypeError):
-        return _diagnose_rows(samples)
-    if X.ndim == 2 and X.shape[1] == N_FEATURES:
-        return X
-    if X.ndim == 3 and X.shape[1:] == (GRID, GRID):
-        return X.reshape(n_rows, N_FEATURES)
-    return _diagnose_rows(samples)
+
+
+def pixel_batch(X: npt.NDArray[Any], max_rows: int, location: str) -> npt.NDArray[np.float32]:
+    """The one validation every inference route applies to its decoded array.
+
+    ``X`` must be ``[n, 64]``; returns it as contiguous float32 after checking the row
+    limit and that every pixel is finite and in 0..16 (two vectorised reductions; the
+    offending element is located only on failure).
+    """
+    check_row_count(int(X.shape[0]), max_rows, location)
+    if X.ndim != 2 or X.shape[1] != N_FEATURES:
+        raise ClientError(
+            400, "row_length", f"{location}: expected shape [n, {N_FEATURES}], got {list(X.shape)}"
+        )
+    batch = np.ascontiguousarray(X, dtype=np.float32)
+    low, high = batch.min(), batch.max()
+    if low >= PIXEL_MIN and high <= PIXEL_MAX:  # False for NaN too
+        return batch
+    bad = ~((batch >= PIXEL_MIN) & (batch <= PIXEL_MAX))
+    row, column = (int(index) for index in np.argwhere(bad)[0])
+    value = float(batch[row, column])
+    raise ClientError(
+        400,
+        "out_of_range",
+        f"{value} is not allowed: every pixel must be a finite number in 0..16",
+        f"{location}[{row}][{column}]",
+    )
 
 
 def _row_array(row: list[Any], index: int) -> npt.NDArray[np.float32]:

@@ -17,6 +17,7 @@ MODEL_ONNX = "models/model.onnx"
 MODEL_JSON = "models/model.json"
 METRICS_JSON = "reports/metrics.json"
 IMPORTANCE_JSON = "reports/feature_importance.json"
+REFERENCE_STATS_JSON = "data/prepared/reference_stats.json"
 REQUIRED_ARTIFACTS = (MODEL_ONNX, MODEL_JSON, METRICS_JSON, IMPORTANCE_JSON)
 VERSION_LENGTH = 12
 
@@ -163,6 +164,17 @@ def _decode(path: Path, data: bytes, kind: Any) -> Any:
         return msgspec.json.decode(data, type=kind)
     except msgspec.DecodeError as exc:
         raise LineageError("artifact_invalid", f"{path}: cannot be parsed: {exc}") from None
+
+
+def load_verified_file(lock_file: Path, lock_path: str) -> tuple[LockedArtifact, bytes]:
+    """Verify one locked file (path relative to the lock file's directory); return its bytes."""
+    lock = read_lock(lock_file)
+    file_path = lock_file.parent / lock_path
+    artifact = verify_artifact(lock, lock_path, file_path)
+    data = file_path.read_bytes()
+    if hashlib.md5(data, usedforsecurity=False).hexdigest() != artifact.md5:
+        raise LineageError("hash_mismatch", f"{file_path}: changed while being verified")
+    return artifact, data
 
 
 def load_verified_bundle(lock_file: Path, model_dir: Path) -> VerifiedBundle:

@@ -104,6 +104,7 @@ class ServiceMetrics:
             registry=None,
         )
         self.model_ready.set(0)
+        self.drift = DriftGauges(Gauge)
         self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._progress_children: dict[tuple[str, str], Any] = {}
         self._class_children: dict[int, Any] = {}
@@ -134,6 +135,52 @@ class ServiceMetrics:
             if child is None:
                 child = self._class_children[label] = self.predicted_class.labels(str(label))
             child.inc(count)
+
+
+_PER_WORKER = (
+    " Per worker (label pid, multiprocess_mode liveall): each worker scores its own window;"
+    " aggregate with max by (instance)."
+)
+
+
+class DriftGauges:
+    """Input-drift gauges (see docs/drift.md). One series per live worker (``pid`` label)."""
+
+    def __init__(self, gauge: Any) -> None:
+        def make(name: str, text: str) -> Any:
+            return gauge(name, text + _PER_WORKER, multiprocess_mode="liveall", registry=None)
+
+        self.score = make(
+            "input_drift_score",
+            "Input drift score: mean per-pixel PSI of the recent input window against the"
+            " training histograms; 0 until the window holds the minimum rows.",
+        )
+        self.psi_max = make("input_drift_psi_max", "Largest per-pixel PSI in the input window.")
+        self.psi_mean = make("input_drift_psi_mean", "Mean per-pixel PSI in the input window.")
+        self.features_over = make(
+            "input_drift_features_over_threshold",
+            "Pixels whose PSI exceeds DIGITS_DRIFT_PSI_THRESHOLD.",
+        )
+        self.window_fill = make(
+            "input_drift_window_fill", "Rows in the drift window / window size (0..1)."
+        )
+        for child in (self.score, self.psi_max, self.psi_mean, self.features_over):
+            child.set(0)
+        self.window_fill.set(0)
+
+    def publish(
+        self,
+        score: float,
+        psi_max: float,
+        psi_mean: float,
+        features_over_threshold: int,
+        window_fill: float,
+    ) -> None:
+        self.score.set(score)
+        self.psi_max.set(psi_max)
+        self.psi_mean.set(psi_mean)
+        self.features_over.set(features_over_threshold)
+        self.window_fill.set(window_fill)
 
 
 def render_latest() -> tuple[bytes, str]:

@@ -28,6 +28,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     log_level: LogLevel = "info"
+    drift_window: Annotated[int, msgspec.Meta(ge=10, le=1_000_000)] = 2000
+    drift_min_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 200
+    drift_psi_threshold: Annotated[float, msgspec.Meta(gt=0.0, le=100.0)] = 0.2
+
+    @property
+    def drift_required_rows(self) -> int:
+        """Rows the drift window must hold before a score is reported (at most the window)."""
+        return min(self.drift_min_rows, self.drift_window)
 
     @property
     def lock_file(self) -> Path:
@@ -56,6 +64,9 @@ _FIELDS = {
     "port": "DIGITS_PORT",
     "workers": "DIGITS_WORKERS",
     "log_level": "DIGITS_LOG_LEVEL",
+    "drift_window": "DIGITS_DRIFT_WINDOW",
+    "drift_min_rows": "DIGITS_DRIFT_MIN_ROWS",
+    "drift_psi_threshold": "DIGITS_DRIFT_PSI_THRESHOLD",
 }
 
 
