@@ -35,4 +35,8 @@ def run_stage(name: str, body: Callable[[], None]) -> int:
     except (StageError, ArtifactError, FileNotFoundError) as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except OSError as exc:  # disk full, read-only or vanished output directory, ...
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"{name}: error: cannot write output{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
     return 0

@@ -29,6 +29,27 @@ def test_atomic_write_replaces_content_and_leaves_no_temp_files(tmp_path: Path) 
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.bin"]
 
 
+def test_write_removes_temp_files_of_an_interrupted_earlier_write(tmp_path: Path) -> None:
+    stale = tmp_path / ".out.bin.abc123.tmp"
+    stale.write_bytes(b"half")
+    other = tmp_path / ".other.bin.abc123.tmp"
+    other.write_bytes(b"not ours")
+    atomic_write_bytes(tmp_path / "out.bin", b"whole")
+    assert not stale.exists()
+    assert other.exists()
+
+
+def test_disk_full_names_the_artifact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left") as excinfo:
+        atomic_write_bytes(tmp_path / "out.bin", b"data")
+    assert excinfo.value.filename == str(tmp_path / "out.bin")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_failed_write_keeps_previous_file_intact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
