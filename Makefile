@@ -64,9 +64,10 @@ bench: $(STAMP) ## Benchmark the service against the FastAPI/sklearn baseline ->
 	python bench/serving_benchmark.py --output docs/performance.md
 
 .PHONY: lint
-lint: $(STAMP) ## ruff check + ruff format --check
+lint: $(STAMP) ## ruff check + ruff format --check + bandit
 	ruff check stages serving tests bench
 	ruff format --check stages serving tests bench
+	bandit -q -c pyproject.toml -r stages serving
 
 .PHONY: types
 types: $(STAMP) ## mypy --strict
