@@ -256,7 +256,8 @@ def input_batch(request: InferRequest, binary: bytes, max_rows: int) -> npt.NDAr
             raise _bad("invalid_data", f"input '{tensor.name}': data is missing")
         nested = _json_values(tensor, tensor.datatype in _INTEGER_DATATYPES)
         try:
-            values = np.array(nested, dtype=np.float32)
+            with np.errstate(over="ignore"):  # beyond float32 becomes inf: rejected below
+                values = np.array(nested, dtype=np.float32)
         except (ValueError, TypeError, OverflowError):
             raise _bad(
                 "invalid_data", f"input '{tensor.name}': data is ragged (rows of different sizes)"
