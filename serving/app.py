@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from litestar.openapi.spec import (
     RequestBody,
     Schema,
 )
+from litestar.response.base import ASGIResponse
 from litestar.static_files import create_static_files_router
 from litestar.types import (
     HTTPScope,
@@ -291,6 +292,10 @@ def _error_spec(description: str) -> ResponseSpec:
     )
 
 
+def _ok_spec(data: type[Any], description: str) -> ResponseSpec:
+    return ResponseSpec(data, description=description, generate_examples=False)
+
+
 _ERROR_RESPONSES = {
     400: _error_spec("Malformed JSON, wrong shape, wrong type or value (location says where)"),
     413: _error_spec("Body over the byte limit, or more samples than the row limit"),
@@ -299,8 +304,46 @@ _ERROR_RESPONSES = {
 }
 
 
+def _content_type(scope: HTTPScope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return ""
+
+
+async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+    """The request body, refusing (413) as soon as it grows past ``limit`` bytes."""
+    announced = request.scope["headers"]
+    for name, value in announced:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise _body_too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientError(400, "client_disconnected", "client disconnected mid-request")
+        chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _body_too_large(limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _body_too_large(limit: int) -> ClientError:
+    return ClientError(
+        413, "body_too_large", f"Request body exceeds the limit of {limit} bytes", "body"
+    )
+
+
 async def _read_samples(request: Request[Any, Any, Any], state: ServiceState) -> Any:
-    content_type = request.headers.get("content-type", "")
+    """Content type, readiness, body size and samples checked in that order."""
+    content_type = _content_type(request.scope)
     media = content_type.split(";", 1)[0].strip().lower()
     if media not in _JSON_MEDIA and not media.endswith("+json"):
         raise ClientError(
@@ -311,15 +354,54 @@ async def _read_samples(request: Request[Any, Any, Any], state: ServiceState) ->
         )
     if state.model is None:
         raise _not_ready(state)
-    body = await request.body()
+    body = await _read_body(request, state.settings.max_body_bytes)
     X = decode_samples(body, state.settings.max_rows)
     state.metrics.rows.observe(X.shape[0])
     state.observe_inputs(X)
     return X
 
 
-def create_app(settings: Settings) -> Litestar:
-    """Build the service. The lifespan hook verifies and loads the dvc.lock-pinned model."""
+_JSON_CONTENT_TYPE = (b"content-type", MediaType.JSON.value.encode())
+
+
+class JSONBytesResponse(ASGIResponse):
+    """A 200 ``application/json`` response from already-encoded bytes.
+
+    The hot routes return this instead of a Struct so that Litestar skips its generic
+    response pipeline (header containers, re-encoding checks); the bytes are msgspec's.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.status_code = 200
+        self.background = None
+        self.is_head_response = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = self.body
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [_JSON_CONTENT_TYPE, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _json_response(payload: Any) -> JSONBytesResponse:
+    """Encode ``payload`` (a msgspec Struct) once, straight to the response bytes."""
+    return JSONBytesResponse(_ENCODER.encode(payload))
+
+
+def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
+    """Build the service. The lifespan hook verifies and loads the dvc.lock-pinned model.
+
+    ``worker_process``: this app owns its process (a server worker), so on shutdown it
+    removes the process's live-gauge files from the Prometheus multiprocess directory.
+    """
     state = ServiceState(settings=settings, metrics=ServiceMetrics())
     samples_operation = _samples_operation(settings.max_rows)
 
@@ -330,7 +412,8 @@ def create_app(settings: Settings) -> Litestar:
             yield
         finally:
             state.metrics.model_ready.set(0)
-            mark_process_dead()
+            if worker_process:
+                mark_process_dead()
 
     @get("/health", sync_to_thread=False, summary="Liveness")
     def health() -> HealthResponse:
@@ -387,20 +470,22 @@ def create_app(settings: Settings) -> Litestar:
         status_code=200,
         summary="Predict digit labels and class probabilities",
         operation_class=samples_operation,
-        responses=_ERROR_RESPONSES,
+        responses={200: _ok_spec(PredictResponse, "Labels and probabilities"), **_ERROR_RESPONSES},
     )
-    async def predict(request: Request[Any, Any, Any]) -> PredictResponse:
+    async def predict(request: Request[Any, Any, Any]) -> JSONBytesResponse:
         X = await _read_samples(request, state)
         model, bundle = state.model, state.bundle
         if model is None or bundle is None:  # pragma: no cover - checked in _read_samples
             raise _not_ready(state)
         labels, probabilities = model.predict(X)
         state.metrics.observe_predictions(labels)
-        return PredictResponse(
-            model_version=bundle.version,
-            labels=labels.tolist(),
-            probabilities=probabilities.tolist(),
-            classes=bundle.card.classes,
+        return _json_response(
+            PredictResponse(
+                model_version=bundle.version,
+                labels=labels.tolist(),
+                probabilities=probabilities.tolist(),
+                classes=bundle.card.classes,
+            )
         )
 
     @post(
@@ -535,7 +620,7 @@ def _request_id(scope: HTTPScope) -> str:
             if 0 < len(text) <= 128 and text.isprintable():
                 return text
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 class ObservedLitestar(Litestar):
@@ -626,7 +711,7 @@ def app_from_env() -> Litestar:
     """Factory used by the server workers: settings from ``DIGITS_*`` variables."""
     settings = load_settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return create_app(settings, worker_process=True)
 
 
 __all__ = ["ObservedLitestar", "app_from_env", "create_app", "load_model"]
