@@ -365,7 +365,8 @@ async function runPrediction() {
     grid.push(current.slice(row * GRID, (row + 1) * GRID));
   }
   state.busy = true;
-  elements.predictButton.disabled = true;
+  // aria-disabled, not disabled: a disabled button would drop the keyboard focus to <body>.
+  elements.predictButton.setAttribute("aria-disabled", "true");
   elements.predictButton.textContent = "Predicting…";
   elements.resultCard.setAttribute("aria-busy", "true");
   clearError();
@@ -395,7 +396,7 @@ async function runPrediction() {
     showError(errorText(error));
   } finally {
     state.busy = false;
-    elements.predictButton.disabled = false;
+    elements.predictButton.removeAttribute("aria-disabled");
     elements.predictButton.textContent = "Predict";
     elements.resultCard.removeAttribute("aria-busy");
   }
