@@ -223,6 +223,7 @@ def render_context(inputs: Inputs) -> dict[str, str]:
         "n_test": str(inputs.reference_stats["n_test"]),
         "n_total": str(inputs.reference_stats["n_train"] + inputs.reference_stats["n_test"]),
         "test_size": str(params.data.test_size),
+        "min_class_count": str(params.data.min_class_count),
         "class_counts_table": class_counts_table(inputs.reference_stats),
         "histogram_bins": str(params.data.histogram_bins),
         "mean_pixel": fmt(float(np.mean(inputs.reference_stats["mean"])), 3),
