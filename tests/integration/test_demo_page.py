@@ -215,6 +215,50 @@ def test_draw_predict_and_explain(
     assert screenshot.stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("pointer_type", ["pen", "touch"])
+def test_pen_and_touch_draw_on_a_phone_sized_page(
+    browser: Browser, server: RunningServer, tmp_path: Path, pointer_type: str
+) -> None:
+    """Pen and finger Pointer Events draw too (dispatched: Playwright cannot drag with them)."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True)
+    page = context.new_page()
+    open_demo(page, server)
+    box = page.locator("#pad").bounding_box()
+    assert box is not None
+    x = box["x"] + box["width"] / 2
+    common = {"pointerId": 7, "pointerType": pointer_type, "isPrimary": True, "bubbles": True}
+    page.dispatch_event(
+        "#pad", "pointerdown", {**common, "clientX": x, "clientY": box["y"] + 30, "buttons": 1}
+    )
+    for step in range(1, 21):
+        y = box["y"] + 30 + step * (box["height"] - 60) / 20
+        page.dispatch_event("#pad", "pointermove", {**common, "clientX": x, "clientY": y})
+    page.dispatch_event("#pad", "pointerup", {**common, "clientX": x, "clientY": y})
+    values = grid_values(page)
+    # A centred vertical stroke, pen 6 of 32 units wide: half of it (3 of 4 units) in each of
+    # columns 4 and 5, i.e. 12/16, with the round caps giving a little less in rows 1 and 8.
+    rows = [values[row * 8 : row * 8 + 8] for row in range(8)]
+    for row in rows:
+        assert row[:3] == row[5:] == [0, 0, 0]
+        assert row[3] == row[4]
+    assert [row[3] for row in rows[1:7]] == [12] * 6
+    assert 6 <= rows[0][3] < 12
+    assert rows[0][3] == rows[7][3]
+    page.get_by_role("button", name="Predict").click()
+    expect(page.locator("#predicted-label")).to_have_text("1")
+    page.screenshot(path=str(tmp_path / f"demo-phone-{pointer_type}.png"), full_page=True)
+    context.close()
+
+
+def test_swagger_ui_still_renders(page: Page, server: RunningServer) -> None:
+    """The demo CSP is not applied to /docs, whose Swagger UI needs its inline bootstrap."""
+    response = page.goto(f"{server.base_url}/docs")
+    assert response is not None
+    assert "content-security-policy" not in response.headers
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+    expect(page.locator(".swagger-ui .opblock-summary-path", has_text="/predict")).to_have_count(1)
+
+
 def test_keyboard_only(page: Page, server: RunningServer, tmp_path: Path) -> None:
     open_demo(page, server)
     reached: list[str] = []

@@ -84,8 +84,9 @@ function renderInputGrid() {
     const row = Math.floor(index / GRID) + 1;
     const col = (index % GRID) + 1;
     cell.textContent = value > 0 ? String(value) : "";
-    cell.style.backgroundColor = inkColour(value / MAX_VALUE);
-    cell.classList.toggle("pixel--dark", value >= 9);
+    const colour = inkColour(value / MAX_VALUE);
+    cell.style.backgroundColor = colour.background;
+    cell.style.color = colour.text;
     cell.classList.toggle("pixel--edited", state.edited[index] !== null);
     const edited = state.edited[index] !== null ? ", edited" : "";
     cell.setAttribute("aria-label", `Row ${row}, column ${col}: ${value} of 16${edited}`);
@@ -200,7 +201,11 @@ function onPointerDown(event) {
     return;
   }
   event.preventDefault();
-  elements.pad.setPointerCapture(event.pointerId);
+  try {
+    elements.pad.setPointerCapture(event.pointerId);
+  } catch {
+    // Not an active pointer (e.g. a synthetic event): drawing still works without capture.
+  }
   state.activePointer = event.pointerId;
   state.activeStroke = [padPoint(event)];
   state.strokes.push(state.activeStroke);
@@ -317,6 +322,7 @@ function renderHeatmap(contributions) {
   if (contributions === null) {
     cells.forEach((cell) => {
       cell.style.backgroundColor = "";
+      cell.style.color = "";
       cell.textContent = "";
       cell.removeAttribute("title");
     });
@@ -331,8 +337,9 @@ function renderHeatmap(contributions) {
   cells.forEach((cell, index) => {
     const value = flat[index];
     const share = value / scale;
-    cell.style.backgroundColor = divergingColour(share);
-    cell.classList.toggle("pixel--dark", Math.abs(share) > 0.55);
+    const colour = divergingColour(share);
+    cell.style.backgroundColor = colour.background;
+    cell.style.color = colour.text;
     cell.textContent = Math.abs(share) >= STRONG_FRACTION ? (value > 0 ? "+" : "−") : "";
     const row = Math.floor(index / GRID) + 1;
     const col = (index % GRID) + 1;
