@@ -591,7 +591,7 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
             explain,
             model_info,
             drift,
-            *oip.oip_route_handlers(state, state.observe_inputs),
+            *oip.oip_route_handlers(state, state.observe_inputs, _read_body),
             create_static_files_router(
                 path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False
             ),

@@ -9,7 +9,7 @@ as ``/predict`` (:func:`serving.inputs.pixel_batch`). Errors are ``{"error": "..
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
@@ -19,6 +19,7 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath
+from litestar.response.base import ASGIResponse
 
 from serving.inputs import ClientError, check_row_count, pixel_batch
 from serving.schemas import GRID, N_FEATURES
@@ -100,6 +101,26 @@ class InferRequest(msgspec.Struct, forbid_unknown_fields=True):
     outputs: list[RequestOutput] | None = None
 
 
+class FlatRequestInput(msgspec.Struct, forbid_unknown_fields=True):
+    """The common case decoded in one pass: flat JSON numbers (no binary data)."""
+
+    name: str
+    shape: list[NonNegative]
+    datatype: str
+    data: list[float]
+    parameters: dict[str, Any] | None = None
+
+
+class FlatInferRequest(msgspec.Struct, forbid_unknown_fields=True):
+    inputs: list[FlatRequestInput]
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[RequestOutput] | None = None
+
+
+AnyInferRequest = InferRequest | FlatInferRequest
+
+
 class ResponseOutput(msgspec.Struct, omit_defaults=True):
     name: str
     shape: list[int]
@@ -136,6 +157,8 @@ class ModelMetadata(msgspec.Struct):
 
 
 _REQUEST_DECODER = msgspec.json.Decoder(InferRequest)
+_FLAT_DECODER = msgspec.json.Decoder(FlatInferRequest)
+_FLOAT_DATATYPES = frozenset({"FP32", "FP64"})
 MODEL_INPUTS = [TensorMetadata(name=INPUT_NAME, datatype="FP32", shape=[-1, N_FEATURES])]
 MODEL_OUTPUTS = [
     TensorMetadata(name=LABEL_OUTPUT, datatype="INT64", shape=[-1]),
@@ -170,8 +193,20 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     return body[:length], body[length:]
 
 
-def decode_request(header: bytes) -> InferRequest:
-    """The inference request JSON object, or a 400 that says what is wrong."""
+def decode_request(header: bytes) -> AnyInferRequest:
+    """The inference request JSON object, or a 400 that says what is wrong.
+
+    Flat floating-point data (what most clients send) is decoded straight into a typed
+    list in one pass; anything else (nested or integer data, binary tensors) is
+    decoded again with the general schema, which also produces the error messages.
+    """
+    try:
+        flat = _FLAT_DECODER.decode(header)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    else:
+        if all(tensor.datatype in _FLOAT_DATATYPES for tensor in flat.inputs):
+            return flat
     try:
         return _REQUEST_DECODER.decode(header)
     except msgspec.ValidationError as exc:
@@ -205,7 +240,7 @@ def _json_values(tensor: RequestInput, integer: bool) -> Any:
         ) from None
 
 
-def input_batch(request: InferRequest, binary: bytes, max_rows: int) -> npt.NDArray[np.float32]:
+def input_batch(request: AnyInferRequest, binary: bytes, max_rows: int) -> npt.NDArray[np.float32]:
     """The ``pixels`` input as a validated float32 ``[n, 64]`` batch."""
     if len(request.inputs) != 1 or request.inputs[0].name != INPUT_NAME:
         names = [tensor.name for tensor in request.inputs]
@@ -233,7 +268,12 @@ def input_batch(request: InferRequest, binary: bytes, max_rows: int) -> npt.NDAr
     expected = math.prod(shape)
     parameters = tensor.parameters or {}
     binary_size = parameters.get("binary_data_size")
-    if binary_size is not None:
+    if isinstance(tensor, FlatRequestInput):
+        if binary_size is not None or binary:
+            raise _bad("invalid_data", f"input '{tensor.name}': both data and binary data")
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf: rejected below
+            values = np.fromiter(tensor.data, dtype=np.float32, count=len(tensor.data))
+    elif binary_size is not None:
         if len(tensor.data):
             raise _bad("invalid_data", f"input '{tensor.name}': both data and binary_data_size")
         if binary_size != len(binary):
@@ -270,7 +310,7 @@ def input_batch(request: InferRequest, binary: bytes, max_rows: int) -> npt.NDAr
     return pixel_batch(values.reshape(n_rows, N_FEATURES), max_rows, "inputs[0].data")
 
 
-def requested_outputs(request: InferRequest) -> list[tuple[str, bool]]:
+def requested_outputs(request: AnyInferRequest) -> list[tuple[str, bool]]:
     """``(output name, binary?)`` in the requested order; all outputs when none are named."""
     parameters = request.parameters or {}
     binary_default = parameters.get("binary_data_output", False)
@@ -337,9 +377,15 @@ _OIP_ERROR = ResponseSpec(OipErrorBody, description='{"error": "..."}', generate
 
 
 def oip_route_handlers(
-    state: ServiceState, observe: Callable[[npt.NDArray[np.float32]], None]
+    state: ServiceState,
+    observe: Callable[[npt.NDArray[np.float32]], None],
+    read_body: Callable[[Request[Any, Any, Any], int], Awaitable[bytes]],
 ) -> list[HTTPRouteHandler]:
-    """The ``/v2`` handlers over the service state; ``observe`` sees every validated batch."""
+    """The ``/v2`` handlers over the service state.
+
+    ``observe`` sees every validated batch (drift window); ``read_body(request, limit)``
+    is the byte-limited body reader ``/predict`` uses.
+    """
 
     def check_model(name: str, version: str | None) -> None:
         bundle = state.bundle
@@ -384,12 +430,13 @@ def oip_route_handlers(
 
     async def infer(
         request: Request[Any, Any, Any], name: str, version: str | None
-    ) -> Response[Any]:
+    ) -> ASGIResponse:
         check_model(name, version)
         model, bundle = state.model, state.bundle
         if model is None or bundle is None:  # pragma: no cover - checked in check_model
             raise OipError(503, "model_not_ready", "model not ready")
-        header, binary = split_body(await request.body(), request.headers.get(HEADER_LENGTH))
+        body = await read_body(request, state.settings.max_body_bytes)
+        header, binary = split_body(body, request.headers.get(HEADER_LENGTH))
         parsed = decode_request(header)
         outputs = requested_outputs(parsed)
         X = input_batch(parsed, binary, state.settings.max_rows)
@@ -414,10 +461,10 @@ def oip_route_handlers(
                 for output, _ in outputs
             ],
         )
-        body, headers, media_type = encode_response(
+        payload, headers, media_type = encode_response(
             response, [arrays[output] for output, _ in outputs], [flag for _, flag in outputs]
         )
-        return Response(body, media_type=media_type, headers=headers)
+        return ASGIResponse(body=payload, media_type=media_type, headers=headers)
 
     tags = ["Open Inference Protocol (v2)"]
     errors = {400: _OIP_ERROR, 404: _OIP_ERROR, 503: _OIP_ERROR}
@@ -500,7 +547,7 @@ def oip_route_handlers(
         tags=tags,
         responses=errors,
     )
-    async def model_infer(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
+    async def model_infer(request: Request[Any, Any, Any], name: FromPath[str]) -> ASGIResponse:
         return await infer(request, name, None)
 
     @post(
@@ -513,7 +560,7 @@ def oip_route_handlers(
     )
     async def model_version_infer(
         request: Request[Any, Any, Any], name: FromPath[str], version: FromPath[str]
-    ) -> Response[Any]:
+    ) -> ASGIResponse:
         return await infer(request, name, version)
 
     return [
