@@ -63,6 +63,14 @@ def write_json(path: Path, payload: Any) -> None:
     atomic_write_bytes(path, json_bytes(payload))
 
 
+def read_bytes(path: Path) -> bytes:
+    """A required input file's bytes, with a clear error when it is missing."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: required input is missing") from None
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON file, with a clear error when it is missing or malformed."""
     try:

@@ -22,7 +22,7 @@ import msgspec
 import numpy as np
 import yaml
 
-from stages.artifacts import atomic_write_bytes, read_json
+from stages.artifacts import atomic_write_bytes, read_bytes, read_json
 from stages.params import Params, load_params, to_builtins
 from stages.runner import StageError, run_stage
 from stages.train import onnx_predict
@@ -275,10 +275,8 @@ def render(template: str, context: Mapping[str, str], source: str) -> str:
 
 def load_inputs(args: argparse.Namespace) -> Inputs:
     """Read every pipeline output the documents use."""
-    onnx_path: Path = args.model_dir / "model.onnx"
-    if not onnx_path.is_file():
-        raise FileNotFoundError(f"{onnx_path}: required input is missing")
-    labels, probabilities = onnx_predict(onnx_path.read_bytes(), np.zeros((1, 64)))
+    onnx_bytes = read_bytes(args.model_dir / "model.onnx")
+    labels, probabilities = onnx_predict(onnx_bytes, np.zeros((1, 64)))
     lineage: dict[str, tuple[str, int]] = {}
     for path in args.lineage:
         if not path.is_file():

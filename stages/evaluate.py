@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stages.artifacts import atomic_write_bytes, read_npz, write_json
+from stages.artifacts import atomic_write_bytes, read_bytes, read_npz, write_json
 from stages.params import EvaluateParams, load_params
 from stages.runner import StageError, run_stage
 from stages.train import onnx_predict
@@ -157,10 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         params = load_params(args.params)
         test = read_npz(args.data_dir / "test.npz", ("X", "y"))
-        onnx_path = args.model_dir / "model.onnx"
-        if not onnx_path.is_file():
-            raise FileNotFoundError(f"{onnx_path}: required input is missing")
-        labels, probabilities = onnx_predict(onnx_path.read_bytes(), test["X"])
+        onnx_bytes = read_bytes(args.model_dir / "model.onnx")
+        labels, probabilities = onnx_predict(onnx_bytes, test["X"])
         metrics = classification_metrics(
             test["y"], labels, probabilities, params.evaluate.calibration_bins
         )

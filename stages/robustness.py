@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stages.artifacts import read_npz, write_json
+from stages.artifacts import read_bytes, read_npz, write_json
 from stages.evaluate import load_sklearn_model
 from stages.params import AttackName, RobustnessGates, RobustnessParams, load_params
 from stages.perturbations import (
@@ -449,10 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         params = load_params(args.params)
         test = read_npz(args.data_dir / "test.npz", ("X", "y"))
-        onnx_path = args.model_dir / "model.onnx"
-        if not onnx_path.is_file():
-            raise FileNotFoundError(f"{onnx_path}: required input is missing")
-        onnx_bytes = onnx_path.read_bytes()
+        onnx_bytes = read_bytes(args.model_dir / "model.onnx")
         model = load_sklearn_model(args.model_dir / "model.joblib")
 
         def predict(batch: npt.NDArray[Any]) -> npt.NDArray[Any]:
