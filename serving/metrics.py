@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SMALL_BATCH = 32
 ROWS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
@@ -128,9 +129,15 @@ class ServiceMetrics:
 
     def observe_predictions(self, labels: npt.NDArray[np.int64]) -> None:
         """Count predicted (non-negative integer) class labels."""
-        counts = np.bincount(labels)
-        for label in np.flatnonzero(counts).tolist():
-            count = int(counts[label])
+        counts: dict[int, int] = {}
+        if labels.shape[0] <= SMALL_BATCH:  # cheaper than numpy for a handful of labels
+            for label in labels.tolist():
+                counts[label] = counts.get(label, 0) + 1
+        else:
+            totals = np.bincount(labels)
+            nonzero = np.flatnonzero(totals).tolist()
+            counts = dict(zip(nonzero, totals[nonzero].tolist(), strict=True))
+        for label, count in counts.items():
             child = self._class_children.get(label)
             if child is None:
                 child = self._class_children[label] = self.predicted_class.labels(str(label))
