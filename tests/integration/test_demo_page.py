@@ -214,6 +214,12 @@ def test_draw_predict_and_explain(
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 10_000
 
+    draw(page, [(0.1, 0.9), (0.2, 0.9)])  # changing the input marks the result as outdated
+    expect(page.locator("#result-version")).to_have_text(
+        "The input changed: press Predict to update."
+    )
+    expect(page.locator("#result-card")).to_have_class(re.compile(r"\bis-stale\b"))
+
 
 @pytest.mark.parametrize("pointer_type", ["pen", "touch"])
 def test_pen_and_touch_draw_on_a_phone_sized_page(
