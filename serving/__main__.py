@@ -23,6 +23,7 @@ def main() -> int:
 
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
 
     from serving.logs import configure_logging, logging_config
 
@@ -38,6 +39,9 @@ def main() -> int:
         log_dictconfig=logging_config(settings.log_level),
         log_access=False,
         respawn_failed_workers=True,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=max(1, round(settings.header_read_timeout_seconds * 1000))
+        ),
         workers_kill_timeout=WORKER_KILL_TIMEOUT_SECONDS,
     )
     server.serve()

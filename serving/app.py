@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -35,11 +36,13 @@ from litestar.types import (
     LifeSpanSend,
     Message,
     Receive,
+    ReceiveMessage,
     Scope,
     Send,
 )
 
 from serving import oip
+from serving.dead_workers import sweep_dead_workers
 from serving.demo import DEMO_PAGE_PATH, DEMO_STATIC_PATH, demo_router
 from serving.drift import DriftMonitor, DriftReport, DriftSummary, parse_reference
 from serving.inputs import ClientError, decode_samples
@@ -83,6 +86,7 @@ _STATUS_REASONS = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "body_timeout",
     413: "body_too_large",
     415: "unsupported_media_type",
 }
@@ -298,6 +302,7 @@ def _ok_spec(data: type[Any], description: str) -> ResponseSpec:
 
 _ERROR_RESPONSES = {
     400: _error_spec("Malformed JSON, wrong shape, wrong type or value (location says where)"),
+    408: _error_spec("The body did not arrive within DIGITS_BODY_READ_TIMEOUT seconds"),
     413: _error_spec("Body over the byte limit, or more samples than the row limit"),
     415: _error_spec("Content-Type is not application/json"),
     503: _error_spec("The locked model is not verified and warm; message says why"),
@@ -407,6 +412,8 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if worker_process:
+            sweep_dead_workers()  # a respawned worker replaces one that may have been killed
         load_model(state)
         try:
             yield
@@ -444,6 +451,8 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
 
     @get("/metrics", sync_to_thread=False, summary="Prometheus metrics", media_type=MediaType.TEXT)
     def metrics() -> Response[bytes]:
+        if worker_process:
+            sweep_dead_workers()
         if state.drift is not None:
             state.drift.publish()
         body, content_type = render_latest()
@@ -535,9 +544,12 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
         log.info("rejected request: %s", exc.message, extra={"reason": exc.reason})
         if _is_oip(request):
             status = 400 if exc.status == 413 else exc.status  # row limit: 400 as in the spec
-            return Response(oip.error_body(exc.message), status_code=status)
+            headers = {"connection": "close"} if status == 408 else None
+            return Response(oip.error_body(exc.message), status_code=status, headers=headers)
         body = _error_body(exc.status, exc.reason, exc.message, exc.location)
-        return Response(body, status_code=exc.status)
+        # 408: the rest of the body may still arrive; the connection cannot be reused.
+        headers = {"connection": "close"} if exc.status == 408 else None
+        return Response(body, status_code=exc.status, headers=headers)
 
     def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         status = exc.status_code
@@ -604,6 +616,7 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
         logging_config=None,
     )
     app.service_metrics = state.metrics
+    app.body_read_timeout = settings.body_read_timeout_seconds
     app.service_state = state
     return app
 
@@ -628,6 +641,7 @@ class ObservedLitestar(Litestar):
 
     service_metrics: ServiceMetrics
     service_state: ServiceState
+    body_read_timeout: float = 30.0
 
     async def __call__(
         self,
@@ -650,6 +664,8 @@ class ObservedLitestar(Litestar):
         metrics = self.service_metrics
         progress = metrics.in_progress_child(_route_guess(scope["path"]), method)
         progress.inc()
+        if method in _BODY_METHODS:
+            receive = _body_deadline(receive, self.body_read_timeout)
 
         async def observed_send(message: Message) -> None:
             nonlocal status
@@ -676,6 +692,40 @@ class ObservedLitestar(Litestar):
                     },
                 )
             request_id_var.reset(token)
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _body_deadline(receive: Receive, timeout: float) -> Receive:
+    """``receive`` that raises a 408 ClientError when the body is not complete in ``timeout``
+    seconds from the first read (slow or stalled clients cannot hold a worker's request slot).
+    Once the body is complete, later calls (disconnect waits) pass straight through."""
+    deadline: float | None = None
+    complete = False
+
+    async def receive_with_deadline() -> ReceiveMessage:
+        nonlocal deadline, complete
+        if complete:
+            return await receive()
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = loop.time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise ClientError(
+                408,
+                "body_timeout",
+                f"Request body not received within {timeout:g} seconds",
+                "body",
+            ) from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            complete = True
+        return message
+
+    return receive_with_deadline
 
 
 _KNOWN_ROUTES = frozenset(

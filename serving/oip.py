@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
@@ -18,11 +19,20 @@ import numpy.typing as npt
 from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import (
+    Example,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
 
 from serving.inputs import ClientError, check_row_count, pixel_batch
-from serving.schemas import GRID, N_FEATURES
+from serving.schemas import EXAMPLE_FLAT, GRID, N_FEATURES
 
 if TYPE_CHECKING:
     from serving.app import ServiceState
@@ -376,6 +386,90 @@ def _status(code: int) -> Response[bytes]:
 _OIP_ERROR = ResponseSpec(OipErrorBody, description='{"error": "..."}', generate_examples=False)
 
 
+def _status_only(description: str) -> ResponseSpec:
+    """A status-code-only answer (empty text body), as the OIP health endpoints give."""
+    return ResponseSpec(
+        str, description=description, media_type=MediaType.TEXT, generate_examples=False
+    )
+
+
+_ANY_OBJECT = Schema(type=OpenAPIType.OBJECT)
+
+
+def _infer_request_schema() -> Schema:
+    """The inference request JSON object (what :func:`decode_request` accepts)."""
+    tensor = Schema(
+        type=OpenAPIType.OBJECT,
+        required=["name", "shape", "datatype"],
+        additional_properties=False,
+        properties={
+            "name": Schema(type=OpenAPIType.STRING),
+            "shape": Schema(
+                type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.INTEGER, minimum=0)
+            ),
+            "datatype": Schema(type=OpenAPIType.STRING, enum=list(INPUT_DATATYPES)),
+            "parameters": _ANY_OBJECT,
+            "data": Schema(
+                type=OpenAPIType.ARRAY,
+                description="Flat or nested (up to 3 levels) numbers, row-major",
+            ),
+        },
+    )
+    output = Schema(
+        type=OpenAPIType.OBJECT,
+        required=["name"],
+        additional_properties=False,
+        properties={"name": Schema(type=OpenAPIType.STRING), "parameters": _ANY_OBJECT},
+    )
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        required=["inputs"],
+        additional_properties=False,
+        properties={
+            "inputs": Schema(type=OpenAPIType.ARRAY, items=tensor),
+            "id": Schema(type=OpenAPIType.STRING),
+            "parameters": _ANY_OBJECT,
+            "outputs": Schema(type=OpenAPIType.ARRAY, items=output),
+        },
+    )
+
+
+@dataclass
+class InferOperation(Operation):
+    """Documents the infer request body and the binary (octet-stream) form of the answer."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="Inference request JSON object (optionally followed by binary tensors)",
+            content={
+                MediaType.JSON.value: OpenAPIMediaType(
+                    schema=_infer_request_schema(),
+                    examples={
+                        "flat": Example(
+                            summary="One flat FP32 sample",
+                            value={
+                                "inputs": [
+                                    {
+                                        "name": INPUT_NAME,
+                                        "shape": [1, N_FEATURES],
+                                        "datatype": "FP32",
+                                        "data": EXAMPLE_FLAT,
+                                    }
+                                ]
+                            },
+                        )
+                    },
+                )
+            },
+        )
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            ok.content[OCTET_STREAM] = OpenAPIMediaType(
+                schema=Schema(type=OpenAPIType.STRING, format=None),
+            )
+
+
 def oip_route_handlers(
     state: ServiceState,
     observe: Callable[[npt.NDArray[np.float32]], None],
@@ -405,7 +499,8 @@ def oip_route_handlers(
     def metadata(name: str, version: str | None) -> ModelMetadata:
         check_model(name, version)
         bundle = state.bundle
-        assert bundle is not None  # noqa: S101 - checked in check_model
+        if bundle is None:  # pragma: no cover - checked in check_model
+            raise OipError(503, "model_not_ready", "model not ready")
         n_classes = len(bundle.card.classes)
         outputs = [
             TensorMetadata(name=output.name, datatype=output.datatype, shape=[-1, n_classes])
@@ -468,6 +563,21 @@ def oip_route_handlers(
 
     tags = ["Open Inference Protocol (v2)"]
     errors = {400: _OIP_ERROR, 404: _OIP_ERROR, 503: _OIP_ERROR}
+    infer_errors = {
+        200: ResponseSpec(
+            InferResponse,
+            description="Inference response JSON object; application/octet-stream (JSON header "
+            "then binary tensors, Inference-Header-Content-Length) when binary outputs are asked",
+            generate_examples=False,
+        ),
+        **errors,
+        408: _OIP_ERROR,
+        413: _OIP_ERROR,
+    }
+    ready_codes = {
+        400: _status_only("The locked model is not verified and warm"),
+        404: _status_only("Unknown model name or version"),
+    }
 
     @get(OIP_PREFIX, sync_to_thread=False, summary="OIP server metadata", tags=tags)
     def server_metadata() -> ServerMetadata:
@@ -489,6 +599,7 @@ def oip_route_handlers(
         summary="OIP server ready: 200, or 400 while the locked model is not verified",
         tags=tags,
         media_type=MediaType.TEXT,
+        responses={400: ready_codes[400]},
     )
     def server_ready() -> Response[bytes]:
         return _status(200 if state.bundle is not None else 400)
@@ -519,6 +630,7 @@ def oip_route_handlers(
         summary="OIP model ready (status code only: 200, 400 not ready, 404 unknown)",
         tags=tags,
         media_type=MediaType.TEXT,
+        responses=ready_codes,
     )
     def model_ready(name: FromPath[str]) -> Response[bytes]:
         return model_ready_status(name, None)
@@ -529,6 +641,7 @@ def oip_route_handlers(
         summary="OIP model ready (a version)",
         tags=tags,
         media_type=MediaType.TEXT,
+        responses=ready_codes,
     )
     def model_version_ready(name: FromPath[str], version: FromPath[str]) -> Response[bytes]:
         return model_ready_status(name, version)
@@ -545,7 +658,8 @@ def oip_route_handlers(
         summary="OIP inference",
         description=infer_description,
         tags=tags,
-        responses=errors,
+        responses=infer_errors,
+        operation_class=InferOperation,
     )
     async def model_infer(request: Request[Any, Any, Any], name: FromPath[str]) -> ASGIResponse:
         return await infer(request, name, None)
@@ -556,7 +670,8 @@ def oip_route_handlers(
         summary="OIP inference (a version)",
         description=infer_description,
         tags=tags,
-        responses=errors,
+        responses=infer_errors,
+        operation_class=InferOperation,
     )
     async def model_version_infer(
         request: Request[Any, Any, Any], name: FromPath[str], version: FromPath[str]

@@ -31,6 +31,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     drift_window: Annotated[int, msgspec.Meta(ge=10, le=1_000_000)] = 2000
     drift_min_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 200
     drift_psi_threshold: Annotated[float, msgspec.Meta(gt=0.0, le=100.0)] = 0.2
+    # Slow clients (slowloris): granian closes a connection whose request headers take
+    # longer than this; the app answers 408 when a body is not complete in time.
+    header_read_timeout_seconds: Annotated[float, msgspec.Meta(ge=0.001, le=60.0)] = 10.0
+    body_read_timeout_seconds: Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)] = 30.0
 
     @property
     def drift_required_rows(self) -> int:
@@ -67,6 +71,8 @@ _FIELDS = {
     "drift_window": "DIGITS_DRIFT_WINDOW",
     "drift_min_rows": "DIGITS_DRIFT_MIN_ROWS",
     "drift_psi_threshold": "DIGITS_DRIFT_PSI_THRESHOLD",
+    "header_read_timeout_seconds": "DIGITS_HEADER_READ_TIMEOUT",
+    "body_read_timeout_seconds": "DIGITS_BODY_READ_TIMEOUT",
 }
 
 
