@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
@@ -45,6 +47,7 @@ from serving import oip
 from serving.dead_workers import sweep_dead_workers
 from serving.demo import DEMO_PAGE_PATH, DEMO_STATIC_PATH, demo_router
 from serving.drift import DriftMonitor, DriftReport, DriftSummary, parse_reference
+from serving.fastpath import FastPath
 from serving.inputs import ClientError, decode_samples
 from serving.lineage import (
     REFERENCE_STATS_JSON,
@@ -112,6 +115,11 @@ class ServiceState:
     model_body: bytes = b""
     importance: GlobalImportance | None = None
     drift: DriftMonitor | None = None
+
+    def accept_batch(self, X: Any) -> None:
+        """Record a validated inference batch: rows histogram and the drift window."""
+        self.metrics.rows.observe(X.shape[0])
+        self.observe_inputs(X)
 
     def observe_inputs(self, X: Any) -> None:
         """Feed a validated ``[n, 64]`` batch to the drift window."""
@@ -361,8 +369,7 @@ async def _read_samples(request: Request[Any, Any, Any], state: ServiceState) ->
         raise _not_ready(state)
     body = await _read_body(request, state.settings.max_body_bytes)
     X = decode_samples(body, state.settings.max_rows)
-    state.metrics.rows.observe(X.shape[0])
-    state.observe_inputs(X)
+    state.accept_batch(X)
     return X
 
 
@@ -396,11 +403,6 @@ class JSONBytesResponse(ASGIResponse):
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def _json_response(payload: Any) -> JSONBytesResponse:
-    """Encode ``payload`` (a msgspec Struct) once, straight to the response bytes."""
-    return JSONBytesResponse(_ENCODER.encode(payload))
-
-
 def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
     """Build the service. The lifespan hook verifies and loads the dvc.lock-pinned model.
 
@@ -409,6 +411,47 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
     """
     state = ServiceState(settings=settings, metrics=ServiceMetrics())
     samples_operation = _samples_operation(settings.max_rows)
+
+    def predict_payload(X: npt.NDArray[np.float32]) -> bytes:
+        """``/predict`` response bytes for validated samples (shared by both dispatch paths)."""
+        model, bundle = state.model, state.bundle
+        if model is None or bundle is None:  # pragma: no cover - callers check readiness
+            raise _not_ready(state)
+        labels, probabilities = model.predict(X)
+        state.metrics.observe_predictions(labels)
+        return _ENCODER.encode(
+            PredictResponse(
+                model_version=bundle.version,
+                labels=labels.tolist(),
+                probabilities=probabilities.tolist(),
+                classes=bundle.card.classes,
+            )
+        )
+
+    def explain_payload(X: npt.NDArray[np.float32]) -> bytes:
+        """``/explain`` response bytes for validated samples (shared by both dispatch paths)."""
+        model, bundle, importance = state.model, state.bundle, state.importance
+        if model is None or bundle is None or importance is None:  # pragma: no cover
+            raise _not_ready(state)
+        labels, _ = model.predict(X)
+        state.metrics.observe_predictions(labels)
+        contributions, base_values = model.explain(X, labels)
+        grids = contributions.reshape(-1, GRID, GRID).tolist()
+        linear = model.explanation_method == "linear_exact"
+        return _ENCODER.encode(
+            ExplainResponse(
+                model_version=bundle.version,
+                method=model.explanation_method,
+                method_description=LINEAR_DESCRIPTION if linear else OCCLUSION_DESCRIPTION,
+                global_importance=importance,
+                explanations=[
+                    SampleExplanation(label=label, base_value=base, contributions=grid)
+                    for label, base, grid in zip(
+                        labels.tolist(), base_values.tolist(), grids, strict=True
+                    )
+                ],
+            )
+        )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -482,50 +525,20 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
         responses={200: _ok_spec(PredictResponse, "Labels and probabilities"), **_ERROR_RESPONSES},
     )
     async def predict(request: Request[Any, Any, Any]) -> JSONBytesResponse:
-        X = await _read_samples(request, state)
-        model, bundle = state.model, state.bundle
-        if model is None or bundle is None:  # pragma: no cover - checked in _read_samples
-            raise _not_ready(state)
-        labels, probabilities = model.predict(X)
-        state.metrics.observe_predictions(labels)
-        return _json_response(
-            PredictResponse(
-                model_version=bundle.version,
-                labels=labels.tolist(),
-                probabilities=probabilities.tolist(),
-                classes=bundle.card.classes,
-            )
-        )
+        return JSONBytesResponse(predict_payload(await _read_samples(request, state)))
 
     @post(
         "/explain",
         status_code=200,
         summary="Explain predictions: global importances and per-pixel contributions (8x8)",
         operation_class=samples_operation,
-        responses=_ERROR_RESPONSES,
+        responses={
+            200: _ok_spec(ExplainResponse, "Importances and contributions"),
+            **_ERROR_RESPONSES,
+        },
     )
-    async def explain(request: Request[Any, Any, Any]) -> ExplainResponse:
-        X = await _read_samples(request, state)
-        model, bundle, importance = state.model, state.bundle, state.importance
-        if model is None or bundle is None or importance is None:  # pragma: no cover
-            raise _not_ready(state)
-        labels, _ = model.predict(X)
-        state.metrics.observe_predictions(labels)
-        contributions, base_values = model.explain(X, labels)
-        grids = contributions.reshape(-1, GRID, GRID).tolist()
-        linear = model.explanation_method == "linear_exact"
-        return ExplainResponse(
-            model_version=bundle.version,
-            method=model.explanation_method,
-            method_description=LINEAR_DESCRIPTION if linear else OCCLUSION_DESCRIPTION,
-            global_importance=importance,
-            explanations=[
-                SampleExplanation(label=label, base_value=base, contributions=grid)
-                for label, base, grid in zip(
-                    labels.tolist(), base_values.tolist(), grids, strict=True
-                )
-            ],
-        )
+    async def explain(request: Request[Any, Any, Any]) -> JSONBytesResponse:
+        return JSONBytesResponse(explain_payload(await _read_samples(request, state)))
 
     @get(
         "/model",
@@ -616,6 +629,13 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
         logging_config=None,
     )
     app.service_metrics = state.metrics
+    app.fast_path = FastPath(
+        {"/predict": predict_payload, "/explain": explain_payload},
+        is_ready=lambda: state.model is not None,
+        max_body_bytes=settings.max_body_bytes,
+        max_rows=settings.max_rows,
+        on_batch=state.accept_batch,
+    )
     app.body_read_timeout = settings.body_read_timeout_seconds
     app.service_state = state
     return app
@@ -641,6 +661,7 @@ class ObservedLitestar(Litestar):
 
     service_metrics: ServiceMetrics
     service_state: ServiceState
+    fast_path: FastPath
     body_read_timeout: float = 30.0
 
     async def __call__(
@@ -675,7 +696,9 @@ class ObservedLitestar(Litestar):
             await send(message)
 
         try:
-            await super().__call__(scope, receive, observed_send)
+            fallback = await self.fast_path(scope, receive, observed_send)
+            if fallback is not None:
+                await super().__call__(scope, fallback, observed_send)
         finally:
             progress.dec()
             elapsed = time.perf_counter() - started

@@ -1,0 +1,138 @@
+"""Fast dispatch of canonical inference requests, ahead of Litestar's routing and DI.
+
+A canonical request is ``POST /predict`` or ``POST /explain`` with
+``Content-Type: application/json`` exactly, a ``Content-Length`` within the byte
+limit, a body that decodes to valid samples, and a ready model. Such a request is
+answered here with the same bytes the Litestar route would produce (both call the
+same payload functions), skipping per-request framework work that dominates
+single-row latency (see docs/performance.md).
+
+Everything else, including every request this path starts reading and then finds
+invalid, falls back to the Litestar route with the bytes already read replayed, so
+there is one implementation of every error answer (the documented error shape).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from litestar.types import HTTPRequestEvent, HTTPScope, Receive, Send
+
+from serving.inputs import ClientError, decode_samples
+
+log = logging.getLogger("serving")
+PayloadFunction = Callable[[npt.NDArray[np.float32]], bytes]
+_JSON = b"application/json"
+
+
+def replaying_receive(chunks: list[bytes], more_body: bool, receive: Receive) -> Receive:
+    """A ``receive`` that first hands back the body bytes already read, then reads on."""
+    pending: list[HTTPRequestEvent] = []
+    if chunks or not more_body:
+        event: HTTPRequestEvent = {
+            "type": "http.request",
+            "body": b"".join(chunks),
+            "more_body": more_body,
+        }
+        pending.append(event)
+
+    async def replay() -> Any:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
+
+
+class FastPath:
+    """Serves canonical requests; returns the ``receive`` to use for Litestar otherwise."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, PayloadFunction],
+        is_ready: Callable[[], bool],
+        max_body_bytes: int,
+        max_rows: int,
+        on_batch: Callable[[npt.NDArray[np.float32]], None],
+    ) -> None:
+        self._routes = dict(routes)
+        self._is_ready = is_ready
+        self._max_body_bytes = max_body_bytes
+        self._max_rows = max_rows
+        self._on_batch = on_batch
+
+    def accepts(self, scope: HTTPScope) -> PayloadFunction | None:
+        """The payload function when the request line and headers are canonical."""
+        payload = self._routes.get(scope["path"]) if scope["method"] == "POST" else None
+        if payload is None or not self._is_ready():
+            return None
+        content_type = content_length = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                content_length = value
+        if content_type != _JSON or content_length is None or not content_length.isdigit():
+            return None
+        if int(content_length) > self._max_body_bytes:
+            return None
+        return payload
+
+    async def __call__(self, scope: HTTPScope, receive: Receive, send: Send) -> Receive | None:
+        """Answer the request (returns None) or return the ``receive`` Litestar should use."""
+        payload = self.accepts(scope)
+        if payload is None:
+            return receive
+        chunks: list[bytes] = []
+        size = 0
+        more_body = True
+        while more_body:
+            try:
+                message = await receive()
+            except ClientError:
+                return replaying_receive(chunks, True, receive)
+            if message["type"] != "http.request":
+                return replaying_receive(chunks, True, _returning(message, receive))
+            chunk = message.get("body", b"")
+            more_body = bool(message.get("more_body", False))
+            if chunk:
+                size += len(chunk)
+                chunks.append(chunk)
+                if size > self._max_body_bytes:
+                    return replaying_receive(chunks, more_body, receive)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            X = decode_samples(body, self._max_rows)
+        except ClientError:
+            return replaying_receive([body], False, receive)
+        self._on_batch(X)
+        content = payload(X)
+        scope["path_template"] = scope["path"]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", _JSON),
+                    (b"content-length", str(len(content)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": content, "more_body": False})
+        return None
+
+
+def _returning(first: Any, receive: Receive) -> Receive:
+    """A ``receive`` that returns ``first`` once (e.g. a disconnect), then reads on."""
+    pending = [first]
+
+    async def again() -> Any:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return again
