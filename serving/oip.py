@@ -223,6 +223,8 @@ def decode_request(header: bytes) -> AnyInferRequest:
         raise _bad("invalid_request", f"invalid inference request: {exc}") from None
     except msgspec.DecodeError as exc:
         raise _bad("malformed_json", f"inference request is not valid JSON: {exc}") from None
+    except RecursionError:  # msgspec's depth guard, e.g. 10,000 nested lists in "data"
+        raise _bad("malformed_json", "inference request is nested too deeply") from None
 
 
 def _json_values(tensor: RequestInput, integer: bool) -> Any:
