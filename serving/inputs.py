@@ -60,6 +60,11 @@ def decode_samples(body: bytes, max_rows: int) -> npt.NDArray[np.float32]:
         raise _validation_error(exc) from None
     except msgspec.DecodeError as exc:
         raise ClientError(400, "malformed_json", f"Request body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec, on invalid UTF-8 in an unknown key
+        message = f"Request body is not valid UTF-8: {exc}"
+        raise ClientError(400, "malformed_json", message) from None
+    except RecursionError:
+        raise ClientError(400, "malformed_json", "Request body is nested too deeply") from None
     samples = request.samples
     n_rows = len(samples)
     check_row_count(n_rows, max_rows, "samples")

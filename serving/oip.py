@@ -212,7 +212,7 @@ def decode_request(header: bytes) -> AnyInferRequest:
     """
     try:
         flat = _FLAT_DECODER.decode(header)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         pass
     else:
         if all(tensor.datatype in _FLOAT_DATATYPES for tensor in flat.inputs):
@@ -225,6 +225,8 @@ def decode_request(header: bytes) -> AnyInferRequest:
         raise _bad("malformed_json", f"inference request is not valid JSON: {exc}") from None
     except RecursionError:  # msgspec's depth guard, e.g. 10,000 nested lists in "data"
         raise _bad("malformed_json", "inference request is nested too deeply") from None
+    except UnicodeDecodeError as exc:  # msgspec, on invalid UTF-8 in an unknown key
+        raise _bad("malformed_json", f"inference request is not valid UTF-8: {exc}") from None
 
 
 def _json_values(tensor: RequestInput, integer: bool) -> Any:
