@@ -39,6 +39,7 @@ SINGLE_THREAD_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
+ANALYSIS_MARKER = "<!-- analysis: hand-written, kept by make bench -->"
 TARGETS = {
     "single_row_ratio": 6.0,
     "samples_per_s_1000": 150_000.0,
@@ -405,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = bench_all(names, args.duration, args.rounds, [1, 1000], log_dir)
     shown_args = sys.argv[1:] if argv is None else argv
     text = render(runs, args.duration, args.rounds, shown_args)
+    if args.output.exists():  # keep the hand-written analysis below the marker
+        previous = args.output.read_text(encoding="utf-8")
+        if ANALYSIS_MARKER in previous:
+            text += "\n" + ANALYSIS_MARKER + previous.split(ANALYSIS_MARKER, 1)[1]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     print(text)
