@@ -18,11 +18,14 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 from litestar.types import HTTPRequestEvent, HTTPScope, Receive, Send
 
 from serving.inputs import ClientError, decode_samples
+from serving.logs import request_id_var
+from serving.schemas import ErrorResponse
 
 log = logging.getLogger("serving")
 PayloadFunction = Callable[[npt.NDArray[np.float32]], bytes]
@@ -109,13 +112,18 @@ class FastPath:
             X = decode_samples(body, self._max_rows)
         except ClientError:
             return replaying_receive([body], False, receive)
-        self._on_batch(X)
-        content = payload(X)
         scope["path_template"] = scope["path"]
+        status = 200
+        try:
+            self._on_batch(X)
+            content = payload(X)
+        except Exception:  # a bug, not a client mistake: same answer as the Litestar route
+            log.exception("internal error")
+            status, content = 500, _internal_error_body()
         await send(
             {
                 "type": "http.response.start",
-                "status": 200,
+                "status": status,
                 "headers": [
                     (b"content-type", _JSON),
                     (b"content-length", str(len(content)).encode()),
@@ -124,6 +132,16 @@ class FastPath:
         )
         await send({"type": "http.response.body", "body": content, "more_body": False})
         return None
+
+
+def _internal_error_body() -> bytes:
+    error = ErrorResponse(
+        status=500,
+        reason="internal_error",
+        message="Internal server error",
+        request_id=request_id_var.get(),
+    )
+    return msgspec.json.encode(error)
 
 
 def _returning(first: Any, receive: Receive) -> Receive:

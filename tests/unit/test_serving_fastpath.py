@@ -164,3 +164,23 @@ def test_body_longer_than_announced_and_over_limit_is_replayed_then_streamed() -
     _fallback, replayed, sent = _run(_fast_path(limit=12), _headers(5), messages)
     assert sent == []
     assert b"".join(m["body"] for m in replayed) == b"x" * 8 + b"y" * 8 + b"z" * 8
+
+
+def test_a_bug_in_the_payload_answers_500_with_the_error_shape() -> None:
+    def broken(X: npt.NDArray[np.float32]) -> bytes:
+        raise RuntimeError("boom")
+
+    fast = FastPath(
+        {"/predict": broken},
+        is_ready=lambda: True,
+        max_body_bytes=10_000,
+        max_rows=5,
+        on_batch=lambda X: None,
+    )
+    body = json.dumps({"samples": [[1] * 64]}).encode()
+    message = {"type": "http.request", "body": body, "more_body": False}
+    fallback, _, sent = _run(fast, _headers(len(body)), [message])
+    assert fallback is None
+    assert sent[0]["status"] == 500
+    error = json.loads(sent[1]["body"])
+    assert (error["status"], error["reason"]) == (500, "internal_error")
