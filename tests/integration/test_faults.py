@@ -1,0 +1,416 @@
+"""Fault injection against the real server: tampered or broken artifacts, a killed worker,
+SIGTERM under load, and the Prometheus multiprocess directory across restarts and kills.
+
+Artifact faults work on a copy of the served files in ``tmp_path`` (``DIGITS_LOCK_FILE``
+points there), never on the checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.mmap_dict import MmapedDict
+
+from serving.lineage import file_md5
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import RunningServer, http_get
+from tests.integration.load import Load, child_pids
+from tests.integration.test_server_metrics import sample_value
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+SERVED_FILES = (
+    "dvc.lock",
+    "models/model.onnx",
+    "models/model.json",
+    "reports/metrics.json",
+    "reports/feature_importance.json",
+    "data/prepared/reference_stats.json",
+)
+GOOD = json.dumps({"samples": [[float(i % 17) for i in range(64)]]}).encode()
+RESPAWN_TIMEOUT_SECONDS = 30.0
+
+
+def copy_project(destination: Path) -> Path:
+    """The served files copied under ``destination``; returns the copied dvc.lock."""
+    for relative in SERVED_FILES:
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO_ROOT / relative, target)
+    return destination / "dvc.lock"
+
+
+def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def ready_refusal(server: RunningServer) -> dict[str, str]:
+    status, body = http_get(f"{server.base_url}/ready")
+    assert status == 503, body
+    payload: dict[str, str] = json.loads(body)
+    assert payload["status"] == "not_ready"
+    # Every inference route refuses too, with the reason.
+    status, body = post(server.port, "/predict", GOOD)
+    assert status == 503, body
+    assert json.loads(body)["reason"] == "model_not_ready"
+    assert payload["message"] in json.loads(body)["message"]
+    return payload
+
+
+def relock(lock_file: Path, lock_path: str) -> None:
+    """Record the current md5/size of ``lock_path`` in the copied dvc.lock (a re-lock)."""
+    lock = yaml.safe_load(lock_file.read_text(encoding="utf-8"))
+    target = lock_file.parent / lock_path
+    for stage in lock["stages"].values():
+        for out in stage.get("outs") or []:
+            if out.get("path") == lock_path:
+                out["md5"] = file_md5(target)
+                out["size"] = target.stat().st_size
+    lock_file.write_text(yaml.safe_dump(lock, sort_keys=False), encoding="utf-8")
+
+
+def test_model_tampered_after_start_is_refused_on_restart(
+    serve: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    lock_file = copy_project(tmp_path / "project")
+    env = {"DIGITS_LOCK_FILE": str(lock_file)}
+    server = serve(env, workers=1)
+    version = json.loads(http_get(f"{server.base_url}/model")[1])["version"]
+    model = lock_file.parent / "models/model.onnx"
+    model.write_bytes(model.read_bytes() + b"\x00tampered")
+    # The running worker keeps serving the bytes it verified at start.
+    status, body = post(server.port, "/predict", GOOD)
+    assert status == 200
+    assert json.loads(body)["model_version"] == version
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=30) == 0
+    restarted = serve(env, workers=1, expect_ready=False)
+    refusal = ready_refusal(restarted)
+    assert refusal["reason"] == "hash_mismatch"
+    assert str(model) in refusal["message"]
+    assert "md5" in refusal["message"]
+    assert "does not match dvc.lock" in refusal["message"]
+    assert restarted.process.poll() is None, "refusing must not crash the server"
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def scramble(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(bytes(byte ^ 0x5A for byte in data))
+
+
+def break_yaml(path: Path) -> None:
+    path.write_text("schema: '2.0'\nstages: [unclosed\n  : {\n", encoding="utf-8")
+
+
+def drop_out(path: Path) -> None:
+    lock = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for stage in lock["stages"].values():
+        stage["outs"] = [
+            out for out in stage.get("outs") or [] if out["path"] != "models/model.onnx"
+        ]
+    path.write_text(yaml.safe_dump(lock, sort_keys=False), encoding="utf-8")
+
+
+def corrupt_and_relock(target: str) -> Callable[[Path], None]:
+    def fault(lock_file: Path) -> None:
+        scramble(lock_file.parent / target)
+        relock(lock_file, target)
+
+    return fault
+
+
+FAULTS: dict[str, tuple[Callable[[Path], object], str, str]] = {
+    # name: (fault applied to the copied dvc.lock's directory, reason, text in message)
+    "model_truncated": (
+        lambda lock: truncate(lock.parent / "models/model.onnx"),
+        "hash_mismatch",
+        "model.onnx: md5",
+    ),
+    "model_corrupt": (
+        lambda lock: scramble(lock.parent / "models/model.onnx"),
+        "hash_mismatch",
+        "model.onnx: md5",
+    ),
+    "model_missing": (
+        lambda lock: (lock.parent / "models/model.onnx").unlink(),
+        "artifact_missing",
+        "model.onnx: pinned by dvc.lock but missing",
+    ),
+    "model_card_truncated": (
+        lambda lock: truncate(lock.parent / "models/model.json"),
+        "hash_mismatch",
+        "model.json: md5",
+    ),
+    "reference_stats_corrupt": (
+        lambda lock: scramble(lock.parent / "data/prepared/reference_stats.json"),
+        "hash_mismatch",
+        "reference_stats.json: md5",
+    ),
+    "model_corrupt_but_relocked": (
+        corrupt_and_relock("models/model.onnx"),
+        "artifact_invalid",
+        "model.onnx cannot be loaded",
+    ),
+    "model_card_corrupt_but_relocked": (
+        corrupt_and_relock("models/model.json"),
+        "artifact_invalid",
+        "model.json: cannot be parsed",
+    ),
+    "lock_missing": (lambda lock: lock.unlink(), "lock_missing", "lock file not found"),
+    "lock_unparseable": (break_yaml, "lock_invalid", "not valid YAML"),
+    "lock_empty": (
+        lambda lock: lock.write_text("", encoding="utf-8"),
+        "lock_invalid",
+        "no 'stages'",
+    ),
+    "lock_entry_missing": (drop_out, "lock_entry_missing", "no outs entry for models/model.onnx"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_broken_artifact_or_lock_is_refused(
+    serve: Callable[..., RunningServer], tmp_path: Path, fault: str
+) -> None:
+    apply, reason, text = FAULTS[fault]
+    lock_file = copy_project(tmp_path / "project")
+    apply(lock_file)
+    server = serve({"DIGITS_LOCK_FILE": str(lock_file)}, workers=1, expect_ready=False)
+    refusal = ready_refusal(server)
+    assert refusal["reason"] == reason, refusal
+    assert text in refusal["message"], refusal
+    assert http_get(f"{server.base_url}/health")[0] == 200
+    status, body = http_get(f"{server.base_url}/metrics")
+    assert status == 200
+    assert sample_value(body.decode(), "model_ready") == 0
+    assert server.process.poll() is None
+
+
+def live_gauge_value(directory: Path, pid: int, name: str, route: str) -> float:
+    """A worker's value of a live gauge, read straight from its multiprocess file."""
+    path = directory / f"gauge_livesum_{pid}.db"
+    if not path.exists():
+        return 0.0
+    total = 0.0
+    mmap = MmapedDict(str(path), read_mode=True)  # type: ignore[no-untyped-call]
+    try:
+        for key, value, _ in mmap.read_all_values():  # type: ignore[no-untyped-call]
+            _, sample, labels, *_ = json.loads(key)
+            if sample == name and labels.get("route") == route:
+                total += value
+    finally:
+        mmap.close()  # type: ignore[no-untyped-call]
+    return total
+
+
+def stalled_requests(port: int, count: int) -> list[socket.socket]:
+    """Connections whose /predict body never completes (each holds an in-progress slot)."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100000\r\n\r\n{"samples":'
+        )
+        sockets.append(sock)
+    return sockets
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def model_ready_lines(server: RunningServer) -> int:
+    """How many workers logged "model ready" so far (JSON log lines)."""
+    return sum(
+        1
+        for line in server.log_text().splitlines()
+        if line.startswith("{") and json.loads(line).get("msg") == "model ready"
+    )
+
+
+def test_sigkilled_worker_is_respawned_and_its_gauges_dropped(
+    serve: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    multiproc = tmp_path / "prom"
+    server = serve(
+        {"PROMETHEUS_MULTIPROC_DIR": str(multiproc), "DIGITS_BODY_READ_TIMEOUT": "120"},
+        workers=2,
+    )
+    workers = child_pids(server.process.pid)
+    assert len(workers) == 2
+    stalled = stalled_requests(server.port, 8)
+    in_progress = "http_requests_in_progress"
+
+    def all_stalled_counted() -> bool:
+        return (
+            sum(live_gauge_value(multiproc, pid, in_progress, "/predict") for pid in workers) == 8
+        )
+
+    wait_for(all_stalled_counted, 10, "8 in-progress /predict requests")
+    victim = max(workers, key=lambda pid: live_gauge_value(multiproc, pid, in_progress, "/predict"))
+    victim_in_flight = live_gauge_value(multiproc, victim, in_progress, "/predict")
+    assert victim_in_flight > 0
+
+    connections = 6
+    load = Load(server.port, connections=connections, seconds=60)
+    time.sleep(1.5)
+    answered_before = load.result.answered
+    os.kill(victim, signal.SIGKILL)
+    wait_for(
+        lambda: (
+            victim not in child_pids(server.process.pid)
+            and len(child_pids(server.process.pid)) == 2
+        ),
+        RESPAWN_TIMEOUT_SECONDS,
+        "granian to respawn the killed worker",
+    )
+    survivor_and_new = child_pids(server.process.pid)
+    new_worker = next(pid for pid in survivor_and_new if pid not in workers)
+    wait_for(
+        lambda: model_ready_lines(server) >= 3,
+        RESPAWN_TIMEOUT_SECONDS,
+        "the respawned worker to load the model",
+    )
+    time.sleep(1.0)
+    result = load.stop()
+    print(
+        f"SIGKILL under load: {result.answered} answered ({answered_before} before the kill), "
+        f"statuses {dict(result.statuses)}, connection failures {dict(result.errors)}, "
+        f"truncated {result.truncated}, victim had {victim_in_flight:g} stalled in flight"
+    )
+    assert result.server_errors() == 0, result.statuses
+    assert set(result.statuses) == {200}, result.statuses
+    # Only connections that were on the killed worker can fail, each at most once.
+    assert result.failed <= connections, result.errors
+    assert result.answered > answered_before
+
+    for sock in stalled:
+        sock.close()
+    # Served again, by both workers; the dead worker's live gauges are gone.
+    for _ in range(20):
+        assert post(server.port, "/predict", GOOD)[0] == 200
+    status, body = http_get(f"{server.base_url}/metrics")
+    assert status == 200
+    text = body.decode()
+    wait_for(
+        lambda: (
+            sample_value(
+                http_get(f"{server.base_url}/metrics")[1].decode(),
+                in_progress,
+                {"route": "/predict"},
+            )
+            == 0
+        ),
+        15,
+        "in-progress /predict to drop to 0 (no stale series of the killed worker)",
+    )
+    assert sample_value(text, "model_ready") == 1
+    assert not list(multiproc.glob(f"gauge_live*_{victim}.db"))
+    assert f'pid="{victim}"' not in text
+    assert f'pid="{new_worker}"' in text
+    # Counters of the dead worker are kept (totals never go backwards).
+    assert (multiproc / f"counter_{victim}.db").exists()
+
+
+def test_sigterm_under_load_drains_and_refuses_cleanly(
+    serve: Callable[..., RunningServer],
+) -> None:
+    server = serve(workers=2)
+    connections = 4
+    load = Load(server.port, connections=connections, seconds=60, keep_alive=False)
+    time.sleep(1.5)
+    answered_before_term = load.result.answered
+    # A large request in flight when SIGTERM arrives.
+    big = json.dumps({"samples": [[float(i % 17) for i in range(64)]] * 1000}).encode()
+    head = (
+        "POST /explain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(big)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head + big[:1000])
+        time.sleep(0.2)
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        sock.sendall(big[1000:])
+        data = b""
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    exit_code = server.process.wait(timeout=60)
+    result = load.stop()
+    print(
+        f"SIGTERM under load: {result.answered} answered ({answered_before_term} before), "
+        f"statuses {dict(result.statuses)}, errors {dict(result.errors)}, "
+        f"truncated {result.truncated}, exit code {exit_code}"
+    )
+    assert exit_code == 0
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    assert len(json.loads(data.partition(b"\r\n\r\n")[2])["explanations"]) == 1000
+    assert result.answered > answered_before_term
+    assert set(result.statuses) == {200}, result.statuses
+    assert result.truncated == 0
+    # After the listener closed, new connections are refused (not reset mid-response).
+    assert set(result.errors) <= {"ConnectionRefusedError"}, result.errors
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+
+
+def series_pids(text: str) -> set[str]:
+    return set(re.findall(r'pid="(\d+)"', text))
+
+
+def test_multiproc_dir_is_reset_on_restart(
+    serve: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    multiproc = tmp_path / "prom"
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(multiproc)}
+    first = serve(env, workers=2)
+    first_workers = child_pids(first.process.pid)
+    for _ in range(25):
+        assert post(first.port, "/predict", GOOD)[0] == 200
+    text = http_get(f"{first.base_url}/metrics")[1].decode()
+    ok = {"route": "/predict", "method": "POST", "status": "200"}
+    assert sample_value(text, "http_requests_total", ok) == 25
+    assert series_pids(text) == {str(pid) for pid in first_workers}
+    first.process.send_signal(signal.SIGTERM)
+    assert first.process.wait(timeout=30) == 0
+
+    second = serve(env, workers=2)
+    second_workers = child_pids(second.process.pid)
+    text = http_get(f"{second.base_url}/metrics")[1].decode()
+    assert sample_value(text, "http_requests_total", ok) == 0
+    assert sample_value(text, "model_predicted_class_total") == 0
+    assert sample_value(text, "model_ready") == 1
+    assert sample_value(text, "http_requests_in_progress", {"route": "/metrics"}) == 1
+    assert series_pids(text) == {str(pid) for pid in second_workers}
+    file_pids = {int(path.stem.rpartition("_")[2]) for path in multiproc.glob("*.db")}
+    assert file_pids <= set(second_workers), f"stale files of {file_pids - set(second_workers)}"
+    assert post(second.port, "/predict", GOOD)[0] == 200
+    text = http_get(f"{second.base_url}/metrics")[1].decode()
+    assert sample_value(text, "http_requests_total", ok) == 1
