@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -647,6 +648,22 @@ def _is_oip(request: Request[Any, Any, Any]) -> bool:
     return path == oip.OIP_PREFIX or path.startswith(oip.OIP_PREFIX + "/")
 
 
+# Generated ids: a random per-process prefix and a counter. Unique across workers and
+# restarts, and no os.urandom per request: that syscall releases the GIL, and getting it
+# back from the server's I/O threads costs more than the rest of a small request.
+_ID_PREFIX = os.urandom(10).hex()
+_ID_COUNTER = itertools.count()
+
+
+def _new_id_prefix() -> None:
+    """A forked worker must not repeat its parent's ids."""
+    global _ID_PREFIX
+    _ID_PREFIX = os.urandom(10).hex()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
 def _request_id(scope: HTTPScope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
@@ -654,7 +671,7 @@ def _request_id(scope: HTTPScope) -> str:
             if 0 < len(text) <= 128 and text.isprintable():
                 return text
             break
-    return os.urandom(16).hex()
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
 
 class ObservedLitestar(Litestar):
