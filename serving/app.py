@@ -648,9 +648,8 @@ def _is_oip(request: Request[Any, Any, Any]) -> bool:
     return path == oip.OIP_PREFIX or path.startswith(oip.OIP_PREFIX + "/")
 
 
-# Generated ids: a random per-process prefix and a counter. Unique across workers and
-# restarts, and no os.urandom per request: that syscall releases the GIL, and getting it
-# back from the server's I/O threads costs more than the rest of a small request.
+# Generated ids: a random per-process prefix and a counter, unique across workers and
+# restarts without a getrandom syscall per request.
 _ID_PREFIX = os.urandom(10).hex()
 _ID_COUNTER = itertools.count()
 
