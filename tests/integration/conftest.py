@@ -105,7 +105,11 @@ def start_server(
         if status == wanted:
             server.seconds_to_ready = time.perf_counter() - started
             if expect_ready and workers > 1:
-                _wait_for_workers(server, workers, deadline)
+                try:
+                    _wait_for_workers(server, workers, deadline)
+                except RuntimeError:
+                    stop_server(server)  # do not leak the process when the caller gets no handle
+                    raise
             return server
         if status == 200 and not expect_ready:
             stop_server(server)
