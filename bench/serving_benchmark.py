@@ -4,6 +4,8 @@ In one run this starts, side by side, each on 1 worker process:
   * ``service-granian``: ``python -m serving`` (Litestar + msgspec + ONNX Runtime on granian),
   * ``service-uvicorn``: the same app on uvicorn (to choose the server by measurement),
   * ``baseline``: bench/baseline_fastapi.py (FastAPI + pydantic + sklearn predict_proba on uvicorn),
+  * ``service-oip``: ``python -m serving`` again, loaded on the Open Inference Protocol route
+    ``POST /v2/models/digits-classifier/infer`` with the same samples (OIP vs ``/predict``),
 and drives each with wrk (1 thread, POST body from a Lua script) for 1-row and 1000-row
 ``/predict`` requests, bounded in time. It also records start-to-ready time and worker RSS.
 
@@ -40,6 +42,8 @@ SINGLE_THREAD_ENV = {
     "MKL_NUM_THREADS": "1",
 }
 ANALYSIS_MARKER = "<!-- analysis: hand-written, kept by make bench -->"
+OIP_ROUTE = "/v2/models/digits-classifier/infer"
+OIP_MIN_RATIO = 0.9
 TARGETS = {
     "single_row_ratio": 6.0,
     "samples_per_s_1000": 150_000.0,
@@ -112,7 +116,7 @@ def rss_mb(pid: int) -> float:
 
 def worker_pids(process: subprocess.Popen[bytes], name: str) -> list[int]:
     """The processes that serve requests: granian's worker children, else the process itself."""
-    if name == "service-granian":
+    if name in ("service-granian", "service-oip"):
         return children(process.pid) or [process.pid]
     return [process.pid]
 
@@ -165,15 +169,30 @@ def run_wrk(url: str, body: bytes, connections: int, duration: int) -> LoadResul
     return LoadResult(rps, p50, p99, total, errors)
 
 
-def request_body(rows: int) -> bytes:
+def request_body(rows: int, route: str = "/predict") -> bytes:
+    """The JSON body for ``route``; the same samples (seeded by ``rows``) for every route."""
     rng = np.random.default_rng(rows)
     samples = rng.integers(0, 17, size=(rows, 64)).tolist()
-    return json.dumps({"samples": samples}, separators=(",", ":")).encode()
+    if route == OIP_ROUTE:
+        tensor = {
+            "name": "pixels",
+            "shape": [rows, 64],
+            "datatype": "FP32",
+            "data": [value for row in samples for value in row],
+        }
+        payload: dict[str, object] = {"inputs": [tensor]}
+    else:
+        payload = {"samples": samples}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def route_for(name: str) -> str:
+    return OIP_ROUTE if name == "service-oip" else "/predict"
 
 
 def command_for(name: str, port: int) -> list[str]:
     python = sys.executable
-    if name == "service-granian":
+    if name in ("service-granian", "service-oip"):
         return [python, "-m", "serving"]
     if name == "service-uvicorn":
         return [
@@ -192,6 +211,8 @@ DESCRIPTIONS = {
     "service-granian": "this service: Litestar + msgspec + ONNX Runtime, granian, 1 worker",
     "service-uvicorn": "this service on uvicorn (server comparison), 1 worker",
     "baseline": "baseline: FastAPI + pydantic + sklearn predict_proba (joblib), uvicorn, 1 worker",
+    "service-oip": f"this service on granian, 1 worker, Open Inference Protocol `POST {OIP_ROUTE}` "
+    "(JSON, flat FP32 data, same samples as `/predict`)",
 }
 
 
@@ -267,16 +288,22 @@ def bench_all(
     try:
         for name in names:
             servers[name], runs[name].start_to_ready_s = start_target(name, log_dir)
-        bodies = {rows: request_body(rows) for rows in rows_list}
+        bodies = {
+            (route, rows): request_body(rows, route)
+            for route in {route_for(name) for name in names}
+            for rows in rows_list
+        }
         samples: dict[tuple[str, int], list[LoadResult]] = {}
         for round_index in range(rounds):
             for rows in rows_list:
                 connections = 8 if rows == 1 else 2
                 for name in names:
-                    url = f"http://127.0.0.1:{servers[name].port}/predict"
+                    route = route_for(name)
+                    url = f"http://127.0.0.1:{servers[name].port}{route}"
+                    body = bodies[route, rows]
                     if round_index == 0:
-                        run_wrk(url, bodies[rows], connections, 1)  # warm-up, not recorded
-                    result = run_wrk(url, bodies[rows], connections, duration)
+                        run_wrk(url, body, connections, 1)  # warm-up, not recorded
+                    result = run_wrk(url, body, connections, duration)
                     samples.setdefault((name, rows), []).append(result)
                     print(
                         f"round {round_index} {name:16s} rows={rows:5d} {result}", file=sys.stderr
@@ -358,6 +385,22 @@ def render(runs: dict[str, TargetRun], duration: int, rounds: int, argv: list[st
         )
     lines += [
         "",
+        "## Open Inference Protocol vs /predict (same service, same samples)",
+        "",
+        "| rows/request | /predict req/s | OIP infer req/s | OIP / predict |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    oip = runs["service-oip"]
+    oip_ratios = {}
+    for rows, load in service.loads.items():
+        other = oip.loads[rows]
+        oip_ratios[rows] = other.requests_per_s / load.requests_per_s
+        lines.append(
+            f"| {rows} | {load.requests_per_s:,.0f} | {other.requests_per_s:,.0f} | "
+            f"{oip_ratios[rows]:.2f}x |"
+        )
+    lines += [
+        "",
         "## Start-up and memory",
         "",
         "| target | start-to-ready s | RSS per worker MB (after load) |",
@@ -387,6 +430,11 @@ def render(runs: dict[str, TargetRun], duration: int, rounds: int, argv: list[st
         f"{_met(service.start_to_ready_s <= TARGETS['start_to_ready_s'])} |",
         f"| RSS per worker | <= {TARGETS['rss_mb']:.0f} MB | {worst_rss:.0f} MB | "
         f"{_met(worst_rss <= TARGETS['rss_mb'])} |",
+        *(
+            f"| OIP infer throughput vs /predict, {rows} row(s) | >= {OIP_MIN_RATIO:.2f}x | "
+            f"{ratio:.2f}x | {_met(ratio >= OIP_MIN_RATIO)} |"
+            for rows, ratio in oip_ratios.items()
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -402,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         print("serving_benchmark: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 1
     log_dir = Path(tempfile.mkdtemp(prefix="serving-bench-"))
-    names = ("service-granian", "service-uvicorn", "baseline")
+    names = ("service-granian", "service-uvicorn", "baseline", "service-oip")
     runs = bench_all(names, args.duration, args.rounds, [1, 1000], log_dir)
     shown_args = sys.argv[1:] if argv is None else argv
     text = render(runs, args.duration, args.rounds, shown_args)
