@@ -637,6 +637,7 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
         max_body_bytes=settings.max_body_bytes,
         max_rows=settings.max_rows,
         on_batch=state.accept_batch,
+        raw_routes=oip.fast_infer_routes(state, state.observe_inputs),
     )
     app.body_read_timeout = settings.body_read_timeout_seconds
     app.service_state = state

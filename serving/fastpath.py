@@ -29,6 +29,10 @@ from serving.schemas import ErrorResponse
 
 log = logging.getLogger("serving")
 PayloadFunction = Callable[[npt.NDArray[np.float32]], bytes]
+# A route that decodes its own body: (scope, body) -> (content, content type, extra headers),
+# or None when the request is not canonical (the Litestar route then answers it).
+RawAnswer = tuple[bytes, bytes, list[tuple[bytes, bytes]]]
+RawRoute = Callable[[HTTPScope, bytes], RawAnswer | None]
 _JSON = b"application/json"
 
 
@@ -61,16 +65,22 @@ class FastPath:
         max_body_bytes: int,
         max_rows: int,
         on_batch: Callable[[npt.NDArray[np.float32]], None],
+        raw_routes: Callable[[str], tuple[str, RawRoute] | None] | None = None,
     ) -> None:
         self._routes = dict(routes)
+        self._raw_routes = raw_routes
         self._is_ready = is_ready
         self._max_body_bytes = max_body_bytes
         self._max_rows = max_rows
         self._on_batch = on_batch
 
-    def accepts(self, scope: HTTPScope) -> PayloadFunction | None:
-        """The payload function when the request line and headers are canonical."""
-        payload = self._routes.get(scope["path"]) if scope["method"] == "POST" else None
+    def accepts(self, scope: HTTPScope) -> PayloadFunction | tuple[str, RawRoute] | None:
+        """The payload function (or route template and raw route) for a canonical request."""
+        payload: PayloadFunction | tuple[str, RawRoute] | None = None
+        if scope["method"] == "POST":
+            payload = self._routes.get(scope["path"])
+            if payload is None and self._raw_routes is not None:
+                payload = self._raw_routes(scope["path"])
         if payload is None or not self._is_ready():
             return None
         content_type = content_length = None
@@ -108,6 +118,8 @@ class FastPath:
                 if size > self._max_body_bytes:
                     return replaying_receive(chunks, more_body, receive)
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if isinstance(payload, tuple):
+            return await self._raw(payload, scope, body, receive, send)
         try:
             X = decode_samples(body, self._max_rows)
         except ClientError:
@@ -127,6 +139,42 @@ class FastPath:
                 "headers": [
                     (b"content-type", _JSON),
                     (b"content-length", str(len(content)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": content, "more_body": False})
+        return None
+
+    async def _raw(
+        self,
+        route: tuple[str, RawRoute],
+        scope: HTTPScope,
+        body: bytes,
+        receive: Receive,
+        send: Send,
+    ) -> Receive | None:
+        template, answer_for = route
+        status = 200
+        try:
+            answer = answer_for(scope, body)
+        except ClientError:  # the Litestar route answers every error, with its shape
+            answer = None
+        except Exception:  # a bug, not a client mistake: same answer as the Litestar route
+            log.exception("internal error")
+            answer = (_internal_error_body(), _JSON, [])
+            status = 500
+        if answer is None:
+            return replaying_receive([body], False, receive)
+        content, content_type, extra_headers = answer
+        scope["path_template"] = template
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(content)).encode()),
+                    *extra_headers,
                 ],
             }
         )

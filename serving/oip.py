@@ -30,7 +30,9 @@ from litestar.openapi.spec import (
 )
 from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
+from litestar.types import HTTPScope
 
+from serving.fastpath import RawAnswer, RawRoute
 from serving.inputs import ClientError, check_row_count, pixel_batch
 from serving.schemas import EXAMPLE_FLAT, GRID, N_FEATURES
 
@@ -46,6 +48,7 @@ INPUT_NAME = "pixels"
 LABEL_OUTPUT = "label"
 PROBABILITIES_OUTPUT = "probabilities"
 HEADER_LENGTH = "inference-header-content-length"
+_HEADER_LENGTH_BYTES = HEADER_LENGTH.encode()
 OCTET_STREAM = "application/octet-stream"
 # Wire datatype -> little-endian numpy dtype (the binary extension is little-endian).
 INPUT_DATATYPES: dict[str, np.dtype[Any]] = {
@@ -474,6 +477,83 @@ class InferOperation(Operation):
             )
 
 
+def answer_infer(
+    state: ServiceState,
+    observe: Callable[[npt.NDArray[np.float32]], None],
+    parsed: AnyInferRequest,
+    binary: bytes,
+) -> tuple[bytes, dict[str, str], str]:
+    """Validate, observe, predict and encode one inference request (both dispatch paths)."""
+    model, bundle = state.model, state.bundle
+    if model is None or bundle is None:  # pragma: no cover - callers check readiness
+        raise OipError(503, "model_not_ready", "model not ready")
+    outputs = requested_outputs(parsed)
+    X = input_batch(parsed, binary, state.settings.max_rows)
+    state.metrics.rows.observe(X.shape[0])
+    observe(X)
+    labels, probabilities = model.predict(X)
+    state.metrics.observe_predictions(labels)
+    arrays: dict[str, npt.NDArray[Any]] = {
+        LABEL_OUTPUT: labels,
+        PROBABILITIES_OUTPUT: probabilities,
+    }
+    response = InferResponse(
+        model_name=bundle.card.name,
+        model_version=bundle.version,
+        id=parsed.id,
+        outputs=[
+            ResponseOutput(
+                name=output,
+                shape=list(arrays[output].shape),
+                datatype=_OUTPUT_DATATYPES[output],
+            )
+            for output, _ in outputs
+        ],
+    )
+    return encode_response(
+        response, [arrays[output] for output, _ in outputs], [flag for _, flag in outputs]
+    )
+
+
+INFER_TEMPLATE = f"{OIP_PREFIX}/models/{{name}}/infer"
+VERSION_INFER_TEMPLATE = f"{OIP_PREFIX}/models/{{name}}/versions/{{version}}/infer"
+
+
+def fast_infer_routes(
+    state: ServiceState, observe: Callable[[npt.NDArray[np.float32]], None]
+) -> Callable[[str], tuple[str, RawRoute] | None]:
+    """Resolve a path to the fast-dispatch infer route of the served model (or None).
+
+    Only JSON-only requests are answered there; binary tensors, errors and anything
+    else fall back to the Litestar route (see :class:`serving.fastpath.FastPath`).
+    """
+    paths: dict[str, tuple[str, RawRoute]] = {}
+    served: list[str] = []
+
+    def answer(scope: HTTPScope, body: bytes) -> RawAnswer | None:
+        for header_name, _ in scope["headers"]:
+            if header_name == _HEADER_LENGTH_BYTES:
+                return None
+        payload, headers, media_type = answer_infer(state, observe, decode_request(body), b"")
+        extra = [(key.lower().encode(), value.encode()) for key, value in headers.items()]
+        return payload, media_type.encode(), extra
+
+    def resolve(path: str) -> tuple[str, RawRoute] | None:
+        bundle = state.bundle
+        if bundle is None:
+            return None
+        if served != [bundle.version]:
+            name = bundle.card.name
+            paths.clear()
+            paths[f"{OIP_PREFIX}/models/{name}/infer"] = (INFER_TEMPLATE, answer)
+            version_path = f"{OIP_PREFIX}/models/{name}/versions/{bundle.version}/infer"
+            paths[version_path] = (VERSION_INFER_TEMPLATE, answer)
+            served[:] = [bundle.version]
+        return paths.get(path)
+
+    return resolve
+
+
 def oip_route_handlers(
     state: ServiceState,
     observe: Callable[[npt.NDArray[np.float32]], None],
@@ -531,38 +611,9 @@ def oip_route_handlers(
         request: Request[Any, Any, Any], name: str, version: str | None
     ) -> ASGIResponse:
         check_model(name, version)
-        model, bundle = state.model, state.bundle
-        if model is None or bundle is None:  # pragma: no cover - checked in check_model
-            raise OipError(503, "model_not_ready", "model not ready")
         body = await read_body(request, state.settings.max_body_bytes)
         header, binary = split_body(body, request.headers.get(HEADER_LENGTH))
-        parsed = decode_request(header)
-        outputs = requested_outputs(parsed)
-        X = input_batch(parsed, binary, state.settings.max_rows)
-        state.metrics.rows.observe(X.shape[0])
-        observe(X)
-        labels, probabilities = model.predict(X)
-        state.metrics.observe_predictions(labels)
-        arrays: dict[str, npt.NDArray[Any]] = {
-            LABEL_OUTPUT: labels,
-            PROBABILITIES_OUTPUT: probabilities,
-        }
-        response = InferResponse(
-            model_name=bundle.card.name,
-            model_version=bundle.version,
-            id=parsed.id,
-            outputs=[
-                ResponseOutput(
-                    name=output,
-                    shape=list(arrays[output].shape),
-                    datatype=_OUTPUT_DATATYPES[output],
-                )
-                for output, _ in outputs
-            ],
-        )
-        payload, headers, media_type = encode_response(
-            response, [arrays[output] for output, _ in outputs], [flag for _, flag in outputs]
-        )
+        payload, headers, media_type = answer_infer(state, observe, decode_request(header), binary)
         return ASGIResponse(body=payload, media_type=media_type, headers=headers)
 
     tags = ["Open Inference Protocol (v2)"]
