@@ -71,8 +71,11 @@ def start_server(
     """Start ``python -m serving`` with ``env`` on top of ours; wait for /ready (200, or 503 when
     ``expect_ready`` is false, i.e. the service is up but refuses to serve)."""
     port = free_port()
+    # A multiprocess metrics directory set in this (test) process must not leak into the
+    # server: the launcher wipes it at start, which would erase another server's metrics.
+    inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     full_env = {
-        **os.environ,
+        **inherited,
         "DIGITS_HOST": "127.0.0.1",
         "DIGITS_PORT": str(port),
         "DIGITS_WORKERS": str(workers),
