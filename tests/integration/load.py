@@ -78,23 +78,28 @@ def _worker(
         try:
             connection.request("POST", path, body=body, headers=headers)
             response = connection.getresponse()
-            payload = response.read()
-            status = response.status
-            complete = len(payload) == int(response.headers.get("content-length", len(payload)))
         except (OSError, http.client.HTTPException) as exc:
+            # No response byte arrived: refused, or reset before the server answered.
             with result.lock:
                 result.errors[type(exc).__name__] += 1
             connection.close()
             connection = None
             time.sleep(0.01)
             continue
+        status, broken = response.status, False
+        try:
+            payload = response.read()
+            complete = len(payload) == int(response.headers.get("content-length", len(payload)))
+        except (OSError, http.client.HTTPException):
+            # The response started and was cut off: a truncated answer.
+            complete, broken = False, True
         elapsed = time.perf_counter() - started
         with result.lock:
             result.statuses[status] += 1
             result.latencies.append(elapsed)
             if not complete:
                 result.truncated += 1
-        if not keep_alive or response.will_close:
+        if broken or not keep_alive or response.will_close:
             connection.close()
             connection = None
     if connection is not None:

@@ -375,8 +375,12 @@ def test_sigterm_under_load_drains_and_refuses_cleanly(
     assert result.answered > answered_before_term
     assert set(result.statuses) == {200}, result.statuses
     assert result.truncated == 0
-    # After the listener closed, new connections are refused (not reset mid-response).
-    assert set(result.errors) <= {"ConnectionRefusedError"}, result.errors
+    # After the listener closed, new connections are refused. A connection the kernel had
+    # queued but the server never accepted is reset before any response byte (never
+    # mid-response: truncated is 0 above); at most one per client connection can race so.
+    reset_before_response = {"ConnectionResetError", "BrokenPipeError", "RemoteDisconnected"}
+    assert set(result.errors) <= {"ConnectionRefusedError"} | reset_before_response, result.errors
+    assert sum(result.errors[name] for name in reset_before_response) <= connections
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
 
