@@ -706,11 +706,24 @@ class ObservedLitestar(Litestar):
         if method in _BODY_METHODS:
             receive = _body_deadline(receive, self.body_read_timeout)
 
+        elapsed: float | None = None
+
+        def record() -> float:
+            # Counted before the last body byte leaves, so a client that has its answer
+            # (and then scrapes /metrics, maybe from another worker) always sees it counted.
+            seconds = time.perf_counter() - started
+            metrics.observe_request(
+                scope.get("path_template") or "unmatched", method, status, seconds
+            )
+            return seconds
+
         async def observed_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, elapsed
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
+            elif not message.get("more_body", False) and elapsed is None:
+                elapsed = record()
             await send(message)
 
         try:
@@ -719,9 +732,9 @@ class ObservedLitestar(Litestar):
                 await super().__call__(scope, fallback, observed_send)
         finally:
             progress.dec()
-            elapsed = time.perf_counter() - started
+            if elapsed is None:  # no complete response was sent (error or disconnect)
+                elapsed = record()
             route = scope.get("path_template") or "unmatched"
-            metrics.observe_request(route, method, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "request",
