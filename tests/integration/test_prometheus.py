@@ -190,9 +190,14 @@ def test_service_series_arrive_with_the_locked_model_version(stack: Stack) -> No
     wait_for("/predict requests in http_requests_total", predictions_scraped, no_logs)
     info = query(stack, f'model_info{{job="{JOB}", instance="{healthy}"}}')
     assert [series["metric"]["version"] for series in info] == [locked_version()]
-    ready = query(stack, f'model_ready{{job="{JOB}"}}')
-    by_instance = {series["metric"]["instance"]: float(series["value"][1]) for series in ready}
-    assert by_instance == {healthy: 1.0, f"127.0.0.1:{stack.tampered.port}": 0.0}
+
+    def readiness() -> dict[str, float]:
+        ready = query(stack, f'model_ready{{job="{JOB}"}}')
+        return {series["metric"]["instance"]: float(series["value"][1]) for series in ready}
+
+    # Each target is scraped on its own schedule: wait until both have been.
+    wait_for("model_ready from both targets", lambda: len(readiness()) == 2, no_logs)
+    assert readiness() == {healthy: 1.0, f"127.0.0.1:{stack.tampered.port}": 0.0}
     rows = query(stack, f'model_rows_per_request_count{{job="{JOB}", instance="{healthy}"}}')
     assert rows
     assert query(stack, f'http_request_duration_seconds_bucket{{job="{JOB}", route="/predict"}}')
