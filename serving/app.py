@@ -45,6 +45,7 @@ from litestar.types import (
 )
 
 from serving import oip
+from serving.batching import MicroBatcher, Prediction
 from serving.dead_workers import sweep_dead_workers
 from serving.demo import DEMO_PAGE_PATH, DEMO_STATIC_PATH, demo_router
 from serving.drift import DriftMonitor, DriftReport, DriftSummary, parse_reference
@@ -121,6 +122,11 @@ class ServiceState:
         """Record a validated inference batch: rows histogram and the drift window."""
         self.metrics.rows.observe(X.shape[0])
         self.observe_inputs(X)
+
+    def observe_batch(self, X: Any, labels: npt.NDArray[np.int64]) -> None:
+        """Record one model call: the drift window and the predicted-class counters."""
+        self.observe_inputs(X)
+        self.metrics.observe_predictions(labels)
 
     def observe_inputs(self, X: Any) -> None:
         """Feed a validated ``[n, 64]`` batch to the drift window."""
@@ -369,9 +375,7 @@ async def _read_samples(request: Request[Any, Any, Any], state: ServiceState) ->
     if state.model is None:
         raise _not_ready(state)
     body = await _read_body(request, state.settings.max_body_bytes)
-    X = decode_samples(body, state.settings.max_rows)
-    state.accept_batch(X)
-    return X
+    return decode_samples(body, state.settings.max_rows)
 
 
 _JSON_CONTENT_TYPE = (b"content-type", MediaType.JSON.value.encode())
@@ -413,13 +417,25 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
     state = ServiceState(settings=settings, metrics=ServiceMetrics())
     samples_operation = _samples_operation(settings.max_rows)
 
-    def predict_payload(X: npt.NDArray[np.float32]) -> bytes:
-        """``/predict`` response bytes for validated samples (shared by both dispatch paths)."""
-        model, bundle = state.model, state.bundle
-        if model is None or bundle is None:  # pragma: no cover - callers check readiness
+    def infer(X: npt.NDArray[np.float32]) -> Prediction:
+        model = state.model
+        if model is None:  # pragma: no cover - callers check readiness
             raise _not_ready(state)
-        labels, probabilities = model.predict(X)
-        state.metrics.observe_predictions(labels)
+        return model.predict(X)
+
+    batcher = MicroBatcher(infer, state.observe_batch)
+
+    def predict_batch(X: npt.NDArray[np.float32]) -> asyncio.Future[Prediction]:
+        """Labels and probabilities of validated samples, from this iteration's model call."""
+        return batcher.submit(X)
+
+    async def predict_payload(X: npt.NDArray[np.float32]) -> bytes:
+        """``/predict`` response bytes for validated samples (shared by both dispatch paths)."""
+        bundle = state.bundle
+        if bundle is None:  # pragma: no cover - callers check readiness
+            raise _not_ready(state)
+        state.metrics.rows.observe(X.shape[0])
+        labels, probabilities = await batcher.submit(X)
         return _ENCODER.encode(
             PredictResponse(
                 model_version=bundle.version,
@@ -429,11 +445,12 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
             )
         )
 
-    def explain_payload(X: npt.NDArray[np.float32]) -> bytes:
+    async def explain_payload(X: npt.NDArray[np.float32]) -> bytes:
         """``/explain`` response bytes for validated samples (shared by both dispatch paths)."""
         model, bundle, importance = state.model, state.bundle, state.importance
         if model is None or bundle is None or importance is None:  # pragma: no cover
             raise _not_ready(state)
+        state.accept_batch(X)
         labels, _ = model.predict(X)
         state.metrics.observe_predictions(labels)
         contributions, base_values = model.explain(X, labels)
@@ -526,7 +543,7 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
         responses={200: _ok_spec(PredictResponse, "Labels and probabilities"), **_ERROR_RESPONSES},
     )
     async def predict(request: Request[Any, Any, Any]) -> JSONBytesResponse:
-        return JSONBytesResponse(predict_payload(await _read_samples(request, state)))
+        return JSONBytesResponse(await predict_payload(await _read_samples(request, state)))
 
     @post(
         "/explain",
@@ -539,7 +556,7 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
         },
     )
     async def explain(request: Request[Any, Any, Any]) -> JSONBytesResponse:
-        return JSONBytesResponse(explain_payload(await _read_samples(request, state)))
+        return JSONBytesResponse(await explain_payload(await _read_samples(request, state)))
 
     @get(
         "/model",
@@ -618,7 +635,7 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
             explain,
             model_info,
             drift,
-            *oip.oip_route_handlers(state, state.observe_inputs, _read_body),
+            *oip.oip_route_handlers(state, predict_batch, _read_body),
             create_static_files_router(
                 path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False
             ),
@@ -636,11 +653,11 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
         is_ready=lambda: state.model is not None,
         max_body_bytes=settings.max_body_bytes,
         max_rows=settings.max_rows,
-        on_batch=state.accept_batch,
-        raw_routes=oip.fast_infer_routes(state, state.observe_inputs),
+        raw_routes=oip.fast_infer_routes(state, predict_batch),
     )
     app.body_read_timeout = settings.body_read_timeout_seconds
     app.service_state = state
+    app.batcher = batcher
     return app
 
 
@@ -680,6 +697,7 @@ class ObservedLitestar(Litestar):
     service_metrics: ServiceMetrics
     service_state: ServiceState
     fast_path: FastPath
+    batcher: MicroBatcher
     body_read_timeout: float = 30.0
 
     async def __call__(

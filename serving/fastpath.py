@@ -15,7 +15,7 @@ there is one implementation of every error answer (the documented error shape).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -28,11 +28,12 @@ from serving.logs import request_id_var
 from serving.schemas import ErrorResponse
 
 log = logging.getLogger("serving")
-PayloadFunction = Callable[[npt.NDArray[np.float32]], bytes]
+# Response bytes for validated samples (records the batch: rows, drift window, classes).
+PayloadFunction = Callable[[npt.NDArray[np.float32]], Awaitable[bytes]]
 # A route that decodes its own body: (scope, body) -> (content, content type, extra headers),
 # or None when the request is not canonical (the Litestar route then answers it).
 RawAnswer = tuple[bytes, bytes, list[tuple[bytes, bytes]]]
-RawRoute = Callable[[HTTPScope, bytes], RawAnswer | None]
+RawRoute = Callable[[HTTPScope, bytes], Awaitable[RawAnswer | None]]
 _JSON = b"application/json"
 
 
@@ -64,7 +65,6 @@ class FastPath:
         is_ready: Callable[[], bool],
         max_body_bytes: int,
         max_rows: int,
-        on_batch: Callable[[npt.NDArray[np.float32]], None],
         raw_routes: Callable[[str], tuple[str, RawRoute] | None] | None = None,
     ) -> None:
         self._routes = dict(routes)
@@ -72,7 +72,6 @@ class FastPath:
         self._is_ready = is_ready
         self._max_body_bytes = max_body_bytes
         self._max_rows = max_rows
-        self._on_batch = on_batch
 
     def accepts(self, scope: HTTPScope) -> PayloadFunction | tuple[str, RawRoute] | None:
         """The payload function (or route template and raw route) for a canonical request."""
@@ -127,8 +126,7 @@ class FastPath:
         scope["path_template"] = scope["path"]
         status = 200
         try:
-            self._on_batch(X)
-            content = payload(X)
+            content = await payload(X)
         except Exception:  # a bug, not a client mistake: same answer as the Litestar route
             log.exception("internal error")
             status, content = 500, _internal_error_body()
@@ -156,7 +154,7 @@ class FastPath:
         template, answer_for = route
         status = 200
         try:
-            answer = answer_for(scope, body)
+            answer = await answer_for(scope, body)
         except ClientError:  # the Litestar route answers every error, with its shape
             answer = None
         except Exception:  # a bug, not a client mistake: same answer as the Litestar route

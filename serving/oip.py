@@ -32,6 +32,7 @@ from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
 from litestar.types import HTTPScope
 
+from serving.batching import Prediction
 from serving.fastpath import RawAnswer, RawRoute
 from serving.inputs import ClientError, check_row_count, pixel_batch
 from serving.schemas import EXAMPLE_FLAT, GRID, N_FEATURES
@@ -477,22 +478,20 @@ class InferOperation(Operation):
             )
 
 
-def answer_infer(
+async def answer_infer(
     state: ServiceState,
-    observe: Callable[[npt.NDArray[np.float32]], None],
+    predict: Callable[[npt.NDArray[np.float32]], Awaitable[Prediction]],
     parsed: AnyInferRequest,
     binary: bytes,
 ) -> tuple[bytes, dict[str, str], str]:
-    """Validate, observe, predict and encode one inference request (both dispatch paths)."""
+    """Validate, predict (drift window, class counters) and encode one inference request."""
     model, bundle = state.model, state.bundle
     if model is None or bundle is None:  # pragma: no cover - callers check readiness
         raise OipError(503, "model_not_ready", "model not ready")
     outputs = requested_outputs(parsed)
     X = input_batch(parsed, binary, state.settings.max_rows)
     state.metrics.rows.observe(X.shape[0])
-    observe(X)
-    labels, probabilities = model.predict(X)
-    state.metrics.observe_predictions(labels)
+    labels, probabilities = await predict(X)
     arrays: dict[str, npt.NDArray[Any]] = {
         LABEL_OUTPUT: labels,
         PROBABILITIES_OUTPUT: probabilities,
@@ -520,7 +519,7 @@ VERSION_INFER_TEMPLATE = f"{OIP_PREFIX}/models/{{name}}/versions/{{version}}/inf
 
 
 def fast_infer_routes(
-    state: ServiceState, observe: Callable[[npt.NDArray[np.float32]], None]
+    state: ServiceState, predict: Callable[[npt.NDArray[np.float32]], Awaitable[Prediction]]
 ) -> Callable[[str], tuple[str, RawRoute] | None]:
     """Resolve a path to the fast-dispatch infer route of the served model (or None).
 
@@ -530,11 +529,12 @@ def fast_infer_routes(
     paths: dict[str, tuple[str, RawRoute]] = {}
     served: list[str] = []
 
-    def answer(scope: HTTPScope, body: bytes) -> RawAnswer | None:
+    async def answer(scope: HTTPScope, body: bytes) -> RawAnswer | None:
         for header_name, _ in scope["headers"]:
             if header_name == _HEADER_LENGTH_BYTES:
                 return None
-        payload, headers, media_type = answer_infer(state, observe, decode_request(body), b"")
+        parsed = decode_request(body)
+        payload, headers, media_type = await answer_infer(state, predict, parsed, b"")
         extra = [(key.lower().encode(), value.encode()) for key, value in headers.items()]
         return payload, media_type.encode(), extra
 
@@ -556,12 +556,13 @@ def fast_infer_routes(
 
 def oip_route_handlers(
     state: ServiceState,
-    observe: Callable[[npt.NDArray[np.float32]], None],
+    predict: Callable[[npt.NDArray[np.float32]], Awaitable[Prediction]],
     read_body: Callable[[Request[Any, Any, Any], int], Awaitable[bytes]],
 ) -> list[HTTPRouteHandler]:
     """The ``/v2`` handlers over the service state.
 
-    ``observe`` sees every validated batch (drift window); ``read_body(request, limit)``
+    ``predict`` runs the model on every validated batch (and feeds the drift window and
+    class counters); ``read_body(request, limit)``
     is the byte-limited body reader ``/predict`` uses.
     """
 
@@ -613,7 +614,8 @@ def oip_route_handlers(
         check_model(name, version)
         body = await read_body(request, state.settings.max_body_bytes)
         header, binary = split_body(body, request.headers.get(HEADER_LENGTH))
-        payload, headers, media_type = answer_infer(state, observe, decode_request(header), binary)
+        parsed = decode_request(header)
+        payload, headers, media_type = await answer_infer(state, predict, parsed, binary)
         return ASGIResponse(body=payload, media_type=media_type, headers=headers)
 
     tags = ["Open Inference Protocol (v2)"]

@@ -73,7 +73,7 @@ def test_chunked_body_without_length_is_served(client: Any) -> None:
     assert answer.json()["labels"] == [0]
 
 
-def _payload(X: npt.NDArray[np.float32]) -> bytes:
+async def _payload(X: npt.NDArray[np.float32]) -> bytes:
     return json.dumps({"rows": int(X.shape[0])}).encode()
 
 
@@ -109,7 +109,6 @@ def _fast_path(ready: bool = True, limit: int = 10_000) -> FastPath:
         is_ready=lambda: ready,
         max_body_bytes=limit,
         max_rows=5,
-        on_batch=lambda X: None,
     )
 
 
@@ -167,7 +166,7 @@ def test_body_longer_than_announced_and_over_limit_is_replayed_then_streamed() -
 
 
 def test_a_bug_in_the_payload_answers_500_with_the_error_shape() -> None:
-    def broken(X: npt.NDArray[np.float32]) -> bytes:
+    async def broken(X: npt.NDArray[np.float32]) -> bytes:
         raise RuntimeError("boom")
 
     fast = FastPath(
@@ -175,7 +174,6 @@ def test_a_bug_in_the_payload_answers_500_with_the_error_shape() -> None:
         is_ready=lambda: True,
         max_body_bytes=10_000,
         max_rows=5,
-        on_batch=lambda X: None,
     )
     body = json.dumps({"samples": [[1] * 64]}).encode()
     message = {"type": "http.request", "body": body, "more_body": False}

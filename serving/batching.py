@@ -1,0 +1,92 @@
+"""Dynamic micro-batching with no added latency: one model call per event-loop iteration.
+
+Validated requests that reach the model in the same event-loop iteration are stacked
+into one ONNX Runtime call (one GIL release and thread hand-off, one drift-window
+update, one class-counter update per batch). The first request of a batch schedules
+the flush with ``loop.call_soon`` (no timer); requests submitted before the loop gets
+to it join the batch; the flush resolves each request's future with its own rows.
+
+Per-row results do not depend on batch composition as long as ONNX Runtime sees at
+least two rows: its single-row kernel sums in a different order (probabilities differ
+in the last bits). A lone single-row batch is therefore run with its row twice, so a
+row's answer is the same whatever it was batched with (see tests/unit/test_batching.py).
+
+A failing batch is retried request by request, so an error reaches only the request
+that causes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+Prediction = tuple[IntArray, FloatArray]
+
+
+class MicroBatcher:
+    """Stacks the samples submitted in one event-loop iteration into one ``infer`` call.
+
+    ``infer(X)`` returns per-row labels ``[n]`` and probabilities ``[n, k]`` for a
+    ``[n, 64]`` batch; ``observe(X, labels)`` records a batch that succeeded (drift
+    window, class counters), once per model call.
+    """
+
+    def __init__(
+        self,
+        infer: Callable[[FloatArray], Prediction],
+        observe: Callable[[FloatArray, IntArray], None],
+    ) -> None:
+        self._infer = infer
+        self._observe = observe
+        self._pending: list[tuple[FloatArray, asyncio.Future[Prediction]]] = []
+        self.batches = 0
+        self.requests = 0
+
+    def submit(self, X: FloatArray) -> asyncio.Future[Prediction]:
+        """A future for ``X``'s labels and probabilities, resolved by this iteration's flush."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Prediction] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((X, future))
+        return future
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        live = [(X, future) for X, future in pending if not future.done()]
+        if not live:
+            return
+        self.batches += 1
+        self.requests += len(live)
+        stacked = live[0][0] if len(live) == 1 else np.concatenate([X for X, _ in live])
+        try:
+            labels, probabilities = self._run(stacked)
+        except Exception as exc:
+            if len(live) == 1:
+                live[0][1].set_exception(exc)
+                return
+            for X, future in live:  # one by one: an error reaches only its own request
+                try:
+                    future.set_result(self._run(X))
+                except Exception as own:
+                    future.set_exception(own)
+            return
+        start = 0
+        for X, future in live:
+            stop = start + X.shape[0]
+            future.set_result((labels[start:stop], probabilities[start:stop]))
+            start = stop
+
+    def _run(self, X: FloatArray) -> Prediction:
+        if X.shape[0] == 1:  # at least two rows: the same kernel as any larger batch
+            labels, probabilities = self._infer(np.concatenate([X, X]))
+            labels, probabilities = labels[:1], probabilities[:1]
+        else:
+            labels, probabilities = self._infer(X)
+        self._observe(X, labels)
+        return labels, probabilities

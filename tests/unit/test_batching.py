@@ -1,0 +1,147 @@
+"""Micro-batching: concurrent requests share one model call, answers do not depend on it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from serving.app import create_app, load_model
+from serving.batching import MicroBatcher, Prediction
+from serving.settings import Settings
+
+pytestmark = pytest.mark.unit
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OIP_PATH = "/v2/models/digits-classifier/infer"
+
+
+async def _call(app: Any, path: str, payload: Any) -> tuple[int, Any]:
+    body = json.dumps(payload).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(3600)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+
+
+@pytest.fixture(scope="module")
+def app() -> Any:
+    settings = Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"), max_rows=50)
+    service: Any = create_app(settings)
+    load_model(service.service_state)
+    assert service.service_state.model is not None
+    return service
+
+
+def _samples(n: int) -> list[list[int]]:
+    return np.random.default_rng(7).integers(0, 17, size=(n, 64)).tolist()  # type: ignore[no-any-return]
+
+
+def test_served_rows_do_not_depend_on_batch_composition(app: Any) -> None:
+    samples = _samples(12)
+
+    async def go() -> tuple[list[Any], list[Any], Any, list[Any]]:
+        alone = [await _call(app, "/predict", {"samples": [row]}) for row in samples]
+        before = (app.batcher.batches, app.batcher.requests)
+        together = await asyncio.gather(
+            *(_call(app, "/predict", {"samples": [row]}) for row in samples)
+        )
+        batched = (app.batcher.batches - before[0], app.batcher.requests - before[1])
+        many = await _call(app, "/predict", {"samples": samples})
+        flat = [value for row in samples[:1] for value in row]
+        tensor = {"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": flat}
+        mixed = await asyncio.gather(
+            _call(app, OIP_PATH, {"inputs": [tensor]}),
+            _call(app, "/predict", {"samples": samples[1:5]}),
+            _call(app, "/predict", {"samples": [[99] * 64]}),  # invalid: never joins a batch
+        )
+        return alone, list(together), (batched, many), list(mixed)
+
+    alone, together, (batched, many), mixed = asyncio.run(go())
+    assert batched == (1, len(samples))  # one model call for the concurrent requests
+    assert all(status == 200 for status, _ in [*alone, *together, many])
+    many_rows = list(zip(many[1]["labels"], many[1]["probabilities"], strict=True))
+    for index, ((_, one), (_, joint)) in enumerate(zip(alone, together, strict=True)):
+        # Exact equality (not approx): the same bits whatever the row was batched with.
+        assert (one["labels"][0], one["probabilities"][0]) == many_rows[index]
+        assert (joint["labels"][0], joint["probabilities"][0]) == many_rows[index]
+    (oip_status, oip), (rows_status, rows), (bad_status, bad) = mixed
+    assert (oip_status, rows_status, bad_status) == (200, 200, 400)
+    assert bad["reason"] == "out_of_range"
+    outputs = {output["name"]: output["data"] for output in oip["outputs"]}
+    assert outputs["probabilities"] == many[1]["probabilities"][0]
+    assert rows["probabilities"] == many[1]["probabilities"][1:5]
+
+
+def _poisoned_model(calls: list[int]) -> MicroBatcher:
+    def infer(X: npt.NDArray[np.float32]) -> Prediction:
+        calls.append(X.shape[0])
+        if (X == 13).any():
+            raise RuntimeError("poisoned row")
+        return X[:, 0].astype(np.int64), X[:, :2] * 2
+
+    return MicroBatcher(infer, lambda X, labels: None)
+
+
+def test_an_error_reaches_only_its_own_request() -> None:
+    calls: list[int] = []
+    batcher = _poisoned_model(calls)
+    rows = [np.full((2, 64), value, dtype=np.float32) for value in (1, 13, 3)]
+
+    async def go() -> list[Any]:
+        return list(
+            await asyncio.gather(*(batcher.submit(X) for X in rows), return_exceptions=True)
+        )
+
+    good, poisoned, other = asyncio.run(go())
+    assert isinstance(poisoned, RuntimeError)
+    assert good[0].tolist() == [1, 1]
+    assert other[0].tolist() == [3, 3]
+    np.testing.assert_array_equal(other[1], np.full((2, 2), 6, dtype=np.float32))
+    assert calls == [6, 2, 2, 2]  # the batch, then each request alone
+
+
+def test_a_lone_row_runs_as_two_and_cancelled_requests_are_skipped() -> None:
+    calls: list[int] = []
+    batcher = _poisoned_model(calls)
+
+    async def go() -> Prediction:
+        cancelled = batcher.submit(np.ones((3, 64), dtype=np.float32))
+        cancelled.cancel()
+        return await batcher.submit(np.full((1, 64), 5, dtype=np.float32))
+
+    labels, probabilities = asyncio.run(go())
+    assert labels.tolist() == [5]
+    assert probabilities.shape == (1, 2)
+    assert calls == [2]
