@@ -156,11 +156,23 @@ def run_wrk(url: str, body: bytes, connections: int, duration: int) -> LoadResul
         )
     finally:
         Path(handle.name).unlink()
-    out = result.stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return parse_wrk(result.stdout)
+
+
+def _percentile_ms(out: str, percent: int) -> float:
+    """A latency percentile from wrk's ``--latency`` table; NaN when wrk left the line out."""
+    match = re.search(rf"^\s+{percent}%\s+(\S+)$", out, re.MULTILINE)
+    return _ms(match.group(1)) if match else float("nan")
+
+
+def parse_wrk(out: str) -> LoadResult:
+    """Throughput, p50/p99 and errors from wrk's output (latency lines may be missing)."""
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
+    if rate is None or count is None:
+        raise RuntimeError(f"unparseable wrk output:\n{out}")
+    rps, total = float(rate.group(1)), int(count.group(1))
+    p50, p99 = _percentile_ms(out, 50), _percentile_ms(out, 99)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)$", out, re.MULTILINE)
     errors = int(non_2xx.group(1)) if non_2xx else 0
