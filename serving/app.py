@@ -423,7 +423,7 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
             raise _not_ready(state)
         return model.predict(X)
 
-    batcher = MicroBatcher(infer, state.observe_batch)
+    batcher = MicroBatcher(infer, state.observe_batch, state.metrics.observe_rows)
 
     def predict_batch(X: npt.NDArray[np.float32]) -> asyncio.Future[Prediction]:
         """Labels and probabilities of validated samples, from this iteration's model call."""
@@ -434,7 +434,6 @@ def create_app(settings: Settings, *, worker_process: bool = False) -> Litestar:
         bundle = state.bundle
         if bundle is None:  # pragma: no cover - callers check readiness
             raise _not_ready(state)
-        state.metrics.rows.observe(X.shape[0])
         labels, probabilities = await batcher.submit(X)
         return _ENCODER.encode(
             PredictResponse(
@@ -816,6 +815,10 @@ _KNOWN_ROUTES = frozenset(
 )
 
 
+_OIP_GUESSES: dict[str, str] = {}
+_OIP_GUESSES_MAX = 256
+
+
 def _route_guess(path: str) -> str:
     """The route label for the in-progress gauge, known before routing (bounded)."""
     if path in _KNOWN_ROUTES:
@@ -823,7 +826,12 @@ def _route_guess(path: str) -> str:
     if path.startswith(STATIC_PATH + "/"):
         return STATIC_PATH + "/{file_path}"
     if path.startswith(oip.OIP_PREFIX):
-        return oip.route_guess(path)
+        guess = _OIP_GUESSES.get(path)
+        if guess is None:
+            guess = oip.route_guess(path)
+            if len(_OIP_GUESSES) < _OIP_GUESSES_MAX:  # bounded: paths come from clients
+                _OIP_GUESSES[path] = guess
+        return guess
     if path.startswith(DEMO_STATIC_PATH + "/"):
         return DEMO_STATIC_PATH + "/{file_path}"
     return "unmatched"

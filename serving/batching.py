@@ -33,16 +33,19 @@ class MicroBatcher:
 
     ``infer(X)`` returns per-row labels ``[n]`` and probabilities ``[n, k]`` for a
     ``[n, 64]`` batch; ``observe(X, labels)`` records a batch that succeeded (drift
-    window, class counters), once per model call.
+    window, class counters), once per model call; ``count_requests(rows)`` gets the
+    row count of every submitted request, once per flush.
     """
 
     def __init__(
         self,
         infer: Callable[[FloatArray], Prediction],
         observe: Callable[[FloatArray, IntArray], None],
+        count_requests: Callable[[list[int]], None] = lambda rows: None,
     ) -> None:
         self._infer = infer
         self._observe = observe
+        self._count_requests = count_requests
         self._pending: list[tuple[FloatArray, asyncio.Future[Prediction]]] = []
         self.batches = 0
         self.requests = 0
@@ -58,6 +61,7 @@ class MicroBatcher:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
+        self._count_requests([X.shape[0] for X, _ in pending])
         live = [(X, future) for X, future in pending if not future.done()]
         if not live:
             return

@@ -8,6 +8,7 @@ class labels and a fixed set of validation failure reasons.
 
 from __future__ import annotations
 
+import bisect
 import os
 import shutil
 import tempfile
@@ -126,6 +127,25 @@ class ServiceMetrics:
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_rows(self, rows_per_request: list[int]) -> None:
+        """``model_rows_per_request`` for many requests at once.
+
+        Exactly the values one ``observe`` per request gives (a bucket count and the
+        sum), with one multiprocess write per distinct value instead of two per request.
+        """
+        tally: dict[int, int] = {}
+        for rows in rows_per_request:
+            tally[rows] = tally.get(rows, 0) + 1
+        histogram = self.rows
+        for rows, requests in tally.items():
+            if requests == 1:
+                histogram.observe(rows)
+                continue
+            # prometheus_client's Histogram.observe, `requests` times (tests/unit/test_batching.py)
+            histogram._sum.inc(rows * requests)
+            bucket = bisect.bisect_left(histogram._upper_bounds, rows)
+            histogram._buckets[bucket].inc(requests)
 
     def observe_predictions(self, labels: npt.NDArray[np.int64]) -> None:
         """Count predicted (non-negative integer) class labels."""

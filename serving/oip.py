@@ -490,7 +490,6 @@ async def answer_infer(
         raise OipError(503, "model_not_ready", "model not ready")
     outputs = requested_outputs(parsed)
     X = input_batch(parsed, binary, state.settings.max_rows)
-    state.metrics.rows.observe(X.shape[0])
     labels, probabilities = await predict(X)
     arrays: dict[str, npt.NDArray[Any]] = {
         LABEL_OUTPUT: labels,
@@ -561,8 +560,8 @@ def oip_route_handlers(
 ) -> list[HTTPRouteHandler]:
     """The ``/v2`` handlers over the service state.
 
-    ``predict`` runs the model on every validated batch (and feeds the drift window and
-    class counters); ``read_body(request, limit)``
+    ``predict`` runs the model on every validated batch (and records its rows, drift
+    window and class counters); ``read_body(request, limit)``
     is the byte-limited body reader ``/predict`` uses.
     """
 

@@ -145,3 +145,24 @@ def test_a_lone_row_runs_as_two_and_cancelled_requests_are_skipped() -> None:
     assert labels.tolist() == [5]
     assert probabilities.shape == (1, 2)
     assert calls == [2]
+
+
+def test_rows_observed_per_batch_equal_one_observation_per_request() -> None:
+    from prometheus_client import Histogram
+
+    from serving.metrics import ROWS_BUCKETS, ServiceMetrics
+
+    metrics = ServiceMetrics()
+    batched = Histogram("test_rows_batched", "t", buckets=ROWS_BUCKETS, registry=None)
+    single = Histogram("test_rows_single", "t", buckets=ROWS_BUCKETS, registry=None)
+    metrics.rows = batched
+    rows = [1, 1, 1, 3, 1000, 1, 3, 7, 5000, 4999, 12, 1]
+    metrics.observe_rows(rows)
+    for value in rows:
+        single.observe(value)
+
+    def state(histogram: Any) -> tuple[float, list[float]]:
+        return histogram._sum.get(), [bucket.get() for bucket in histogram._buckets]
+
+    assert state(batched) == state(single)
+    assert state(single)[0] == sum(rows)
