@@ -35,7 +35,7 @@ from litestar.types import HTTPScope
 from serving.batching import Prediction
 from serving.fastpath import RawAnswer, RawRoute
 from serving.inputs import ClientError, check_row_count, pixel_batch
-from serving.schemas import EXAMPLE_FLAT, GRID, N_FEATURES
+from serving.schemas import EXAMPLE_FLAT, GRID, N_FEATURES, PIXEL_MAX, PIXEL_MIN
 
 if TYPE_CHECKING:
     from serving.app import ServiceState
@@ -51,6 +51,7 @@ PROBABILITIES_OUTPUT = "probabilities"
 HEADER_LENGTH = "inference-header-content-length"
 _HEADER_LENGTH_BYTES = HEADER_LENGTH.encode()
 OCTET_STREAM = "application/octet-stream"
+_JSON_BYTES = b"application/json"
 # Wire datatype -> little-endian numpy dtype (the binary extension is little-endian).
 INPUT_DATATYPES: dict[str, np.dtype[Any]] = {
     name: np.dtype(code)
@@ -171,7 +172,26 @@ class ModelMetadata(msgspec.Struct):
 
 
 _REQUEST_DECODER = msgspec.json.Decoder(InferRequest)
+
+
+class CanonicalInput(msgspec.Struct, forbid_unknown_fields=True):
+    """The input most clients send: flat JSON pixels, range-checked while decoding."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Annotated[float, msgspec.Meta(ge=PIXEL_MIN, le=PIXEL_MAX)]]
+
+
+class CanonicalInferRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """One input, no parameters, every output as JSON: the request the fast route serves."""
+
+    inputs: list[CanonicalInput]
+    id: str | None = None
+
+
 _FLAT_DECODER = msgspec.json.Decoder(FlatInferRequest)
+_CANONICAL_DECODER = msgspec.json.Decoder(CanonicalInferRequest)
 _FLOAT_DATATYPES = frozenset({"FP32", "FP64"})
 MODEL_INPUTS = [TensorMetadata(name=INPUT_NAME, datatype="FP32", shape=[-1, N_FEATURES])]
 MODEL_OUTPUTS = [
@@ -513,6 +533,69 @@ async def answer_infer(
     )
 
 
+def canonical_batch(
+    body: bytes, max_rows: int
+) -> tuple[CanonicalInferRequest, npt.NDArray[np.float32]] | None:
+    """The request and validated batch of a canonical request, else None.
+
+    Canonical: one FP32 ``pixels`` input of shape ``[n, 64]`` or ``[n, 8, 8]`` with
+    ``n * 64`` flat values in 0..16 and 1 to ``max_rows`` rows, no parameters, no
+    outputs named. Those values are accepted by :func:`input_batch` too and give the
+    same array; anything else (including every error) takes the general path.
+    """
+    try:
+        request = _CANONICAL_DECODER.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None
+    if len(request.inputs) != 1:
+        return None
+    tensor = request.inputs[0]
+    shape = tensor.shape
+    if tensor.name != INPUT_NAME or tensor.datatype != "FP32" or shape[1:] not in _PIXEL_SHAPES:
+        return None
+    n_rows = shape[0]
+    if not 1 <= n_rows <= max_rows or len(tensor.data) != n_rows * N_FEATURES:
+        return None
+    return request, np.array(tensor.data, dtype=np.float32).reshape(n_rows, N_FEATURES)
+
+
+_PIXEL_SHAPES = ([N_FEATURES], [GRID, GRID])
+
+
+async def answer_canonical(
+    state: ServiceState,
+    predict: Callable[[npt.NDArray[np.float32]], Awaitable[Prediction]],
+    request: CanonicalInferRequest,
+    X: npt.NDArray[np.float32],
+) -> bytes:
+    """The JSON answer to a canonical request: the bytes :func:`answer_infer` gives."""
+    bundle = state.bundle
+    if bundle is None:  # pragma: no cover - callers check readiness
+        raise OipError(503, "model_not_ready", "model not ready")
+    labels, probabilities = await predict(X)
+    return _ENCODER.encode(
+        InferResponse(
+            model_name=bundle.card.name,
+            model_version=bundle.version,
+            id=request.id,
+            outputs=[
+                ResponseOutput(
+                    name=LABEL_OUTPUT,
+                    shape=list(labels.shape),
+                    datatype=_OUTPUT_DATATYPES[LABEL_OUTPUT],
+                    data=labels.tolist(),
+                ),
+                ResponseOutput(
+                    name=PROBABILITIES_OUTPUT,
+                    shape=list(probabilities.shape),
+                    datatype=_OUTPUT_DATATYPES[PROBABILITIES_OUTPUT],
+                    data=probabilities.ravel().tolist(),
+                ),
+            ],
+        )
+    )
+
+
 INFER_TEMPLATE = f"{OIP_PREFIX}/models/{{name}}/infer"
 VERSION_INFER_TEMPLATE = f"{OIP_PREFIX}/models/{{name}}/versions/{{version}}/infer"
 
@@ -532,6 +615,9 @@ def fast_infer_routes(
         for header_name, _ in scope["headers"]:
             if header_name == _HEADER_LENGTH_BYTES:
                 return None
+        canonical = canonical_batch(body, state.settings.max_rows)
+        if canonical is not None:
+            return await answer_canonical(state, predict, *canonical), _JSON_BYTES, []
         parsed = decode_request(body)
         payload, headers, media_type = await answer_infer(state, predict, parsed, b"")
         extra = [(key.lower().encode(), value.encode()) for key, value in headers.items()]
