@@ -22,7 +22,7 @@ def main() -> int:
     ensure_multiproc_dir(wipe=True)
 
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
     from granian.http import HTTP1Settings
 
     from serving.logs import configure_logging, logging_config
@@ -34,6 +34,7 @@ def main() -> int:
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
+        loop=Loops.uvloop,  # a declared serving dependency; faster than asyncio's loop
         workers=settings.workers,
         log_level=settings.log_level,  # type: ignore[arg-type]
         log_dictconfig=logging_config(settings.log_level),
