@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LUA_SCRIPT = Path(__file__).with_name("predict.lua")
@@ -95,23 +96,13 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], started: float) -> fl
 
 
 def children(pid: int) -> list[int]:
-    """Direct child PIDs of ``pid`` (from /proc)."""
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-        except OSError:
-            continue
-        match = re.search(r"^PPid:\s+(\d+)$", text, re.MULTILINE)
-        if match and int(match.group(1)) == pid:
-            found.append(int(status.parent.name))
-    return found
+    """Direct child PIDs of ``pid``."""
+    return [child.pid for child in psutil.Process(pid).children()]
 
 
 def rss_mb(pid: int) -> float:
-    text = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmRSS:\s+(\d+) kB$", text, re.MULTILINE)
-    return int(match.group(1)) / 1024 if match else float("nan")
+    """Resident set size of ``pid`` in MiB."""
+    return float(psutil.Process(pid).memory_info().rss) / 2**20
 
 
 def worker_pids(process: subprocess.Popen[bytes], name: str) -> list[int]:

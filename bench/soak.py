@@ -34,6 +34,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LUA_SCRIPT = Path(__file__).with_name("soak.lua")
 START_MARKER = "<!-- soak:start -->"
@@ -101,31 +103,19 @@ def http_get(url: str) -> tuple[int, bytes]:
 
 
 def child_pids(pid: int) -> list[int]:
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()
-        if len(fields) > 1 and fields[1] == str(pid):
-            children.append(int(entry.name))
-    return sorted(children)
+    """Pids whose parent is ``pid`` (granian's worker processes)."""
+    return sorted(child.pid for child in psutil.Process(pid).children())
 
 
 def rss_mb(pids: list[int]) -> float:
-    total_kb = 0
+    """Summed resident set size of the live processes among ``pids``, in MiB."""
+    total = 0
     for pid in pids:
         try:
-            status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
-        except OSError:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
             continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total_kb += int(line.split()[1])
-    return total_kb / 1024
+    return total / 2**20
 
 
 def start_server(workers: int, port: int, log_path: Path) -> subprocess.Popen[bytes]:

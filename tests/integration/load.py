@@ -13,7 +13,8 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+
+import psutil
 
 ROW = [float((index * 7) % 17) for index in range(64)]
 MIXED_BODIES: list[tuple[str, bytes]] = [
@@ -151,31 +152,17 @@ class Load:
 
 def child_pids(pid: int) -> list[int]:
     """Pids whose parent is ``pid`` (granian's worker processes of the server)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()
-        if len(fields) > 1 and fields[1] == str(pid):
-            children.append(int(entry.name))
-    return sorted(children)
+    return sorted(child.pid for child in psutil.Process(pid).children())
 
 
 def rss_bytes(pids: list[int]) -> int:
-    """Sum of the resident set sizes of ``pids`` (VmRSS from /proc/<pid>/status)."""
+    """Sum of the resident set sizes of the live processes among ``pids``."""
     total = 0
     for pid in pids:
         try:
-            status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
-        except OSError:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
             continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
     return total
 
 
