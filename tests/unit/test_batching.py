@@ -14,6 +14,7 @@ import pytest
 from serving.app import create_app, load_model
 from serving.batching import MicroBatcher, Prediction
 from serving.settings import Settings
+from tests.unit.asgi import post_raw
 
 pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -21,38 +22,8 @@ OIP_PATH = "/v2/models/digits-classifier/infer"
 
 
 async def _call(app: Any, path: str, payload: Any) -> tuple[int, Any]:
-    body = json.dumps(payload).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-    sent: list[Any] = []
-
-    async def receive() -> Any:
-        if messages:
-            return messages.pop()
-        await asyncio.sleep(3600)
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    status, body = await post_raw(app, path, json.dumps(payload).encode())
+    return status, json.loads(body)
 
 
 @pytest.fixture(scope="module")
