@@ -23,6 +23,21 @@ import numpy as np
 import yaml
 
 from stages.artifacts import atomic_write_bytes, read_bytes, read_json
+from stages.doc_tables import (
+    adversarial_table,
+    class_counts_table,
+    confusion_table,
+    fmt,
+    gates_table,
+    importance_grid,
+    library_table,
+    lineage_table,
+    ood_table,
+    per_class_table,
+    selection_table,
+    stress_table,
+)
+from stages.ood import onnx_scores
 from stages.params import Params, load_params, to_builtins
 from stages.runner import StageError, run_stage
 from stages.train import onnx_predict
@@ -46,8 +61,11 @@ class Inputs:
     confusion: list[dict[str, int]]
     importance: dict[str, Any]
     robustness: dict[str, Any]
+    selection: dict[str, Any]
+    ood: dict[str, Any]
+    ood_metadata: dict[str, Any]
     lineage: dict[str, tuple[str, int]]  # path -> (md5, size)
-    blank_image: tuple[int, float]  # predicted label and its probability
+    blank_image: tuple[int, float, float]  # predicted label, its probability, OOD score
 
 
 def file_md5(path: Path) -> str:
@@ -57,136 +75,6 @@ def file_md5(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def fmt(value: float, digits: int = 4) -> str:
-    """A fixed-precision number for tables."""
-    return f"{value:.{digits}f}"
-
-
-def markdown_table(header: list[str], rows: list[list[str]], align: str = "---:") -> str:
-    """A Markdown table; the first column is left-aligned."""
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join([":---"] + [align] * (len(header) - 1)) + "|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def confusion_table(rows: list[dict[str, int]]) -> str:
-    """10x10 counts: rows are actual classes, columns predicted classes."""
-    matrix = np.zeros((N_CLASSES, N_CLASSES), dtype=int)
-    for row in rows:
-        matrix[row["actual"], row["predicted"]] += 1
-    header = ["actual \\ predicted", *(str(c) for c in range(N_CLASSES))]
-    body = [
-        [
-            str(a),
-            *(f"**{n}**" if a == p else (str(n) if n else "·") for p, n in enumerate(matrix[a])),
-        ]
-        for a in range(N_CLASSES)
-    ]
-    return markdown_table(header, body, align=":---:")
-
-
-def per_class_table(metrics: dict[str, Any]) -> str:
-    """Precision, recall, F1 and support per class."""
-    body = [
-        [label, fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"]), str(m["support"])]
-        for label, m in sorted(metrics["per_class"].items(), key=lambda item: int(item[0]))
-    ]
-    return markdown_table(["class", "precision", "recall", "F1", "support"], body)
-
-
-def class_counts_table(stats: dict[str, Any]) -> str:
-    """Rows per class in each split."""
-    body = [
-        ["train", *(str(n) for n in stats["class_counts_train"])],
-        ["test", *(str(n) for n in stats["class_counts_test"])],
-    ]
-    return markdown_table(["split", *(str(c) for c in range(N_CLASSES))], body)
-
-
-def importance_grid(importance: dict[str, Any]) -> str:
-    """Permutation importance of each pixel, laid out as the 8x8 image."""
-    values = np.asarray(importance["importances_mean"]).reshape(8, 8)
-    body = [[f"row {r}", *(fmt(v, 3) for v in values[r])] for r in range(8)]
-    return markdown_table(["", *(f"col {c}" for c in range(8))], body)
-
-
-def stress_table(robustness: dict[str, Any]) -> str:
-    """Accuracy (flip rate) of every stress test at every strength."""
-    body = []
-    for test, result in sorted(robustness["stress"].items()):
-        cells = [
-            f"{key}: {fmt(score['accuracy'], 3)} ({fmt(score['flip_rate'], 3)})"
-            for key, score in result["by_strength"].items()
-        ]
-        body.append([f"`{test}`", result["strength"], "; ".join(cells)])
-    return markdown_table(
-        ["test", "strength", "strength: accuracy (flip rate)"], body, align=":---"
-    )
-
-
-def adversarial_table(robustness: dict[str, Any]) -> str:
-    """Adversarial accuracy, success rate and perturbation size per attack and eps."""
-    adversarial = robustness["adversarial"]
-    body = []
-    for attack in ("fgsm", "pgd", "hopskipjump"):
-        result = adversarial.get(attack, {})
-        if result.get("status") != "ok":
-            body.append([attack.upper(), "—", result.get("status", "not run"), "", "", ""])
-            continue
-        for eps, score in result["by_eps"].items():
-            body.append(
-                [
-                    attack.upper(),
-                    eps,
-                    fmt(score["adversarial_accuracy"], 3),
-                    fmt(score["attack_success_rate"], 3),
-                    fmt(score["mean_linf"], 3),
-                    fmt(score["mean_l2"], 3),
-                ]
-            )
-    return markdown_table(
-        ["attack", "eps (L∞)", "adversarial accuracy", "success rate", "mean L∞", "mean L2"], body
-    )
-
-
-def gates_table(inputs: Inputs) -> str:
-    """Every gate with its threshold, measured value and verdict."""
-    quality = inputs.metrics["quality_gate"]
-    body = [
-        [
-            "quality: test accuracy",
-            f"≥ {quality['min_accuracy']}",
-            fmt(quality["measured_accuracy"]),
-            "pass" if quality["passed"] else "FAIL",
-        ]
-    ]
-    for name, gate in sorted(inputs.robustness["gates"].items()):
-        body.append(
-            [
-                f"robustness: {gate['description']} (`{name}`)",
-                f"≥ {gate['threshold']}",
-                fmt(gate["measured"]) if gate.get("measured") is not None else "—",
-                "pass" if gate["passed"] else "FAIL",
-            ]
-        )
-    return markdown_table(["gate", "threshold", "measured", "verdict"], body, align=":---")
-
-
-def lineage_table(lineage: Mapping[str, tuple[str, int]]) -> str:
-    """Each upstream artifact with the md5 that dvc.lock records for it."""
-    body = [[f"`{path}`", f"`{md5}`", str(size)] for path, (md5, size) in sorted(lineage.items())]
-    return markdown_table(["artifact", "md5", "bytes"], body, align=":---")
-
-
-def library_table(metadata: dict[str, Any]) -> str:
-    """Library versions the model was trained and exported with."""
-    body = [[name, version] for name, version in sorted(metadata["library_versions"].items())]
-    return markdown_table(["library", "version"], body, align=":---")
 
 
 def worst_shift(robustness: dict[str, Any]) -> tuple[str, float]:
@@ -204,35 +92,47 @@ def render_context(inputs: Inputs) -> dict[str, str]:
     """Every placeholder value the templates may use."""
     params, metrics, robustness = inputs.params, inputs.metrics, inputs.robustness
     model_md5 = inputs.lineage["models/model.onnx"][0]
-    model_params: dict[str, Any] = msgspec.to_builtins(getattr(params.train, params.train.model))
-    noise = robustness["stress"]["gaussian_noise"]["by_strength"]
+    model_type = inputs.model_metadata["model_type"]
+    model_params: dict[str, Any] = msgspec.to_builtins(getattr(params.train, model_type))
     shift_direction, shift_accuracy = worst_shift(robustness)
     gates = params.robustness.gates
+    verdicts = robustness["gates"]
     parity = inputs.model_metadata["parity"]
-    blank_label, blank_probability = inputs.blank_image
+    blank_label, blank_probability, blank_ood = inputs.blank_image
+    ood, ood_meta = inputs.ood, inputs.ood_metadata
+    marginal = [
+        f"`{section}.{name}`"
+        for section, report in (("evaluate", metrics), ("robustness", robustness), ("ood", ood))
+        for name, gate in report["gates"].items()
+        if gate["marginal"]
+    ]
     return {
         "model_name": inputs.model_metadata["name"],
         "model_version": model_md5[:VERSION_LENGTH],
         "model_md5": model_md5,
-        "model_type": params.train.model,
-        "model_description": robustness["adversarial"].get("model", params.train.model),
+        "model_type": model_type,
+        "model_description": robustness["adversarial"].get("model", model_type),
         "hyperparameters": ", ".join(f"`{k}={v}`" for k, v in sorted(model_params.items())),
         "seed": str(params.seed),
         "data_source": params.data.source,
         "n_train": str(inputs.reference_stats["n_train"]),
         "n_test": str(inputs.reference_stats["n_test"]),
         "n_total": str(inputs.reference_stats["n_train"] + inputs.reference_stats["n_test"]),
+        "n_train_rows": str(inputs.model_metadata["augmentation"]["n_train_rows"]),
+        "rows_per_image": str(inputs.model_metadata["augmentation"]["rows_per_image"]),
+        "augmentation": augmentation_text(params),
         "test_size": str(params.data.test_size),
         "min_class_count": str(params.data.min_class_count),
         "class_counts_table": class_counts_table(inputs.reference_stats),
         "histogram_bins": str(params.data.histogram_bins),
         "mean_pixel": fmt(float(np.mean(inputs.reference_stats["mean"])), 3),
         "accuracy": fmt(metrics["accuracy"]),
+        "accuracy_ci": "{} to {}".format(*(fmt(v) for v in metrics["accuracy_ci95"])),
         "macro_f1": fmt(metrics["macro_f1"]),
         "log_loss": fmt(metrics["log_loss"]),
         "ece": fmt(metrics["ece"]),
         "calibration_bins": str(params.evaluate.calibration_bins),
-        "min_accuracy": str(params.evaluate.min_accuracy),
+        "min_accuracy": str(params.evaluate.gates.clean_accuracy.threshold),
         "per_class_table": per_class_table(metrics),
         "confusion_table": confusion_table(inputs.confusion),
         "importance_grid": importance_grid(inputs.importance),
@@ -243,24 +143,61 @@ def render_context(inputs: Inputs) -> dict[str, str]:
         "parity_max_diff": f"{parity['max_abs_probability_diff']:.3g}",
         "parity_mismatches": str(parity["argmax_mismatches"]),
         "parity_tolerance": f"{parity['tolerance']:g}",
+        "selection_table": selection_table(inputs.selection),
+        "selection_rule": inputs.selection["rule"],
+        "selection_why": inputs.selection["why"],
+        "validation_size": str(params.train.selection.validation_size),
         "stress_table": stress_table(robustness),
         "adversarial_table": adversarial_table(robustness),
+        "gradient_attack_kind": robustness["adversarial"]["gradient_attack_kind"],
         "attack_subset": str(params.robustness.attack_subset),
-        "gates_table": gates_table(inputs),
-        "noise_sigma": f"{gates.noise_sigma:g}",
-        "noise_accuracy": fmt(noise[f"{gates.noise_sigma:g}"]["accuracy"], 3),
-        "min_noise_accuracy": str(gates.min_noise_accuracy),
-        "adversarial_attack": gates.adversarial_attack.upper(),
-        "adversarial_eps": f"{gates.adversarial_eps:g}",
-        "min_adversarial_accuracy": str(gates.min_adversarial_accuracy),
+        "blackbox_subset": str(params.robustness.blackbox_subset),
+        "gates_table": gates_table(
+            {"evaluate": metrics["gates"], "robustness": verdicts, "ood": ood["gates"]}
+        ),
+        "marginal_gates": ", ".join(marginal) if marginal else "none",
+        "noise_sigma": f"{gates.noise.sigma:g}",
+        "noise_accuracy": fmt(verdicts["noise"]["value"], 3),
+        "min_noise_accuracy": str(gates.noise.threshold),
+        "shift_mean_accuracy": fmt(verdicts["shift_mean"]["value"], 3),
+        "min_shift_mean": str(gates.shift_mean.threshold),
+        "min_shift_worst": str(gates.shift_worst_direction.threshold),
+        "adversarial_attack": gates.adversarial.attack.upper(),
+        "adversarial_eps": f"{gates.adversarial.eps:g}",
+        "adversarial_accuracy": fmt(verdicts["adversarial"]["value"] or 0.0, 3),
+        "min_adversarial_accuracy": str(gates.adversarial.threshold),
         "worst_shift_direction": shift_direction,
         "worst_shift_accuracy": fmt(shift_accuracy, 3),
         "blank_label": str(blank_label),
         "blank_probability": fmt(blank_probability, 3),
+        "blank_ood_score": fmt(blank_ood, 1),
+        "ood_table": ood_table(ood),
+        "ood_components": str(ood_meta["n_components"]),
+        "ood_explained_variance": fmt(ood_meta["explained_variance_ratio"], 3),
+        "ood_target_fpr": str(ood_meta["target_false_positive_rate"]),
+        "ood_fpr_clean": fmt(ood["false_positive"]["clean_test"]["rate"], 3),
+        "ood_fpr_shifted": fmt(ood["false_positive"]["shifted_1px_test"]["rate"], 3),
+        "ood_max_fpr": str(params.ood.gates.max_false_positive_rate.threshold),
+        "ood_min_detection": str(params.ood.gates.min_detection_rate.threshold),
+        "ood_gated_sets": ", ".join(params.ood.gates.gated_sets),
         "lineage_table": lineage_table(inputs.lineage),
         "library_table": library_table(inputs.model_metadata),
         "params_yaml": yaml.safe_dump(to_builtins(params), sort_keys=True).rstrip(),
     }
+
+
+def augmentation_text(params: Params) -> str:
+    """The augmentation in words."""
+    aug = params.train.augment
+    if not aug.enabled:
+        return "none"
+    shifts = ", ".join(str(p) for p in aug.shift_pixels)
+    sigmas = ", ".join(f"{s:g}" for s in aug.noise_sigmas)
+    return (
+        f"each training image plus copies shifted by {shifts} pixel(s) "
+        f"({', '.join(aug.shift_directions)}; vacated pixels 0) and {aug.noise_copies} "
+        f"Gaussian-noise copy per sigma ({sigmas}), clipped to 0..16, seeded from `seed`"
+    )
 
 
 def render(template: str, context: Mapping[str, str], source: str) -> str:
@@ -277,6 +214,7 @@ def load_inputs(args: argparse.Namespace) -> Inputs:
     """Read every pipeline output the documents use."""
     onnx_bytes = read_bytes(args.model_dir / "model.onnx")
     labels, probabilities = onnx_predict(onnx_bytes, np.zeros((1, 64)))
+    blank_ood = float(onnx_scores(read_bytes(args.model_dir / "ood.onnx"), np.zeros((1, 64)))[0])
     lineage: dict[str, tuple[str, int]] = {}
     for path in args.lineage:
         if not path.is_file():
@@ -290,8 +228,11 @@ def load_inputs(args: argparse.Namespace) -> Inputs:
         confusion=read_json(args.confusion),
         importance=read_json(args.importance),
         robustness=read_json(args.robustness),
+        selection=read_json(args.selection),
+        ood=read_json(args.ood_report),
+        ood_metadata=read_json(args.model_dir / "ood.json"),
         lineage=lineage,
-        blank_image=(int(labels[0]), float(probabilities[0].max())),
+        blank_image=(int(labels[0]), float(probabilities[0].max()), blank_ood),
     )
 
 
@@ -316,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confusion", type=Path, required=True)
     parser.add_argument("--importance", type=Path, required=True)
     parser.add_argument("--robustness", type=Path, required=True)
+    parser.add_argument("--selection", type=Path, required=True)
+    parser.add_argument("--ood-report", type=Path, required=True)
     parser.add_argument("--lineage", type=Path, nargs="+", required=True)
     parser.add_argument("--render", action="append", required=True, metavar="TEMPLATE:OUTPUT")
     args = parser.parse_args(argv)

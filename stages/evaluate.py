@@ -16,15 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from stages.artifacts import atomic_write_bytes, read_bytes, read_npz, write_json
+from stages.gates import accuracy_interval, enforce, verdict
 from stages.params import EvaluateParams, load_params
-from stages.runner import StageError, run_stage
+from stages.runner import run_stage
 from stages.train import onnx_predict
 
 N_CLASSES = 10
-
-
-class QualityGateError(StageError):
-    """The model does not reach the configured minimum accuracy."""
 
 
 def expected_calibration_error(
@@ -93,16 +90,24 @@ def confusion_rows(y_true: npt.NDArray[Any], y_pred: npt.NDArray[Any]) -> list[d
 
 def per_class_table(metrics: dict[str, Any]) -> str:
     """A Markdown table of per-class metrics."""
-    lines = [
-        "| class | precision | recall | f1 | support |",
-        "|---:|---:|---:|---:|---:|",
+    from tabulate import tabulate
+
+    rows = [
+        [
+            label,
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            "{:.4f} to {:.4f}".format(*row["recall_ci95"]),
+            f"{row['f1']:.4f}",
+            row["support"],
+        ]
+        for label, row in metrics["per_class"].items()
     ]
-    for label, row in metrics["per_class"].items():
-        lines.append(
-            f"| {label} | {row['precision']:.4f} | {row['recall']:.4f} | "
-            f"{row['f1']:.4f} | {row['support']} |"
-        )
-    return "\n".join(lines) + "\n"
+    headers = ["class", "precision", "recall", "recall 95 % CI", "f1", "support"]
+    table: str = tabulate(
+        rows, headers, tablefmt="github", disable_numparse=True, colalign=("right",) * len(headers)
+    )
+    return table + "\n"
 
 
 def permutation_importances(
@@ -124,12 +129,28 @@ def permutation_importances(
     }
 
 
-def quality_gate(metrics: dict[str, Any], params: EvaluateParams) -> dict[str, Any]:
-    """The gate verdict recorded in the metrics."""
+def add_intervals(
+    metrics: dict[str, Any], y_true: npt.NDArray[Any], y_pred: npt.NDArray[Any], level: float
+) -> None:
+    """Wilson intervals for the accuracy and every per-class recall, in place."""
+    correct = y_pred == y_true
+    metrics["accuracy_ci95"] = list(accuracy_interval(correct, level))
+    for label, row in metrics["per_class"].items():
+        row["recall_ci95"] = list(accuracy_interval(correct[y_true == int(label)], level))
+
+
+def quality_gates(metrics: dict[str, Any], params: EvaluateParams) -> dict[str, dict[str, Any]]:
+    """The evaluate stage's gate verdicts."""
+    gate = params.gates.clean_accuracy
+    low, high = metrics["accuracy_ci95"]
     return {
-        "min_accuracy": params.min_accuracy,
-        "measured_accuracy": metrics["accuracy"],
-        "passed": metrics["accuracy"] >= params.min_accuracy,
+        "clean_accuracy": verdict(
+            description="accuracy on the clean test split",
+            value=metrics["accuracy"],
+            threshold=gate.threshold,
+            rationale=gate.rationale,
+            interval=(low, high),
+        )
     }
 
 
@@ -162,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         metrics = classification_metrics(
             test["y"], labels, probabilities, params.evaluate.calibration_bins
         )
-        gate = quality_gate(metrics, params.evaluate)
-        metrics["quality_gate"] = gate
+        add_intervals(metrics, test["y"], labels, params.evaluate.confidence_level)
+        metrics["gates"] = quality_gates(metrics, params.evaluate)
+        metrics["passed"] = all(g["passed"] for g in metrics["gates"].values())
         model = load_sklearn_model(args.model_dir / "model.joblib")
         importance = permutation_importances(
             model, test["X"], test["y"], params.evaluate.permutation_repeats, params.seed
@@ -176,11 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             f"evaluate: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
             f"log loss {metrics['log_loss']:.4f}, ECE {metrics['ece']:.4f}"
         )
-        if not gate["passed"]:
-            raise QualityGateError(
-                f"quality gate failed: test accuracy {metrics['accuracy']:.4f} is below "
-                f"evaluate.min_accuracy = {params.evaluate.min_accuracy}"
-            )
+        enforce("evaluate.gates", metrics["gates"])
 
     return run_stage("evaluate", body)
 

@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 import msgspec
 import yaml
 
-ModelType = Literal["logistic_regression", "svc", "random_forest"]
+ModelType = Literal["logistic_regression", "mlp", "svc", "random_forest"]
+Direction = Literal["up", "down", "left", "right"]
 
 Probability = Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
 UnitInterval = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
@@ -81,26 +82,99 @@ class RandomForestParams(_Strict, frozen=True):
     min_samples_leaf: PositiveInt = 1
 
 
-class TrainParams(_Strict, frozen=True):
-    """Which model to train, with the hyperparameters of each model type."""
+class MLPParams(_Strict, frozen=True):
+    """Hyperparameters of the (scaled) multi-layer perceptron (Adam, fixed seed)."""
 
-    model: ModelType = "logistic_regression"
+    hidden_layer_sizes: Annotated[tuple[PositiveInt, ...], msgspec.Meta(min_length=1)] = (128,)
+    alpha: NonNegativeFloat = 1e-4
+    learning_rate_init: PositiveFloat = 1e-3
+    max_iter: PositiveInt = 300
+    tol: PositiveFloat = 1e-4
+
+
+PixelStrength = Annotated[float, msgspec.Meta(ge=0.0, le=16.0)]
+OneLine = Annotated[str, msgspec.Meta(min_length=10, max_length=300, pattern=r"^[^\n]+$")]
+
+
+class AugmentParams(_Strict, frozen=True):
+    """Training-split augmentation: every image plus shifted and noisy copies.
+
+    Each original image contributes one copy per (direction, offset) pair and
+    ``noise_copies`` copies per noise sigma. Only the training data is augmented.
+    """
+
+    enabled: bool = True
+    shift_pixels: tuple[Annotated[int, msgspec.Meta(ge=1, le=3)], ...] = (1,)
+    shift_directions: tuple[Direction, ...] = ("up", "down", "left", "right")
+    noise_sigmas: tuple[Annotated[float, msgspec.Meta(gt=0.0, le=16.0)], ...] = (2.0,)
+    noise_copies: Annotated[int, msgspec.Meta(ge=0, le=10)] = 1
+
+
+class SelectionParams(_Strict, frozen=True):
+    """Which candidates compete on the validation split, and the rule that picks one.
+
+    Rule: a candidate is eligible when its ONNX export is at most ``max_onnx_bytes``
+    (a deterministic proxy for serving latency) and each validation accuracy
+    (clean, mean shift, worst shift direction, noise) reaches the matching test gate;
+    the eligible candidate with the highest ``score`` wins, ties going to the
+    smaller ONNX file, then to the earlier candidate.
+    """
+
+    candidates: Annotated[tuple[ModelType, ...], msgspec.Meta(min_length=1)] = (
+        "logistic_regression",
+        "mlp",
+        "random_forest",
+    )
+    validation_size: Annotated[float, msgspec.Meta(ge=0.05, le=0.5)] = 0.2
+    score: Literal["worst_case", "mean"] = "worst_case"
+    max_onnx_bytes: PositiveInt = 262_144
+    shift_pixels: Annotated[int, msgspec.Meta(ge=1, le=3)] = 1
+    noise_sigma: Annotated[float, msgspec.Meta(gt=0.0, le=16.0)] = 2.0
+
+    def __post_init__(self) -> None:
+        """Each candidate once."""
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError(f"candidates must be distinct, got {list(self.candidates)}")
+
+
+class TrainParams(_Strict, frozen=True):
+    """Augmentation, candidate models with their hyperparameters, and the selection rule."""
+
     onnx_tolerance: PositiveFloat = 1e-5
+    augment: AugmentParams = AugmentParams()
+    selection: SelectionParams = SelectionParams()
     logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
+    mlp: MLPParams = MLPParams()
     svc: SVCParams = SVCParams()
     random_forest: RandomForestParams = RandomForestParams()
+
+
+class Gate(_Strict, frozen=True, kw_only=True):
+    """A threshold and the one-line user need it stands for."""
+
+    threshold: UnitInterval
+    rationale: OneLine
+
+
+class EvaluateGates(_Strict, frozen=True):
+    """Gates of the evaluate stage."""
+
+    clean_accuracy: Gate = Gate(
+        threshold=0.975,
+        rationale="API clients need at least 97.5 % of clean, centred digits read correctly.",
+    )
 
 
 class EvaluateParams(_Strict, frozen=True):
     """Quality gate and evaluation settings."""
 
-    min_accuracy: UnitInterval = 0.95
+    gates: EvaluateGates = EvaluateGates()
+    confidence_level: Annotated[float, msgspec.Meta(ge=0.5, lt=1.0)] = 0.95
     calibration_bins: Annotated[int, msgspec.Meta(ge=2, le=100)] = 10
     permutation_repeats: PositiveInt = 5
 
 
 AttackName = Literal["fgsm", "pgd", "hopskipjump"]
-PixelStrength = Annotated[float, msgspec.Meta(ge=0.0, le=16.0)]
 NoiseGrid = Annotated[tuple[PixelStrength, ...], msgspec.Meta(min_length=1)]
 RateGrid = Annotated[tuple[UnitInterval, ...], msgspec.Meta(min_length=1)]
 PixelCountGrid = Annotated[
@@ -108,14 +182,54 @@ PixelCountGrid = Annotated[
 ]
 
 
-class RobustnessGates(_Strict, frozen=True):
-    """Minimum accuracies the robustness stage enforces (strengths must be on the grids)."""
+class ShiftGate(_Strict, frozen=True, kw_only=True):
+    """Minimum accuracy on test digits shifted by ``pixels`` (mean or worst direction)."""
 
-    noise_sigma: PixelStrength = 2.0
-    min_noise_accuracy: UnitInterval = 0.0
-    adversarial_attack: AttackName = "fgsm"
-    adversarial_eps: PixelStrength = 0.5
-    min_adversarial_accuracy: UnitInterval = 0.0
+    pixels: Annotated[int, msgspec.Meta(ge=1, le=8)] = 1
+    threshold: UnitInterval
+    rationale: OneLine
+
+
+class NoiseGate(_Strict, frozen=True, kw_only=True):
+    """Minimum accuracy under Gaussian noise of ``sigma`` (on the noise grid)."""
+
+    sigma: PixelStrength = 2.0
+    threshold: UnitInterval
+    rationale: OneLine
+
+
+class AdversarialGate(_Strict, frozen=True, kw_only=True):
+    """Minimum accuracy of the served model under ``attack`` at L-inf ``eps``.
+
+    ``fgsm``/``pgd`` are white-box where ART has the served model's gradients and
+    transferred from a surrogate otherwise; ``hopskipjump`` is decision-based.
+    """
+
+    attack: AttackName = "fgsm"
+    eps: PixelStrength = 1.0
+    threshold: UnitInterval
+    rationale: OneLine
+
+
+class RobustnessGates(_Strict, frozen=True):
+    """Gates the robustness stage enforces (strengths must be on the grids)."""
+
+    shift_mean: ShiftGate = ShiftGate(
+        threshold=0.95,
+        rationale="API clients send uncentred digits: a 1-pixel offset must not cost accuracy.",
+    )
+    shift_worst_direction: ShiftGate = ShiftGate(
+        threshold=0.93,
+        rationale="No single offset direction may be a blind spot for clients who crop that way.",
+    )
+    noise: NoiseGate = NoiseGate(
+        threshold=0.93,
+        rationale="Scanned and hand-drawn inputs are noisy: sigma=2 noise must keep answers right.",
+    )
+    adversarial: AdversarialGate = AdversarialGate(
+        threshold=0.8,
+        rationale="A client who knows the public data must not flip most answers with tiny edits.",
+    )
 
 
 class RobustnessParams(_Strict, frozen=True):
@@ -133,20 +247,61 @@ class RobustnessParams(_Strict, frozen=True):
     blackbox_max_iter: PositiveInt = 10
     blackbox_max_eval: PositiveInt = 1000
     blackbox_init_eval: PositiveInt = 100
+    bootstrap_resamples: Annotated[int, msgspec.Meta(ge=100, le=100_000)] = 2000
     gates: RobustnessGates = RobustnessGates()
 
     def __post_init__(self) -> None:
         """Gate strengths must be measured, i.e. lie on their grids."""
-        if self.gates.noise_sigma not in self.noise_sigmas:
+        gates = self.gates
+        if gates.noise.sigma not in self.noise_sigmas:
             raise ValueError(
-                f"gates.noise_sigma must be one of noise_sigmas {list(self.noise_sigmas)}, "
-                f"got {self.gates.noise_sigma}"
+                f"gates.noise.sigma must be one of noise_sigmas {list(self.noise_sigmas)}, "
+                f"got {gates.noise.sigma}"
             )
-        if self.gates.adversarial_eps not in self.attack_eps:
+        if gates.adversarial.eps not in self.attack_eps:
             raise ValueError(
-                f"gates.adversarial_eps must be one of attack_eps {list(self.attack_eps)}, "
-                f"got {self.gates.adversarial_eps}"
+                f"gates.adversarial.eps must be one of attack_eps {list(self.attack_eps)}, "
+                f"got {gates.adversarial.eps}"
             )
+        for name in ("shift_mean", "shift_worst_direction"):
+            pixels = getattr(gates, name).pixels
+            if pixels not in self.shift_pixels:
+                raise ValueError(
+                    f"gates.{name}.pixels must be one of shift_pixels "
+                    f"{list(self.shift_pixels)}, got {pixels}"
+                )
+
+
+OodSetName = Literal["blank", "all_16", "uniform_noise", "inverted", "sparse_0_16", "checkerboard"]
+
+
+class OodGates(_Strict, frozen=True):
+    """Gates of the out-of-distribution detector."""
+
+    max_false_positive_rate: Gate = Gate(
+        threshold=0.02,
+        rationale="Clients must not see more than 2 % of genuine digits flagged as non-digits.",
+    )
+    min_detection_rate: Gate = Gate(
+        threshold=0.95,
+        rationale="A blank, saturated, noise or inverted image must not get a confident digit.",
+    )
+    gated_sets: Annotated[tuple[OodSetName, ...], msgspec.Meta(min_length=1)] = (
+        "blank",
+        "all_16",
+        "uniform_noise",
+        "inverted",
+    )
+
+
+class OodParams(_Strict, frozen=True):
+    """PCA detector: Hotelling T^2 within, and residual Q outside, the principal subspace."""
+
+    n_components: Annotated[int, msgspec.Meta(ge=2, le=63)] = 30
+    component_quantile: Annotated[float, msgspec.Meta(ge=0.5, lt=1.0)] = 0.995
+    target_false_positive_rate: Annotated[float, msgspec.Meta(gt=0.0, le=0.2)] = 0.01
+    synthetic_rows: Annotated[int, msgspec.Meta(ge=10, le=10_000)] = 200
+    gates: OodGates = OodGates()
 
 
 class Params(_Strict, frozen=True):
@@ -157,6 +312,7 @@ class Params(_Strict, frozen=True):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     robustness: RobustnessParams = RobustnessParams()
+    ood: OodParams = OodParams()
 
 
 _PATH_IN_MESSAGE = re.compile(r" - at `\$\.?([^`]*)`$")

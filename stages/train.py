@@ -1,4 +1,4 @@
-"""train: fit the configured model, export it to joblib and ONNX, and prove parity.
+"""train: fit the selected model on augmented data, export it to joblib and ONNX, prove parity.
 
 The stage fails when ONNX Runtime and scikit-learn disagree on the test split
 (max |delta probability| above ``train.onnx_tolerance`` or any argmax differs),
@@ -14,13 +14,15 @@ import warnings
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
 import numpy as np
 import numpy.typing as npt
 
-from stages.artifacts import atomic_write_bytes, read_npz, write_json
-from stages.params import Params, TrainParams, load_params, to_builtins
+from stages.artifacts import ArtifactError, atomic_write_bytes, read_json, read_npz, write_json
+from stages.augment import augment, copies_per_image
+from stages.models import build_model
+from stages.params import ModelType, Params, TrainParams, load_params, to_builtins
 from stages.runner import StageError, run_stage
 
 ONNX_INPUT_NAME = "pixels"
@@ -50,58 +52,13 @@ class Parity:
         return self.max_abs_probability_diff <= self.tolerance and self.argmax_mismatches == 0
 
 
-def build_model(params: TrainParams, seed: int) -> Any:
-    """An unfitted scikit-learn estimator for ``train.model``."""
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
-    if params.model == "logistic_regression":
-        lr = params.logistic_regression
-        return Pipeline(
-            [
-                ("scaler", StandardScaler()),
-                (
-                    "classifier",
-                    LogisticRegression(C=lr.C, max_iter=lr.max_iter, tol=lr.tol, random_state=seed),
-                ),
-            ]
-        )
-    if params.model == "svc":
-        return Pipeline(
-            [
-                ("scaler", StandardScaler()),
-                (
-                    "classifier",
-                    # Platt-scaled probabilities (SVC(probability=True) is deprecated).
-                    CalibratedClassifierCV(
-                        SVC(C=params.svc.C, gamma=params.svc.gamma),
-                        method="sigmoid",
-                        cv=StratifiedKFold(n_splits=5, shuffle=True, random_state=seed),
-                        ensemble=False,
-                    ),
-                ),
-            ]
-        )
-    rf = params.random_forest
-    return RandomForestClassifier(
-        n_estimators=rf.n_estimators,
-        max_depth=rf.max_depth,
-        min_samples_leaf=rf.min_samples_leaf,
-        random_state=seed,
-        n_jobs=1,
-    )
-
-
-def fit_model(params: TrainParams, seed: int, X: npt.NDArray[Any], y: npt.NDArray[Any]) -> Any:
-    """Fit the configured model; convergence warnings become errors."""
+def fit_model(
+    model_type: ModelType, params: TrainParams, seed: int, X: npt.NDArray[Any], y: npt.NDArray[Any]
+) -> Any:
+    """Fit a ``model_type`` estimator; convergence warnings become errors."""
     from sklearn.exceptions import ConvergenceWarning
 
-    model = build_model(params, seed)
+    model = build_model(model_type, params, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         try:
@@ -179,11 +136,13 @@ def linear_explanation(model: Any) -> dict[str, Any] | None:
     }
 
 
-def model_metadata(model: Any, params: Params, parity: Parity, n_train: int) -> dict[str, Any]:
+def model_metadata(
+    model: Any, model_type: ModelType, params: Params, parity: Parity, n_train: int
+) -> dict[str, Any]:
     """The ``model.json`` document shipped beside the ONNX file."""
     return {
         "name": MODEL_NAME,
-        "model_type": params.train.model,
+        "model_type": model_type,
         "classes": [int(c) for c in model.classes_],
         "n_features": 64,
         "feature_range": [0.0, 16.0],
@@ -195,6 +154,10 @@ def model_metadata(model: Any, params: Params, parity: Parity, n_train: int) -> 
             "opset": ONNX_TARGET_OPSET,
         },
         "n_train": n_train,
+        "augmentation": {
+            "rows_per_image": copies_per_image(params.train.augment),
+            "n_train_rows": n_train * copies_per_image(params.train.augment),
+        },
         "params": to_builtins(params),
         "parity": {
             "n_samples": parity.n_samples,
@@ -210,6 +173,15 @@ def model_metadata(model: Any, params: Params, parity: Parity, n_train: int) -> 
     }
 
 
+def read_winner(path: Path) -> ModelType:
+    """The winner recorded in a selection report, validated against the known model types."""
+    report = read_json(path)
+    winner = report.get("winner") if isinstance(report, dict) else None
+    if winner not in get_args(ModelType):
+        raise ArtifactError(f"{path}: no valid 'winner' (got {winner!r})")
+    return cast(ModelType, winner)
+
+
 def joblib_bytes(model: Any) -> bytes:
     """The fitted model as an uncompressed joblib pickle (for the pipeline only)."""
     import joblib
@@ -220,18 +192,21 @@ def joblib_bytes(model: Any) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m stages.train --params P --data-dir D --out-dir M``."""
+    """CLI: ``python -m stages.train --params P --data-dir D --selection S --out-dir M``."""
     parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__)
     parser.add_argument("--params", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--selection", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, required=True)
     args = parser.parse_args(argv)
 
     def body() -> None:
         params = load_params(args.params)
+        model_type = read_winner(args.selection)
         train = read_npz(args.data_dir / "train.npz", ("X", "y"))
         test = read_npz(args.data_dir / "test.npz", ("X", "y"))
-        model = fit_model(params.train, params.seed, train["X"], train["y"])
+        X_aug, y_aug = augment(train["X"], train["y"], params.train.augment, params.seed)
+        model = fit_model(model_type, params.train, params.seed, X_aug, y_aug)
         onnx_bytes = export_onnx(model)
         parity = measure_parity(model, onnx_bytes, test["X"], params.train.onnx_tolerance)
         if not parity.ok:
@@ -240,12 +215,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"max |dprob| = {parity.max_abs_probability_diff:.3g} "
                 f"(tolerance {parity.tolerance:g}), argmax mismatches = {parity.argmax_mismatches}"
             )
-        metadata = model_metadata(model, params, parity, n_train=len(train["y"]))
+        metadata = model_metadata(model, model_type, params, parity, n_train=len(train["y"]))
         atomic_write_bytes(args.out_dir / "model.joblib", joblib_bytes(model))
         atomic_write_bytes(args.out_dir / "model.onnx", onnx_bytes)
         write_json(args.out_dir / "model.json", metadata)
         print(
-            f"train: {params.train.model} written to {args.out_dir}; ONNX parity on "
+            f"train: {model_type} fitted on {len(y_aug)} augmented rows, written to "
+            f"{args.out_dir}; ONNX parity on "
             f"{parity.n_samples} rows: max |dprob| = {parity.max_abs_probability_diff:.3g}, "
             f"argmax mismatches = {parity.argmax_mismatches}"
         )

@@ -1,0 +1,215 @@
+"""ood: fit the out-of-distribution detector and export it as one ONNX graph.
+
+The detector is scikit-learn's PCA fitted on the augmented training split
+(the validation split held out), so shifted and noisy digits count as
+in-distribution. Two scores are combined:
+
+* Hotelling T^2, ``sum(z_k^2 / var_k)``: how far a row lies from the digits
+  *inside* the principal subspace (a blank or saturated image);
+* Q (squared prediction error), ``||x - mean||^2 - ||z||^2``: how far it lies
+  *outside* it (noise, inverted strokes).
+
+Each is divided by its ``component_quantile`` on the augmented validation split,
+the larger of the two is taken, and that is divided by the threshold that
+flags ``target_false_positive_rate`` of the augmented validation split. The
+served ``ood_score`` is therefore > 1 exactly for flagged rows.
+
+skl2onnx exports the PCA; the few arithmetic nodes after it are appended with
+``onnx.helper``. The stage checks the ONNX scores against numpy before writing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stages.artifacts import atomic_write_bytes, read_npz, write_json
+from stages.augment import augment, validation_split
+from stages.params import OodParams, Params, load_params
+from stages.runner import StageError, run_stage
+from stages.train import ONNX_INPUT_NAME, ONNX_TARGET_OPSET
+
+OOD_SCORE_OUTPUT = "ood_score"
+PARITY_RTOL = 1e-3
+PARITY_ATOL = 1e-3
+
+
+class Detector:
+    """A fitted PCA with its two score scales and the calibrated threshold."""
+
+    def __init__(self, pca: Any, t2_scale: float, q_scale: float, threshold: float) -> None:
+        self.pca = pca
+        self.t2_scale = t2_scale
+        self.q_scale = q_scale
+        self.threshold = threshold
+
+    def raw_scores(self, X: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        """Hotelling T^2 and Q per row, in float64."""
+        return pca_scores(self.pca, X)
+
+    def score(self, X: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The served score (> 1 means out of distribution), in float64."""
+        t2, q = self.raw_scores(X)
+        combined = np.maximum(t2 / self.t2_scale, q / self.q_scale)
+        return np.asarray(combined / self.threshold, dtype=np.float64)
+
+
+def pca_scores(pca: Any, X: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """Hotelling T^2 and Q of each row under a fitted PCA (float64)."""
+    centred = np.asarray(X, dtype=np.float64) - pca.mean_
+    z = centred @ pca.components_.T
+    t2 = np.sum(z**2 / pca.explained_variance_, axis=1)
+    q = np.sum(centred**2, axis=1) - np.sum(z**2, axis=1)
+    return t2, q
+
+
+def fit_detector(X: npt.NDArray[Any], y: npt.NDArray[Any], params: Params) -> Detector:
+    """Fit on the augmented fit rows, calibrate on the augmented validation rows."""
+    from sklearn.decomposition import PCA
+
+    fit_rows, validation_rows = validation_split(
+        y, params.train.selection.validation_size, params.seed
+    )
+    X_fit, _ = augment(X[fit_rows], y[fit_rows], params.train.augment, params.seed)
+    X_val, _ = augment(X[validation_rows], y[validation_rows], params.train.augment, params.seed)
+    ood = params.ood
+    pca = PCA(n_components=ood.n_components, svd_solver="full").fit(X_fit)
+    t2, q = pca_scores(pca, X_val)
+    t2_scale = float(np.quantile(t2, ood.component_quantile))
+    q_scale = float(np.quantile(q, ood.component_quantile))
+    combined = np.maximum(t2 / t2_scale, q / q_scale)
+    threshold = float(np.quantile(combined, 1.0 - ood.target_false_positive_rate))
+    if not (t2_scale > 0 and q_scale > 0 and threshold > 0):
+        raise StageError("OOD calibration produced a non-positive scale; check ood params")
+    return Detector(pca, t2_scale, q_scale, threshold)
+
+
+def export_detector(detector: Detector) -> bytes:
+    """One ONNX graph: float32 ``pixels[N, 64]`` in, ``ood_score[N]`` out."""
+    from onnx import TensorProto, helper, numpy_helper
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    base = to_onnx(
+        detector.pca,
+        initial_types=[(ONNX_INPUT_NAME, FloatTensorType([None, 64]))],
+        target_opset=ONNX_TARGET_OPSET[""],
+    )
+    graph = base.graph
+    z = graph.output[0].name
+    pca = detector.pca
+
+    def const(name: str, value: npt.NDArray[Any] | float) -> None:
+        array = np.asarray(value, dtype=np.float32)
+        graph.initializer.append(numpy_helper.from_array(array, name=f"ood_{name}"))
+
+    const("variance", pca.explained_variance_)
+    const("mean", pca.mean_)
+    const("t2_scale", detector.t2_scale)
+    const("q_scale", detector.q_scale)
+    const("threshold", detector.threshold)
+    graph.initializer.append(
+        numpy_helper.from_array(np.asarray([1], dtype=np.int64), name="ood_axis")
+    )
+    nodes = [
+        ("Mul", [z, z], "z2"),
+        ("Div", ["ood_z2", "ood_variance"], "z2_scaled"),
+        ("ReduceSum", ["ood_z2_scaled", "ood_axis"], "t2"),
+        ("Sub", [ONNX_INPUT_NAME, "ood_mean"], "centred"),
+        ("Mul", ["ood_centred", "ood_centred"], "centred2"),
+        ("ReduceSum", ["ood_centred2", "ood_axis"], "norm2"),
+        ("ReduceSum", ["ood_z2", "ood_axis"], "z_norm2"),
+        ("Sub", ["ood_norm2", "ood_z_norm2"], "q"),
+        ("Div", ["ood_t2", "ood_t2_scale"], "t2_rel"),
+        ("Div", ["ood_q", "ood_q_scale"], "q_rel"),
+        ("Max", ["ood_t2_rel", "ood_q_rel"], "combined"),
+        ("Div", ["ood_combined", "ood_threshold"], "score_2d"),
+        ("Squeeze", ["ood_score_2d", "ood_axis"], "score"),
+    ]
+    for op, inputs, out in nodes:
+        output = OOD_SCORE_OUTPUT if out == "score" else f"ood_{out}"
+        node = helper.make_node(op, inputs, [output], name=f"ood_{out}")
+        if op == "ReduceSum":
+            node.attribute.append(helper.make_attribute("keepdims", 1))
+        graph.node.append(node)
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info(OOD_SCORE_OUTPUT, TensorProto.FLOAT, [None]))
+    base.doc_string = "digits OOD detector: PCA T^2 / Q score over the calibrated threshold"
+    from onnx.checker import check_model
+
+    check_model(base, full_check=True)
+    serialised: bytes = base.SerializeToString(deterministic=True)
+    return serialised
+
+
+def onnx_scores(onnx_bytes: bytes, X: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``ood_score`` from ONNX Runtime (single thread)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    (scores,) = session.run([OOD_SCORE_OUTPUT], {ONNX_INPUT_NAME: np.asarray(X, np.float32)})
+    return np.asarray(scores)
+
+
+def detector_metadata(detector: Detector, params: OodParams, n_fit: int) -> dict[str, Any]:
+    """``models/ood.json``: how the detector was built and how its score reads."""
+    pca = detector.pca
+    return {
+        "method": "PCA Hotelling T^2 or Q (squared prediction error)",
+        "score": "max(T2 / t2_scale, Q / q_scale) / threshold; > 1 means out of distribution",
+        "onnx": {"input": ONNX_INPUT_NAME, "output": OOD_SCORE_OUTPUT},
+        "flag_above": 1.0,
+        "n_components": int(pca.n_components_),
+        "explained_variance_ratio": float(np.sum(pca.explained_variance_ratio_)),
+        "component_quantile": params.component_quantile,
+        "target_false_positive_rate": params.target_false_positive_rate,
+        "t2_scale": detector.t2_scale,
+        "q_scale": detector.q_scale,
+        "threshold": detector.threshold,
+        "n_train_images": n_fit,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``python -m stages.ood --params P --data-dir D --out-dir M``."""
+    parser = argparse.ArgumentParser(prog="python -m stages.ood", description=__doc__)
+    parser.add_argument("--params", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--out-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    def body() -> None:
+        params = load_params(args.params)
+        train = read_npz(args.data_dir / "train.npz", ("X", "y"))
+        detector = fit_detector(train["X"], train["y"], params)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            onnx_bytes = export_detector(detector)
+        expected = detector.score(train["X"])
+        served = onnx_scores(onnx_bytes, train["X"])
+        if not np.allclose(served, expected, rtol=PARITY_RTOL, atol=PARITY_ATOL):
+            worst = float(np.max(np.abs(served - expected)))
+            raise StageError(f"OOD ONNX export disagrees with numpy: max |d score| = {worst:.3g}")
+        metadata = detector_metadata(detector, params.ood, n_fit=len(train["y"]))
+        atomic_write_bytes(args.out_dir / "ood.onnx", onnx_bytes)
+        write_json(args.out_dir / "ood.json", metadata)
+        print(
+            f"ood: PCA({metadata['n_components']}) detector written to {args.out_dir}; "
+            f"threshold {detector.threshold:.4g}, "
+            f"flagged training rows {float(np.mean(served > 1.0)):.4f}"
+        )
+
+    return run_stage("ood", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
