@@ -63,6 +63,10 @@ serve: $(STAMP) ## Serve the dvc.lock-pinned model (python -m serving; DIGITS_* 
 bench: $(STAMP) ## Benchmark the service against the FastAPI/sklearn baseline -> docs/performance.md
 	python bench/serving_benchmark.py --output docs/performance.md
 
+.PHONY: bench-pipeline
+bench-pipeline: $(STAMP) ## Time a forced full dvc repro on a fresh clone of HEAD -> docs/performance.md
+	python -m bench.pipeline_timing --output docs/performance.md
+
 .PHONY: soak
 soak: $(STAMP) ## 60 s mixed-load soak (wrk): errors, p99, RSS growth -> Soak section of docs/performance.md
 	python bench/soak.py --duration 60 --output docs/performance.md

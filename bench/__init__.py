@@ -1,0 +1,1 @@
+"""Benchmarks that write their results into docs/performance.md."""
