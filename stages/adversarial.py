@@ -23,6 +23,8 @@ from stages.perturbations import PIXEL_MAX, PIXEL_MIN
 from stages.runner import StageError
 
 N_CLASSES = 10
+HOPSKIPJUMP_INIT_SIZE = 100
+_HOPSKIPJUMP_INIT_SALT = 303
 Predict = Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
 
 
@@ -157,6 +159,22 @@ def gradient_attacks(
     return results
 
 
+def initial_adversarials(
+    predict: Predict, X: npt.NDArray[Any], seed: int, draws: int = HOPSKIPJUMP_INIT_SIZE
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
+    """Per row, the first of ``draws`` seeded uniform images the model labels differently.
+
+    HopSkipJump starts from such an image; ART draws it from an unseeded
+    ``np.random.RandomState()``, so the start is drawn here, reproducibly.
+    Returns the starting images and whether one was found for each row.
+    """
+    rng = np.random.default_rng([seed, _HOPSKIPJUMP_INIT_SALT])
+    images = rng.uniform(PIXEL_MIN, PIXEL_MAX, size=(len(X), draws, X.shape[1]))
+    labels = np.asarray(predict(images.reshape(-1, X.shape[1]))).reshape(len(X), draws)
+    differs = labels != np.asarray(predict(X))[:, None]
+    return images[np.arange(len(X)), differs.argmax(axis=1)], differs.any(axis=1)
+
+
 def hopskipjump_attack(
     predict_proba: Predict,
     X: npt.NDArray[Any],
@@ -186,12 +204,17 @@ def hopskipjump_attack(
         max_iter=params.blackbox_max_iter,
         max_eval=params.blackbox_max_eval,
         init_eval=params.blackbox_init_eval,
-        init_size=100,
+        init_size=HOPSKIPJUMP_INIT_SIZE,
         batch_size=64,
         verbose=True,
     )
-    np.random.seed(seed)  # HopSkipJump draws from numpy's global generator.
-    X_adv = np.clip(attack.generate(X), PIXEL_MIN, PIXEL_MAX)
+    start, found = initial_adversarials(predict, X, seed)
+    X_adv = X.copy()  # a row without a starting image keeps no adversarial example
+    if np.any(found):
+        np.random.seed(seed)  # HopSkipJump's updates draw from numpy's global generator.
+        X_adv[found] = np.clip(
+            attack.generate(X[found], x_adv_init=start[found]), PIXEL_MIN, PIXEL_MAX
+        )
     y_clean = predict(X)
     y_adv = predict(X_adv)
     distance = np.max(np.abs(X_adv - X), axis=1)
