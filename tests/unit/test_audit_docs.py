@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from stages.audit_docs import (
-    TemplateError,
-    confusion_table,
-    file_md5,
-    markdown_table,
-    parse_render_pairs,
-    render,
-)
+from stages.audit_docs import TemplateError, file_md5, parse_render_pairs, render
+from stages.doc_tables import confusion_table, gates_table, markdown_table
+from stages.gates import verdict
 from stages.runner import StageError
 from tests.conftest import REPO_ROOT
 
@@ -28,15 +23,48 @@ def test_render_substitutes_and_rejects_unknown_placeholders() -> None:
         render("cost $", {}, "t.md")
 
 
+def _cells(line: str) -> list[str]:
+    """The stripped cells of one Markdown table row."""
+    assert line.startswith("|")
+    assert line.endswith("|")
+    return [cell.strip() for cell in line[1:-1].split("|")]
+
+
 def test_markdown_table_shape() -> None:
-    table = markdown_table(["a", "b"], [["1", "2"]])
-    assert table.splitlines() == ["| a | b |", "|:---|---:|", "| 1 | 2 |"]
+    lines = markdown_table(["a", "b"], [["1", "2"], ["0.50", "x"]]).splitlines()
+    assert [_cells(line) for line in (lines[0], lines[2], lines[3])] == [
+        ["a", "b"],
+        ["1", "2"],
+        ["0.50", "x"],  # cells stay text: no number parsing
+    ]
+    assert set(lines[1]) <= {"|", "-", ":"}
+    assert len(lines) == 4
 
 
 def test_confusion_table_counts_and_marks_the_diagonal() -> None:
     rows = [{"actual": 1, "predicted": 1}] * 3 + [{"actual": 1, "predicted": 7}]
     lines = confusion_table(rows).splitlines()
-    assert lines[3] == "| 1 | · | **3** | · | · | · | · | · | 1 | · | · |"
+    assert _cells(lines[3]) == ["1", "·", "**3**", "·", "·", "·", "·", "·", "1", "·", "·"]
+    assert _cells(lines[2]) == ["0", "**0**", *["·"] * 9]
+
+
+def test_gates_table_shows_threshold_interval_verdict_and_rationale() -> None:
+    record = verdict(
+        description="accuracy on the clean test split",
+        value=0.98,
+        threshold=0.975,
+        rationale="Clients need clean digits read right.",
+        interval=(0.96, 0.99),
+    )
+    lines = gates_table({"evaluate.gates": {"clean_accuracy": record}}).splitlines()
+    assert _cells(lines[2]) == [
+        "`evaluate.gates.clean_accuracy`: accuracy on the clean test split",
+        "≥ 0.975",
+        "0.9800",
+        "0.9600 to 0.9900",
+        "pass (marginal)",
+        "Clients need clean digits read right.",
+    ]
 
 
 def test_render_pairs_are_validated() -> None:

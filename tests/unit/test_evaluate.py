@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 
 from stages.evaluate import (
+    add_intervals,
     classification_metrics,
     confusion_rows,
     expected_calibration_error,
     per_class_table,
-    quality_gate,
+    quality_gates,
 )
-from stages.params import EvaluateParams
+from stages.gates import GateError, enforce
+from stages.params import EvaluateGates, EvaluateParams, Gate
 
 pytestmark = pytest.mark.unit
 
@@ -49,8 +51,16 @@ def test_classification_metrics() -> None:
     assert metrics["per_class"]["5"]["support"] == 0
     expected_log_loss = -np.mean(np.log([0.9, 0.9, 0.9, 0.1 / 9]))
     assert metrics["log_loss"] == pytest.approx(expected_log_loss)
-    table = per_class_table(metrics)
-    assert "| 2 | 1.0000 | 0.5000 | 0.6667 | 2 |" in table
+    add_intervals(metrics, y_true, y_pred, level=0.95)
+    # Wilson 95 % interval of 1 success in 2 trials, by the closed form.
+    assert metrics["per_class"]["2"]["recall_ci95"] == pytest.approx([0.0945, 0.9055], abs=1e-4)
+    assert metrics["accuracy_ci95"][0] < 0.75 < metrics["accuracy_ci95"][1]
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in per_class_table(metrics).splitlines()
+    ]
+    assert rows[0] == ["class", "precision", "recall", "recall 95 % CI", "f1", "support"]
+    assert ["2", "1.0000", "0.5000", "0.0945 to 0.9055", "0.6667", "2"] in rows
 
 
 def test_confusion_rows() -> None:
@@ -60,11 +70,29 @@ def test_confusion_rows() -> None:
     ]
 
 
-def test_quality_gate_verdict() -> None:
-    params = EvaluateParams(min_accuracy=0.95)
-    assert quality_gate({"accuracy": 0.96}, params)["passed"] is True
-    assert quality_gate({"accuracy": 0.94}, params) == {
-        "min_accuracy": 0.95,
-        "measured_accuracy": 0.94,
-        "passed": False,
-    }
+RATIONALE = "Clients need most clean digits read correctly."
+
+
+def _params(threshold: float) -> EvaluateParams:
+    return EvaluateParams(
+        gates=EvaluateGates(clean_accuracy=Gate(threshold=threshold, rationale=RATIONALE))
+    )
+
+
+def test_quality_gate_verdicts_carry_interval_and_rationale() -> None:
+    metrics = {"accuracy": 0.96, "accuracy_ci95": [0.94, 0.975]}
+    passing = quality_gates(metrics, _params(0.95))["clean_accuracy"]
+    assert passing["passed"] is True
+    assert passing["marginal"] is True  # 0.94 < 0.95 < 0.975
+    assert passing["ci95"] == [0.94, 0.975]
+    assert passing["rationale"] == RATIONALE
+    clear = quality_gates(metrics, _params(0.9))["clean_accuracy"]
+    assert (clear["passed"], clear["marginal"]) == (True, False)
+    failing = quality_gates(metrics, _params(0.98))
+    assert failing["clean_accuracy"]["passed"] is False
+    with pytest.raises(GateError) as excinfo:
+        enforce("evaluate.gates", failing)
+    assert str(excinfo.value) == (
+        "gate evaluate.gates.clean_accuracy failed: accuracy on the clean test split = 0.9600, "
+        f"needs >= 0.98 ({RATIONALE})"
+    )

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.unit
 
 def test_repository_params_file_is_valid() -> None:
     params = load_params(REPO_ROOT / "params.yaml")
-    assert params.train.model == "logistic_regression"
+    assert "mlp" in params.train.selection.candidates
+    assert params.train.augment.enabled
+    assert params.evaluate.gates.clean_accuracy.rationale
     assert 0 < params.data.test_size < 1
 
 
@@ -27,7 +29,7 @@ def test_exponent_floats_without_a_dot_are_floats() -> None:
 
 
 def test_to_builtins_round_trips() -> None:
-    params = parse_params("seed: 7\ntrain: {model: svc}\n")
+    params = parse_params("seed: 7\ntrain: {selection: {candidates: [svc, mlp]}}\n")
     data = to_builtins(params)
     assert data["seed"] == 7
     assert parse_params(__import__("json").dumps(data)) == params
@@ -40,12 +42,36 @@ def test_to_builtins_round_trips() -> None:
         ("data: {test_size: 0}", "data.test_size: Expected `float` > 0.0, got 0"),
         ("data: {foo: 1}", "data.foo: unknown key"),
         ("bogus: 1", "bogus: unknown key"),
-        ("train: {model: xgboost}", "train.model: Invalid enum value 'xgboost'"),
+        (
+            "train: {selection: {candidates: [mlp, xgboost]}}",
+            "train.selection.candidates.1: Invalid enum value 'xgboost'",
+        ),
+        ("train: {model: svc}", "train.model: unknown key"),
+        (
+            "train: {selection: {candidates: [mlp, mlp]}}",
+            "train.selection: candidates must be distinct, got ['mlp', 'mlp']",
+        ),
+        (
+            "train: {augment: {shift_pixels: [4]}}",
+            "train.augment.shift_pixels.0: Expected `int` <= 3",
+        ),
         ("seed: '42'", "seed: Expected `int`, got `str`"),
         ("seed: -1", "seed: Expected `int` >= 0, got -1"),
         ("train: {svc: {C: -1}}", "train.svc.C: Expected `float` > 0.0, got -1"),
         ("train: {random_forest: {max_depth: 0}}", "train.random_forest.max_depth"),
-        ("evaluate: {min_accuracy: 1.2}", "evaluate.min_accuracy: Expected `float` <= 1.0"),
+        (
+            "evaluate: {gates: {clean_accuracy: {threshold: 1.2, rationale: Clients need it.}}}",
+            "evaluate.gates.clean_accuracy.threshold: Expected `float` <= 1.0, got 1.2",
+        ),
+        (
+            "evaluate: {gates: {clean_accuracy: {threshold: 0.9}}}",
+            "evaluate.gates.clean_accuracy: Object missing required field `rationale`",
+        ),
+        ("evaluate: {min_accuracy: 0.9}", "evaluate.min_accuracy: unknown key"),
+        (
+            "robustness: {gates: {noise: {sigma: 3.0, threshold: 0.9, rationale: Noisy scans.}}}",
+            "robustness: gates.noise.sigma must be one of noise_sigmas",
+        ),
         ("data: {histogram_bins: 1}", "data.histogram_bins: Expected `int` >= 2, got 1"),
         ("train: {logistic_regression: {max_iter: 2.5}}", "train.logistic_regression.max_iter"),
         ("data: [1, 2]", "data: Expected `object`, got `array`"),

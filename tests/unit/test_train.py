@@ -1,15 +1,18 @@
-"""train: every model type fits, exports to ONNX and matches scikit-learn."""
+"""train: every candidate model type fits, exports to ONNX and matches scikit-learn."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 
 import numpy as np
 import onnx
 import pytest
 
+from stages.artifacts import ArtifactError, write_json
 from stages.data_prep import load_builtin_digits, split_dataset
-from stages.params import TrainParams, parse_params
+from stages.params import MLPParams, ModelType, TrainParams, parse_params, to_builtins
+from stages.runner import StageError
 from stages.train import (
     ONNX_INPUT_NAME,
     export_onnx,
@@ -18,6 +21,7 @@ from stages.train import (
     measure_parity,
     model_metadata,
     onnx_predict,
+    read_winner,
 )
 
 pytestmark = pytest.mark.unit
@@ -28,14 +32,24 @@ def split() -> Any:
     return split_dataset(load_builtin_digits(), test_size=0.25, seed=42)
 
 
-@pytest.fixture(scope="module", params=["logistic_regression", "svc", "random_forest"])
-def fitted(request: pytest.FixtureRequest, split: Any) -> tuple[str, Any, bytes]:
-    params = TrainParams(model=request.param)
-    model = fit_model(params, 42, split.train.X, split.train.y)
-    return request.param, model, export_onnx(model)
+# A smaller, faster-converging MLP than params.yaml's: these tests are about fitting and export.
+TEST_PARAMS = TrainParams(mlp=MLPParams(hidden_layer_sizes=(32,), learning_rate_init=3e-3))
 
 
-def test_onnx_matches_sklearn_within_tolerance(fitted: tuple[str, Any, bytes], split: Any) -> None:
+def test_every_model_type_is_covered() -> None:
+    assert set(get_args(ModelType)) == {"logistic_regression", "mlp", "svc", "random_forest"}
+
+
+@pytest.fixture(scope="module", params=list(get_args(ModelType)))
+def fitted(request: pytest.FixtureRequest, split: Any) -> tuple[ModelType, Any, bytes]:
+    model_type: ModelType = request.param
+    model = fit_model(model_type, TEST_PARAMS, 42, split.train.X, split.train.y)
+    return model_type, model, export_onnx(model)
+
+
+def test_onnx_matches_sklearn_within_tolerance(
+    fitted: tuple[ModelType, Any, bytes], split: Any
+) -> None:
     _, model, onnx_bytes = fitted
     parity = measure_parity(model, onnx_bytes, split.test.X, tolerance=1e-5)
     assert parity.ok, parity
@@ -44,7 +58,7 @@ def test_onnx_matches_sklearn_within_tolerance(fitted: tuple[str, Any, bytes], s
 
 
 def test_parity_check_fails_when_tolerance_is_impossible(
-    fitted: tuple[str, Any, bytes], split: Any
+    fitted: tuple[ModelType, Any, bytes], split: Any
 ) -> None:
     _, model, onnx_bytes = fitted
     # float32 ONNX never reproduces float64 scikit-learn bit for bit.
@@ -53,7 +67,7 @@ def test_parity_check_fails_when_tolerance_is_impossible(
     assert not parity.ok
 
 
-def test_onnx_graph_has_the_served_interface(fitted: tuple[str, Any, bytes]) -> None:
+def test_onnx_graph_has_the_served_interface(fitted: tuple[ModelType, Any, bytes]) -> None:
     _, _, onnx_bytes = fitted
     graph = onnx.load_from_string(onnx_bytes).graph
     assert [i.name for i in graph.input] == [ONNX_INPUT_NAME]
@@ -62,28 +76,38 @@ def test_onnx_graph_has_the_served_interface(fitted: tuple[str, Any, bytes]) -> 
     assert [o.name for o in graph.output] == ["label", "probabilities"]
 
 
-def test_export_is_deterministic(fitted: tuple[str, Any, bytes]) -> None:
+def test_export_is_deterministic(fitted: tuple[ModelType, Any, bytes]) -> None:
     _, model, onnx_bytes = fitted
     assert export_onnx(model) == onnx_bytes
 
 
-def test_training_is_seeded(split: Any) -> None:
-    params = TrainParams(model="random_forest")
-    first = fit_model(params, 1, split.train.X, split.train.y)
-    again = fit_model(params, 1, split.train.X, split.train.y)
+@pytest.mark.parametrize("model_type", ["random_forest", "mlp"])
+def test_training_is_seeded(model_type: ModelType, split: Any) -> None:
+    first = fit_model(model_type, TEST_PARAMS, 1, split.train.X, split.train.y)
+    again = fit_model(model_type, TEST_PARAMS, 1, split.train.X, split.train.y)
+    other = fit_model(model_type, TEST_PARAMS, 2, split.train.X, split.train.y)
     np.testing.assert_array_equal(
         first.predict_proba(split.test.X), again.predict_proba(split.test.X)
     )
+    assert not np.array_equal(first.predict_proba(split.test.X), other.predict_proba(split.test.X))
 
 
-def test_default_model_is_accurate(fitted: tuple[str, Any, bytes], split: Any) -> None:
+def test_non_convergence_is_a_stage_error(split: Any) -> None:
+    params = TrainParams(mlp=MLPParams(hidden_layer_sizes=(8,), max_iter=2))
+    with pytest.raises(StageError, match=r"training did not converge .*raise max_iter"):
+        fit_model("mlp", params, 0, split.train.X, split.train.y)
+
+
+def test_default_model_is_accurate(fitted: tuple[ModelType, Any, bytes], split: Any) -> None:
     _, _, onnx_bytes = fitted
     labels, probabilities = onnx_predict(onnx_bytes, split.test.X)
     assert float(np.mean(labels == split.test.y)) >= 0.95
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_linear_explanation_reproduces_logits(fitted: tuple[str, Any, bytes], split: Any) -> None:
+def test_linear_explanation_reproduces_logits(
+    fitted: tuple[ModelType, Any, bytes], split: Any
+) -> None:
     name, model, _ = fitted
     explanation = linear_explanation(model)
     if name != "logistic_regression":
@@ -96,13 +120,28 @@ def test_linear_explanation_reproduces_logits(fitted: tuple[str, Any, bytes], sp
     np.testing.assert_allclose(logits, model.decision_function(split.test.X), rtol=1e-9)
 
 
-def test_metadata_records_lineage(fitted: tuple[str, Any, bytes], split: Any) -> None:
+def test_metadata_records_lineage(fitted: tuple[ModelType, Any, bytes], split: Any) -> None:
     name, model, onnx_bytes = fitted
-    params = parse_params(f"train: {{model: {name}}}")
+    params = parse_params("train: {augment: {shift_pixels: [1, 2], noise_copies: 2}}")
     parity = measure_parity(model, onnx_bytes, split.test.X, tolerance=1e-5)
-    metadata = model_metadata(model, params, parity, n_train=len(split.train.y))
+    n_train = len(split.train.y)
+    metadata = model_metadata(model, name, params, parity, n_train=n_train)
     assert metadata["model_type"] == name
     assert metadata["classes"] == list(range(10))
-    assert metadata["params"]["train"]["model"] == name
+    # 1 original + 2 offsets x 4 directions + 1 sigma x 2 noise copies.
+    assert metadata["augmentation"] == {"rows_per_image": 11, "n_train_rows": 11 * n_train}
+    assert metadata["params"] == to_builtins(params)
     assert set(metadata["library_versions"]) >= {"scikit-learn", "onnxruntime", "skl2onnx"}
     assert metadata["parity"]["argmax_mismatches"] == 0
+
+
+def test_read_winner_accepts_only_a_known_model_type(tmp_path: Path) -> None:
+    path = tmp_path / "model_selection.json"
+    write_json(path, {"winner": "mlp", "candidates": {}})
+    assert read_winner(path) == "mlp"
+    write_json(path, {"winner": "xgboost"})
+    with pytest.raises(ArtifactError, match=r"no valid 'winner' \(got 'xgboost'\)"):
+        read_winner(path)
+    write_json(path, ["mlp"])
+    with pytest.raises(ArtifactError, match=r"no valid 'winner' \(got None\)"):
+        read_winner(path)
