@@ -107,7 +107,7 @@ class AugmentParams(_Strict, frozen=True):
     shift_pixels: tuple[Annotated[int, msgspec.Meta(ge=1, le=3)], ...] = (1,)
     shift_directions: tuple[Direction, ...] = ("up", "down", "left", "right")
     noise_sigmas: tuple[Annotated[float, msgspec.Meta(gt=0.0, le=16.0)], ...] = (2.0,)
-    noise_copies: Annotated[int, msgspec.Meta(ge=0, le=10)] = 1
+    noise_copies: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
 
 
 class SelectionParams(_Strict, frozen=True):
@@ -115,7 +115,8 @@ class SelectionParams(_Strict, frozen=True):
 
     Rule: a candidate is eligible when its ONNX export is at most ``max_onnx_bytes``
     (a deterministic proxy for serving latency) and each validation accuracy
-    (clean, mean shift, worst shift direction, noise) reaches the matching test gate;
+    (clean, mean shift, worst shift direction, noise) reaches the matching test gate
+    within the upper end of its 95 % Wilson interval;
     the eligible candidate with the highest ``score`` wins, ties going to the
     smaller ONNX file, then to the earlier candidate.
     """
