@@ -232,7 +232,7 @@ def _params(shift: float, worst: float, noise: float, adversarial: float) -> Rob
     return parse_params(text).robustness
 
 
-def test_gates_pass_and_fail_with_named_threshold_measurement_and_rationale() -> None:
+def test_gates_pass_and_fail_with_named_threshold_and_measurement() -> None:
     report = _report(0.75, {"adversarial_accuracy": 0.8})
     shift = _shift_correct([100, 96, 90, 98])  # mean 0.96, worst "left" (third) at 0.90
     verdicts = evaluate_gates(report, shift, _params(0.95, 0.93, 0.7, 0.99), 0, 0.95)

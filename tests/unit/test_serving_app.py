@@ -78,7 +78,10 @@ def test_explain(client: TestClient[Any]) -> None:
     answer = post(client, "/explain", {"samples": [EXAMPLE_DIGIT, EXAMPLE_FLAT]})
     assert answer.status_code == 200
     body = answer.json()
-    assert body["method"] == "linear_exact"
+    # The selected model (models/model.json) decides: exact for a linear model, else occlusion.
+    model_card = json.loads((REPO_ROOT / "models/model.json").read_text())
+    linear = model_card["linear_explanation"] is not None
+    assert body["method"] == ("linear_exact" if linear else "occlusion")
     importance = body["global_importance"]
     assert len(importance["values"]) == 64
     assert np.asarray(importance["grid"]).shape == (8, 8)
@@ -101,10 +104,14 @@ def test_model_lineage(client: TestClient[Any]) -> None:
         assert body["artifacts"][path]["md5"] == locked_md5(path)
     assert body["stage"]["name"] == "train"
     assert body["stage"]["cmd"].startswith("python -m stages.train")
-    assert "train.model" in body["stage"]["params"]["params.yaml"]
+    stage_params = body["stage"]["params"]["params.yaml"]
+    assert "train" in stage_params
+    assert set(stage_params["train"]) >= {"augment", "selection"}
     metrics = json.loads((REPO_ROOT / "reports/metrics.json").read_text())
     assert body["metrics"]["accuracy"] == metrics["accuracy"]
-    assert body["params"]["train"]["model"] == body["model_type"]
+    selection = json.loads((REPO_ROOT / "reports/model_selection.json").read_text())
+    assert body["model_type"] == selection["winner"]
+    assert body["model_type"] in body["params"]["train"]["selection"]["candidates"]
     assert "onnxruntime" in body["serving_library_versions"]
     assert "scikit-learn" in body["training_library_versions"]
 
@@ -191,7 +198,8 @@ def test_metrics_endpoint_exposes_the_agreed_names(client: TestClient[Any]) -> N
     assert 'route="/predict"' in text
     assert 'reason="empty"' in text
     version = locked_md5("models/model.onnx")[:12]
-    assert f'model_info{{model_type="logistic_regression",version="{version}"}} 1.0' in text
+    model_type = json.loads((REPO_ROOT / "models/model.json").read_text())["model_type"]
+    assert f'model_info{{model_type="{model_type}",version="{version}"}} 1.0' in text
 
 
 def test_openapi_document(client: TestClient[Any]) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
-from serving.lineage import VerifiedBundle, load_verified_bundle
+from serving.lineage import ModelCard, VerifiedBundle, load_verified_bundle
 from serving.model import OnnxModel
+from stages.artifacts import read_npz
+from stages.params import Params
+from stages.train import export_onnx, fit_model, measure_parity, model_metadata
 
 pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,10 +29,30 @@ def samples() -> np.ndarray:
     return rng.integers(0, 17, size=(25, 64)).astype(np.float32)
 
 
-def test_linear_contributions_plus_intercept_reproduce_the_logits(
-    bundle: VerifiedBundle, samples: np.ndarray
-) -> None:
+@pytest.fixture(scope="module")
+def linear_bundle(bundle: VerifiedBundle) -> VerifiedBundle:
+    """The served bundle with a logistic regression, exported and described as train does."""
+    train = read_npz(REPO_ROOT / "data" / "prepared" / "train.npz", ("X", "y"))
+    params = Params()
+    model = fit_model("logistic_regression", params.train, params.seed, train["X"], train["y"])
+    onnx_bytes = export_onnx(model)
+    parity = measure_parity(model, onnx_bytes, train["X"], params.train.onnx_tolerance)
+    metadata = model_metadata(model, "logistic_regression", params, parity, len(train["y"]))
+    card = msgspec.convert(metadata, ModelCard, strict=False)
+    return msgspec.structs.replace(bundle, onnx_bytes=onnx_bytes, card=card)
+
+
+def test_served_model_explains_by_its_kind(bundle: VerifiedBundle) -> None:
     model = OnnxModel(bundle)
+    linear = bundle.card.linear_explanation is not None
+    assert model.explanation_method == ("linear_exact" if linear else "occlusion")
+
+
+def test_linear_contributions_plus_intercept_reproduce_the_logits(
+    linear_bundle: VerifiedBundle, samples: np.ndarray
+) -> None:
+    model = OnnxModel(linear_bundle)
+    assert model.explanation_method == "linear_exact"
     assert model.linear is not None
     labels, probabilities = model.predict(samples)
     contributions, base = model.explain(samples, labels)
