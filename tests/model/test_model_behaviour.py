@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from stages.artifacts import read_json
+from stages.augment import copies_per_image
+from stages.params import load_params, to_builtins
 from stages.train import onnx_predict
 from tests.conftest import REPO_ROOT
 
@@ -20,7 +24,8 @@ MIN_RECALL_PER_CLASS = 0.90
 def test_accuracy_meets_the_quality_gate(onnx_bytes: bytes, test_split: Split) -> None:
     X, y = test_split
     labels, _ = onnx_predict(onnx_bytes, X)
-    assert float(np.mean(labels == y)) >= 0.95
+    gate = load_params(REPO_ROOT / "params.yaml").evaluate.gates.clean_accuracy
+    assert float(np.mean(labels == y)) >= gate.threshold
 
 
 def test_every_class_is_recalled(onnx_bytes: bytes, test_split: Split) -> None:
@@ -65,5 +70,16 @@ def test_metadata_matches_the_artifact(model_metadata: dict[str, Any], test_spli
     assert model_metadata["parity"]["argmax_mismatches"] == 0
     assert model_metadata["parity"]["max_abs_probability_diff"] <= 1e-5
     assert model_metadata["parity"]["n_samples"] == len(test_split[1])
-    params_yaml = (REPO_ROOT / "params.yaml").read_text(encoding="utf-8")
-    assert f"model: {model_metadata['model_type']}" in params_yaml
+    params = load_params(REPO_ROOT / "params.yaml")
+    selection = read_json(REPO_ROOT / "reports" / "model_selection.json")
+    assert model_metadata["model_type"] == selection["winner"]
+    assert model_metadata["model_type"] in params.train.selection.candidates
+    # The train stage depends on seed and train.* (dvc.yaml): those must be what it recorded.
+    assert model_metadata["params"]["seed"] == params.seed
+    recorded = json.loads(json.dumps(to_builtins(params)))  # tuples as JSON lists
+    assert model_metadata["params"]["train"] == recorded["train"]
+    rows_per_image = copies_per_image(params.train.augment)
+    assert model_metadata["augmentation"]["rows_per_image"] == rows_per_image
+    assert (
+        model_metadata["augmentation"]["n_train_rows"] == rows_per_image * model_metadata["n_train"]
+    )

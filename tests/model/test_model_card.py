@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -19,5 +20,12 @@ def test_rendered_model_card_quotes_the_pipeline_numbers() -> None:
     assert f"| macro-F1 | {metrics['macro_f1']:.4f} |" in card
     onnx_md5 = file_md5(REPO_ROOT / "models" / "model.onnx")
     assert f"`{onnx_md5[:12]}`" in card
-    assert f"`models/model.onnx` | `{onnx_md5}`" in card
+    assert re.search(rf"^\| `models/model\.onnx` +\| `{onnx_md5}` +\|", card, flags=re.MULTILINE)
+    ood_md5 = file_md5(REPO_ROOT / "models" / "ood.onnx")
+    assert re.search(rf"^\| `models/ood\.onnx` +\| `{ood_md5}` +\|", card, flags=re.MULTILINE)
+    selection = json.loads((REPO_ROOT / "reports" / "model_selection.json").read_text())
+    assert selection["winner"] in card
+    robustness = json.loads((REPO_ROOT / "reports" / "robustness.json").read_text())
+    for name, gate in robustness["gates"].items():
+        assert gate["rationale"] in card, name
     assert "${" not in card

@@ -1,10 +1,15 @@
 """The exported model under small, seeded versions of the robustness stress tests.
 
 Floors are the default model's measured values (reports/robustness.json) minus
-a margin of a few standard errors on the 450-row test split.
+a margin of three binomial standard errors on the 450-row test split, rounded
+down to two decimals; flip-rate ceilings are the measured rate plus three
+standard errors, rounded up. The noise draws here are seeded differently from
+the stage's, hence the margin.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +22,35 @@ from stages.train import onnx_predict
 pytestmark = pytest.mark.model
 
 Split = tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]
+N_TEST = 450
+# Measured by the robustness stage for the selected model (reports/robustness.json).
+MEASURED_NOISE_05 = 0.9844  # gaussian_noise sigma=0.5: accuracy
+MEASURED_NOISE_05_FLIPS = 0.0111  # ... and flip rate
+MEASURED_SALT_002 = 0.9644  # salt_and_pepper rate 0.02
+MEASURED_OCCLUSION_2 = 0.9156  # occlusion 2x2
+MEASURED_SHIFT_1 = {"up": 0.9689, "down": 0.9756, "left": 0.9756, "right": 0.9733}
+
+
+def _margin(p: float) -> float:
+    return 3 * math.sqrt(p * (1 - p) / N_TEST)
+
+
+def floor(measured: float) -> float:
+    """Measured accuracy minus three standard errors, rounded down to 0.01."""
+    return math.floor((measured - _margin(measured)) * 100) / 100
+
+
+def ceiling(measured: float) -> float:
+    """Measured rate plus three standard errors, rounded up to 0.01."""
+    return math.ceil((measured + _margin(measured)) * 100) / 100
+
+
+def test_floors_follow_the_stated_derivation() -> None:
+    assert floor(MEASURED_NOISE_05) == 0.96
+    assert ceiling(MEASURED_NOISE_05_FLIPS) == 0.03
+    assert floor(MEASURED_SALT_002) == 0.93
+    assert floor(MEASURED_OCCLUSION_2) == 0.87
+    assert [floor(MEASURED_SHIFT_1[d]) for d in DIRECTIONS] == [0.94, 0.95, 0.95, 0.95]
 
 
 def _accuracy_and_flips(
@@ -34,30 +68,38 @@ def test_mild_gaussian_noise(onnx_bytes: bytes, test_split: Split) -> None:
     X, y = test_split
     noisy = gaussian_noise(X, 0.5, np.random.default_rng(0))
     accuracy, flips = _accuracy_and_flips(onnx_bytes, X, y, noisy)
-    assert accuracy >= 0.93, f"accuracy under sigma=0.5 noise is {accuracy:.3f}"
-    assert flips <= 0.07, f"{flips:.3f} of predictions flip under sigma=0.5 noise"
+    assert accuracy >= floor(MEASURED_NOISE_05), f"accuracy under sigma=0.5 noise is {accuracy:.3f}"
+    assert flips <= ceiling(MEASURED_NOISE_05_FLIPS), (
+        f"{flips:.3f} of predictions flip under sigma=0.5 noise"
+    )
 
 
 def test_sparse_salt_and_pepper(onnx_bytes: bytes, test_split: Split) -> None:
     X, y = test_split
     noisy = salt_and_pepper(X, 0.02, np.random.default_rng(0))
     accuracy, _ = _accuracy_and_flips(onnx_bytes, X, y, noisy)
-    assert accuracy >= 0.84, f"accuracy with 2% salt-and-pepper pixels is {accuracy:.3f}"
+    assert accuracy >= floor(MEASURED_SALT_002), (
+        f"accuracy with 2% salt-and-pepper pixels is {accuracy:.3f}"
+    )
 
 
 def test_small_occlusion(onnx_bytes: bytes, test_split: Split) -> None:
     X, y = test_split
     occluded = occlusion(X, 2, np.random.default_rng(0))
     accuracy, _ = _accuracy_and_flips(onnx_bytes, X, y, occluded)
-    assert accuracy >= 0.88, f"accuracy with a 2x2 patch occluded is {accuracy:.3f}"
+    assert accuracy >= floor(MEASURED_OCCLUSION_2), (
+        f"accuracy with a 2x2 patch occluded is {accuracy:.3f}"
+    )
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_one_pixel_shift_stays_well_above_chance(
+def test_one_pixel_shift_keeps_accuracy(
     onnx_bytes: bytes, test_split: Split, direction: Direction
 ) -> None:
-    # A pixel-wise linear model is not translation invariant: the default model
-    # measures 0.29..0.39 here. The floor guards against a collapse to chance (0.1).
+    # Trained with 1-pixel shifted copies, the selected model keeps its accuracy
+    # (the old pixel-wise logistic regression fell to 0.29..0.39 here).
     X, y = test_split
     accuracy, _ = _accuracy_and_flips(onnx_bytes, X, y, shift_images(X, direction, 1))
-    assert accuracy >= 0.22, f"accuracy after a 1-pixel {direction} shift is {accuracy:.3f}"
+    assert accuracy >= floor(MEASURED_SHIFT_1[direction]), (
+        f"accuracy after a 1-pixel {direction} shift is {accuracy:.3f}"
+    )
