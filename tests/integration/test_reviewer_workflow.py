@@ -14,7 +14,8 @@ from tests.conftest import REPO_ROOT, VENV_BIN
 
 pytestmark = pytest.mark.integration
 
-CHANGED_KEY = "train.logistic_regression.C"
+# The L2 strength of the MLP candidate: it changes the selected, served model.
+CHANGED_KEY = "train.mlp.alpha"
 
 
 def _env() -> dict[str, str]:
@@ -51,7 +52,7 @@ def reviewed_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run("git", "config", "user.email", "reviewer@example.invalid", cwd=clone)
     _run("git", "config", "user.name", "Reviewer", cwd=clone)
     _run("dvc", "repro", cwd=clone)
-    _set_param(clone / "params.yaml", "    C: 1.0\n    max_iter", "    C: 0.5\n    max_iter")
+    _set_param(clone / "params.yaml", "    alpha: 1.0e-4\n", "    alpha: 2.0e-4\n")
     _run("dvc", "repro", cwd=clone)
     _run("git", "add", "-A", cwd=clone)
     _run("git", "commit", "--quiet", "-m", "Stronger regularisation", cwd=clone)
@@ -60,7 +61,9 @@ def reviewed_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_params_diff_shows_the_change(reviewed_clone: Path) -> None:
     diff = json.loads(_run("dvc", "params", "diff", "HEAD~1", "--json", cwd=reviewed_clone))
-    assert diff["params.yaml"][CHANGED_KEY] == {"old": 1.0, "new": 0.5, "diff": -0.5}
+    change = diff["params.yaml"][CHANGED_KEY]
+    assert (change["old"], change["new"]) == (1e-4, 2e-4)
+    assert change["diff"] == pytest.approx(1e-4)
     markdown = _run("dvc", "params", "diff", "HEAD~1", "--md", cwd=reviewed_clone)
     assert CHANGED_KEY in markdown
 
