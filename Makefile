@@ -68,10 +68,11 @@ soak: $(STAMP) ## 60 s mixed-load soak (wrk): errors, p99, RSS growth -> Soak se
 	python bench/soak.py --duration 60 --output docs/performance.md
 
 .PHONY: lint
-lint: $(STAMP) ## ruff check + ruff format --check + bandit
+lint: $(STAMP) ## ruff check + ruff format --check + bandit + zizmor (workflow audit, offline)
 	ruff check stages serving tests bench
 	ruff format --check stages serving tests bench
 	bandit -q -c pyproject.toml -r stages serving
+	zizmor --offline .github/workflows
 
 .PHONY: types
 types: $(STAMP) ## mypy --strict

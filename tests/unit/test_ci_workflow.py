@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,6 +42,42 @@ def test_workflow_matches_the_github_schema() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "zizmor"), "--offline", "--no-progress", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_zizmor_audit_finds_nothing() -> None:
+    result = zizmor(WORKFLOW.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr
+
+
+def test_zizmor_flags_a_checkout_that_persists_credentials(tmp_path: Path) -> None:
+    text = WORKFLOW.read_text(encoding="utf-8")
+    # Drop the setting (and a `with:` left empty): checkout's default keeps the token.
+    weakened = re.sub(r"\n *with:\n *persist-credentials: false(?=\n)", "", text)
+    weakened = re.sub(r"\n *persist-credentials: false(?=\n)", "", weakened)
+    assert "persist-credentials" not in weakened
+    copy = tmp_path / "ci.yml"
+    copy.write_text(weakened, encoding="utf-8")
+    result = zizmor(copy)
+    assert result.returncode != 0
+    assert "artipacked" in result.stdout + result.stderr
+
+
+def test_every_checkout_drops_the_token_after_cloning(workflow: dict[str, Any]) -> None:
+    checkouts = [s for s in _steps(workflow) if s.get("uses", "").startswith("actions/checkout")]
+    assert len(checkouts) == len(workflow["jobs"])
+    for step in checkouts:
+        assert step["with"]["persist-credentials"] is False
 
 
 def test_every_action_is_pinned_to_a_commit(workflow: dict[str, Any]) -> None:
