@@ -48,11 +48,11 @@ system-deps: ## Install the Debian packages the integration tests use (needs roo
 .PHONY: pipeline
 pipeline: $(STAMP) ## Run the DVC pipeline (dvc repro)
 	dvc repro
-	@echo "metrics: reports/metrics.json (dvc metrics show)"
+	@echo "summary: python -m tools.summary; every metric: dvc metrics show"
 
 .PHONY: run
-run: pipeline ## Set up, run the pipeline, then serve the locked model on 127.0.0.1:8000
-	dvc metrics show
+run: pipeline ## Set up, run the pipeline, print a summary, serve the locked model on 127.0.0.1:8000
+	python -m tools.summary
 	$(MAKE) --no-print-directory serve
 
 .PHONY: serve
@@ -69,14 +69,14 @@ soak: $(STAMP) ## 60 s mixed-load soak (wrk): errors, p99, RSS growth -> Soak se
 
 .PHONY: lint
 lint: $(STAMP) ## ruff check + ruff format --check + bandit + zizmor (workflow audit, offline)
-	ruff check stages serving tests bench
-	ruff format --check stages serving tests bench
-	bandit -q -c pyproject.toml -r stages serving
+	ruff check stages serving tests bench tools
+	ruff format --check stages serving tests bench tools
+	bandit -q -c pyproject.toml -r stages serving tools
 	zizmor --offline .github/workflows
 
 .PHONY: types
 types: $(STAMP) ## mypy --strict
-	mypy --strict stages serving tests
+	mypy --strict stages serving tests tools
 
 .PHONY: test
 test: $(STAMP) system-deps lint types pipeline ## Set up, then lint, types and the whole test suite
