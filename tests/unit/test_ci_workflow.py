@@ -131,3 +131,26 @@ def test_ci_entry_point_runs_the_readme_test_command() -> None:
         if line.strip() and not line.lstrip().startswith(("#", "set ", "cd "))
     ]
     assert ci_commands == ["make test"]
+
+
+def test_container_job_scans_the_built_image_with_trivy(workflow: dict[str, Any]) -> None:
+    steps = workflow["jobs"]["container"]["steps"]
+    names = [step.get("name", step.get("uses", "")) for step in steps]
+    build_index = next(i for i, s in enumerate(steps) if "docker build" in s.get("run", ""))
+    match = re.search(r"docker build .*?-t (\S+)", " ".join(steps[build_index]["run"].split()))
+    assert match, steps[build_index]["run"]
+    built_tag = match.group(1)
+    scans = [
+        (i, s)
+        for i, s in enumerate(steps)
+        if s.get("uses", "").startswith("aquasecurity/trivy-action@")
+    ]
+    assert len(scans) == 1, names
+    scan_index, scan = scans[0]
+    assert scan_index > build_index, "the scan must run on the image this job just built"
+    settings = scan["with"]
+    assert settings["image-ref"] == built_tag
+    assert {"CRITICAL", "HIGH"} <= set(settings["severity"].split(","))
+    assert str(settings["exit-code"]) == "1", "a finding must fail the job"
+    assert "continue-on-error" not in scan
+    assert "if" not in scan
