@@ -80,7 +80,8 @@ types: $(STAMP) ## mypy --strict
 
 .PHONY: test
 test: $(STAMP) system-deps lint types pipeline ## Set up, then lint, types and the whole test suite
-	pytest
+	pytest --junitxml=build/test-report.xml
+	python -m tools.cited_tests build/test-report.xml
 
 .PHONY: lock
 lock: $(STAMP) ## Re-resolve the hash-pinned locks from pyproject.toml
