@@ -67,6 +67,10 @@ bench: $(STAMP) ## Benchmark the service against the FastAPI/sklearn baseline ->
 soak: $(STAMP) ## 60 s mixed-load soak (wrk): errors, p99, RSS growth -> Soak section of docs/performance.md
 	python bench/soak.py --duration 60 --output docs/performance.md
 
+.PHONY: drift-doc
+drift-doc: pipeline ## Recompute the drift scores quoted in docs/drift.md (tools/drift_figures.py)
+	python -m tools.drift_figures --write docs/drift.md
+
 .PHONY: lint
 lint: $(STAMP) ## ruff check + ruff format --check + bandit + zizmor (workflow audit, offline)
 	ruff check stages serving tests bench tools
