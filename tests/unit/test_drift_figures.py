@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
@@ -32,14 +31,8 @@ def test_drift_doc_names_the_command_the_commit_and_the_inputs() -> None:
     assert "`make drift-doc`" in provenance
     assert f"`{TEST_SPLIT}` (md5 `{locked_md5(REPO_ROOT, TEST_SPLIT)}`)" in provenance
     assert f"`{REFERENCE}` (md5 `{locked_md5(REPO_ROOT, REFERENCE)}`)" in provenance
-    match = re.search(r"at commit `([0-9a-f]{12})`", provenance)
-    assert match, provenance
-    known = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "cat-file", "-e", f"{match.group(1)}^{{commit}}"],
-        capture_output=True,
-        check=False,
-    )
-    assert known.returncode == 0, f"commit {match.group(1)} is not in this repository"
+    # The hash itself is not looked up: a rebase or squash merge rewrites it.
+    assert re.search(r"at commit `[0-9a-f]{12}`", provenance), provenance
 
 
 def test_the_scores_separate_clean_from_shifted_and_inverted_digits() -> None:
