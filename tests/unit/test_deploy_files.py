@@ -163,3 +163,17 @@ def test_cloud_run_service_probes_ready_and_health_on_the_image_port() -> None:
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
     assert set(container["resources"]["limits"]) == {"cpu", "memory"}
+
+
+def test_every_test_the_deployment_guide_cites_exists() -> None:
+    text = (REPO_ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    cited = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", text)
+    assert len({path for path, _ in cited}) >= 6
+    missing = []
+    for path, name in cited:
+        source = REPO_ROOT / path
+        if not source.is_file():
+            missing.append(path)
+        elif name and not re.search(rf"^def {name}\(", source.read_text("utf-8"), re.MULTILINE):
+            missing.append(f"{path}::{name}")
+    assert missing == []
