@@ -48,11 +48,11 @@ system-deps: ## Install the Debian packages the integration tests use (needs roo
 .PHONY: pipeline
 pipeline: $(STAMP) ## Run the DVC pipeline (dvc repro)
 	dvc repro
-	@echo "metrics: reports/metrics.json (dvc metrics show)"
+	@echo "summary: python -m tools.summary; every metric: dvc metrics show"
 
 .PHONY: run
-run: pipeline ## Set up, run the pipeline, then serve the locked model on 127.0.0.1:8000
-	dvc metrics show
+run: pipeline ## Set up, run the pipeline, print a summary, serve the locked model on 127.0.0.1:8000
+	python -m tools.summary
 	$(MAKE) --no-print-directory serve
 
 .PHONY: serve
@@ -71,19 +71,25 @@ bench-pipeline: $(STAMP) ## Time a forced full dvc repro on a fresh clone of HEA
 soak: $(STAMP) ## 60 s mixed-load soak (wrk): errors, p99, RSS growth -> Soak section of docs/performance.md
 	python bench/soak.py --duration 60 --output docs/performance.md
 
+.PHONY: drift-doc
+drift-doc: pipeline ## Recompute the drift scores quoted in docs/drift.md (tools/drift_figures.py)
+	python -m tools.drift_figures --write docs/drift.md
+
 .PHONY: lint
-lint: $(STAMP) ## ruff check + ruff format --check + bandit
-	ruff check stages serving tests bench
-	ruff format --check stages serving tests bench
-	bandit -q -c pyproject.toml -r stages serving
+lint: $(STAMP) ## ruff check + ruff format --check + bandit + zizmor (workflow audit, offline)
+	ruff check stages serving tests bench tools
+	ruff format --check stages serving tests bench tools
+	bandit -q -c pyproject.toml -r stages serving tools
+	zizmor --offline .github/workflows
 
 .PHONY: types
 types: $(STAMP) ## mypy --strict
-	mypy --strict stages serving tests
+	mypy --strict stages serving tests tools
 
 .PHONY: test
 test: $(STAMP) system-deps lint types pipeline ## Set up, then lint, types and the whole test suite
-	pytest
+	pytest --junitxml=build/test-report.xml
+	python -m tools.cited_tests build/test-report.xml
 
 .PHONY: lock
 lock: $(STAMP) ## Re-resolve the hash-pinned locks from pyproject.toml

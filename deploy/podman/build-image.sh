@@ -8,7 +8,8 @@
 # - host network and the host CA bundle for pip (TLS-intercepting proxies);
 # - OCI labels: git revision, source URL, model version (md5 prefix from dvc.lock);
 # - docker image format, so HEALTHCHECK is kept (the OCI format drops it).
-# Plain `docker build .` / `podman build .` work too; this script only adds host tweaks.
+# Plain `docker build .` / `podman build --format docker .` build the same Dockerfile;
+# this script only adds host tweaks.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -35,7 +36,8 @@ MODEL_VERSION="$(awk '/path: models\/model\.onnx$/ {found=1; next} found && /md5
 VCS_REF="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
 SOURCE_URL="$(git -C "$ROOT" config --get remote.origin.url 2>/dev/null || echo https://github.com/example/digits-mlops)"
 
-args=(--format docker --network host --tag "$TAG" --file "$ROOT/Containerfile"
+# No --file: podman finds the Dockerfile by its default name, as `docker build .` does.
+args=(--format docker --network host --tag "$TAG"
   --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "MODEL_VERSION=$MODEL_VERSION"
   --build-arg "VCS_REF=$VCS_REF" --build-arg "SOURCE_URL=$SOURCE_URL")
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt

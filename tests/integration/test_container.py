@@ -1,6 +1,6 @@
 """The service image, built and run for real with podman.
 
-Builds the Containerfile (deploy/podman/build-image.sh: runc via the project-local
+Builds the Dockerfile (deploy/podman/build-image.sh: runc via the project-local
 containers.conf, the official slim base or a local debootstrap base, the host CA for
 pip), runs it like production (read-only root, tmpfs /tmp, no capabilities, two
 workers) and checks what a user relies on.
@@ -24,7 +24,8 @@ import onnxruntime as ort
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, VENV_BIN
+from tests.integration.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -249,3 +250,44 @@ def test_root_filesystem_is_read_only_and_tmp_is_writable(container: RunningCont
     multiproc = exec_in(container, "ls", "/tmp/prometheus")
     assert multiproc.returncode == 0, multiproc.stderr
     assert multiproc.stdout.split(), "no multiprocess metric files under /tmp/prometheus"
+
+
+def test_podman_compose_runs_the_api_service_as_declared(image: str) -> None:
+    """`podman-compose up api` with the compose file as written (the image built above;
+    the Prometheus service needs a registry pull, so only the API service is started)."""
+    project = f"digits-compose-test-{os.getpid()}"
+    port = free_port()
+    env = {**podman_env(), "DIGITS_IMAGE": image, "DIGITS_HOST_PORT": str(port)}
+
+    def compose(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(VENV_BIN / "podman-compose"), "--project-name", project, *args],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    try:
+        up = compose("up", "--detach", "--no-build", "api")
+        assert up.returncode == 0, up.stdout + up.stderr
+        listed = podman("ps", "--filter", f"label=io.podman.compose.project={project}", "-q")
+        names = listed.stdout.split()
+        assert len(names) == 1, listed.stdout + listed.stderr
+        name = names[0]
+        wait_until_ready(f"http://127.0.0.1:{port}", name)
+        inspected = json.loads(podman("inspect", name).stdout)[0]
+        host = inspected["HostConfig"]
+        assert host["ReadonlyRootfs"] is True
+        assert inspected["Config"]["User"] == "10001:10001"
+        assert "no-new-privileges" in " ".join(host["SecurityOpt"])
+        assert {"CAP_NET_RAW", "CAP_CHOWN"} <= set(host["CapDrop"])
+        model = httpx.get(f"http://127.0.0.1:{port}/model", timeout=5).json()
+        assert model["version"] == locked_model_md5()[:VERSION_LENGTH]
+        workers = exec_in(RunningContainer(name, "", 0.0), "printenv", "DIGITS_WORKERS")
+        assert workers.stdout.strip() == "2"
+    finally:
+        down = compose("down", "--volumes")
+        assert down.returncode == 0, down.stdout + down.stderr

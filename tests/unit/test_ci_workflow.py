@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,6 +42,42 @@ def test_workflow_matches_the_github_schema() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "zizmor"), "--offline", "--no-progress", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_zizmor_audit_finds_nothing() -> None:
+    result = zizmor(WORKFLOW.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr
+
+
+def test_zizmor_flags_a_checkout_that_persists_credentials(tmp_path: Path) -> None:
+    text = WORKFLOW.read_text(encoding="utf-8")
+    # Drop the setting (and a `with:` left empty): checkout's default keeps the token.
+    weakened = re.sub(r"\n *with:\n *persist-credentials: false(?=\n)", "", text)
+    weakened = re.sub(r"\n *persist-credentials: false(?=\n)", "", weakened)
+    assert "persist-credentials" not in weakened
+    copy = tmp_path / "ci.yml"
+    copy.write_text(weakened, encoding="utf-8")
+    result = zizmor(copy)
+    assert result.returncode != 0
+    assert "artipacked" in result.stdout + result.stderr
+
+
+def test_every_checkout_drops_the_token_after_cloning(workflow: dict[str, Any]) -> None:
+    checkouts = [s for s in _steps(workflow) if s.get("uses", "").startswith("actions/checkout")]
+    assert len(checkouts) == len(workflow["jobs"])
+    for step in checkouts:
+        assert step["with"]["persist-credentials"] is False
 
 
 def test_every_action_is_pinned_to_a_commit(workflow: dict[str, Any]) -> None:
@@ -94,3 +131,26 @@ def test_ci_entry_point_runs_the_readme_test_command() -> None:
         if line.strip() and not line.lstrip().startswith(("#", "set ", "cd "))
     ]
     assert ci_commands == ["make test"]
+
+
+def test_container_job_scans_the_built_image_with_trivy(workflow: dict[str, Any]) -> None:
+    steps = workflow["jobs"]["container"]["steps"]
+    names = [step.get("name", step.get("uses", "")) for step in steps]
+    build_index = next(i for i, s in enumerate(steps) if "docker build" in s.get("run", ""))
+    match = re.search(r"docker build .*?-t (\S+)", " ".join(steps[build_index]["run"].split()))
+    assert match, steps[build_index]["run"]
+    built_tag = match.group(1)
+    scans = [
+        (i, s)
+        for i, s in enumerate(steps)
+        if s.get("uses", "").startswith("aquasecurity/trivy-action@")
+    ]
+    assert len(scans) == 1, names
+    scan_index, scan = scans[0]
+    assert scan_index > build_index, "the scan must run on the image this job just built"
+    settings = scan["with"]
+    assert settings["image-ref"] == built_tag
+    assert {"CRITICAL", "HIGH"} <= set(settings["severity"].split(","))
+    assert str(settings["exit-code"]) == "1", "a finding must fail the job"
+    assert "continue-on-error" not in scan
+    assert "if" not in scan

@@ -23,14 +23,21 @@ def ignore_patterns(name: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+# A command or file reference naming the build file the repository does not have.
+STALE_BUILD_FILE = re.compile(
+    r"(?:-f|--file)[ =]\S*Containerfile|dockerfile: *Containerfile|`Containerfile`"
+    r"|hadolint +Containerfile|\.containerignore"
+)
+
+
 def compose() -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load((REPO_ROOT / "compose.yaml").read_text())
     return document
 
 
-def test_containerfile_is_hadolint_clean() -> None:
+def test_dockerfile_is_hadolint_clean() -> None:
     result = subprocess.run(
-        [str(VENV_BIN / "hadolint"), "--failure-threshold", "style", "Containerfile"],
+        [str(VENV_BIN / "hadolint"), "--failure-threshold", "style", "Dockerfile"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -40,8 +47,8 @@ def test_containerfile_is_hadolint_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_containerfile_defaults_to_the_official_slim_python_image() -> None:
-    text = (REPO_ROOT / "Containerfile").read_text(encoding="utf-8")
+def test_dockerfile_defaults_to_the_official_slim_python_image() -> None:
+    text = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", text, re.MULTILINE)
     assert "--require-hashes" in text
     assert "requirements/serving.lock" in text
@@ -50,9 +57,14 @@ def test_containerfile_defaults_to_the_official_slim_python_image() -> None:
     assert "model.joblib" not in text
 
 
-def test_dockerignore_and_containerignore_agree() -> None:
-    patterns = ignore_patterns(".containerignore")
-    assert patterns == ignore_patterns(".dockerignore")
+def test_one_build_file_and_one_ignore_file_serve_docker_and_podman() -> None:
+    # docker build . reads ./Dockerfile; podman build . reads ./Containerfile if present,
+    # else ./Dockerfile, and .containerignore if present, else .dockerignore.
+    assert (REPO_ROOT / "Dockerfile").is_file()
+    assert not (REPO_ROOT / "Dockerfile").is_symlink()
+    assert not (REPO_ROOT / "Containerfile").exists()
+    assert not (REPO_ROOT / ".containerignore").exists()
+    patterns = ignore_patterns(".dockerignore")
     assert patterns[0] == "*", "the build context is an allow-list"
     for kept_out in (".venv", ".git", "models/model.joblib", "data/prepared/*.npz"):
         assert kept_out in patterns
@@ -93,7 +105,39 @@ def test_compose_api_is_hardened_and_health_checked() -> None:
     assert "/ready" in " ".join(api["healthcheck"]["test"])
     assert set(api["deploy"]["resources"]["limits"]) == {"cpus", "memory"}
     assert api["environment"]["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
-    assert api["build"]["dockerfile"] == "Containerfile"
+    assert api["build"]["dockerfile"] == "Dockerfile"
+
+
+def test_podman_compose_reads_the_compose_file_and_finds_the_build_file() -> None:
+    result = subprocess.run(
+        [str(VENV_BIN / "podman-compose"), "--file", "compose.yaml", "config"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    resolved: dict[str, Any] = yaml.safe_load(result.stdout)
+    build = resolved["services"]["api"]["build"]
+    assert (Path(build["context"]) / build["dockerfile"]).resolve() == REPO_ROOT / "Dockerfile"
+    assert set(resolved["services"]) == {"api", "prometheus"}
+
+
+def test_documented_commands_name_no_build_file_that_does_not_exist() -> None:
+    documents = [
+        REPO_ROOT / "README.md",
+        REPO_ROOT / "Dockerfile",
+        REPO_ROOT / "compose.yaml",
+        *(REPO_ROOT / "docs").glob("*.md"),
+        *(REPO_ROOT / "deploy").rglob("*.sh"),
+    ]
+    stale = [
+        f"{path.relative_to(REPO_ROOT)}: {match.group(0)}"
+        for path in documents
+        for match in STALE_BUILD_FILE.finditer(path.read_text("utf-8"))
+    ]
+    assert stale == []
 
 
 def test_compose_prometheus_uses_the_project_config_and_scrapes_the_api() -> None:
@@ -119,3 +163,17 @@ def test_cloud_run_service_probes_ready_and_health_on_the_image_port() -> None:
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
     assert set(container["resources"]["limits"]) == {"cpu", "memory"}
+
+
+def test_every_test_the_deployment_guide_cites_exists() -> None:
+    text = (REPO_ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    cited = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", text)
+    assert len({path for path, _ in cited}) >= 6
+    missing = []
+    for path, name in cited:
+        source = REPO_ROOT / path
+        if not source.is_file():
+            missing.append(path)
+        elif name and not re.search(rf"^def {name}\(", source.read_text("utf-8"), re.MULTILINE):
+            missing.append(f"{path}::{name}")
+    assert missing == []

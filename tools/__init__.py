@@ -1,0 +1,1 @@
+"""Developer tools: readable pipeline summary, generated document figures, suite checks."""

@@ -1,0 +1,176 @@
+"""A terminal-sized summary of the last pipeline run (what `make run` prints).
+
+    python -m tools.summary [--root DIR]
+
+Reads reports/metrics.json, reports/robustness.json and dvc.lock and prints the accuracy,
+every gate with its threshold, measured value and verdict, the model version and where the
+full reports are, in at most 80 columns. Gates are read generically: any ``gates`` entry
+(a list of gate objects, or an object keyed by gate name) and any ``*_gate`` object, each
+carrying ``passed`` and a threshold and measured value, under the names ``threshold`` /
+``value`` / ``measured`` or ``min_*`` / ``max_*`` / ``measured_*``.
+
+Exit status: 0 every gate passed, 1 a gate failed, 2 the reports cannot be read.
+The full metric table stays available via ``dvc metrics show``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPORTS = ("reports/metrics.json", "reports/robustness.json")
+MODEL = "models/model.onnx"
+VERSION_LENGTH = 12
+NAME_WIDTH = 34
+FULL_REPORTS = (
+    "reports/metrics.json  reports/robustness.json  reports/per_class.md",
+    "docs/model_card.md  docs/evaluation_protocol.md  docs/risk_register.md",
+    "dvc metrics show  (every metric: one wide table)",
+    "dvc plots show    (confusion matrix and robustness curves)",
+)
+
+
+class SummaryError(Exception):
+    """A report is missing or has no readable gates."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    threshold: float
+    value: float
+    passed: bool
+    source: str
+
+    @property
+    def comparison(self) -> str:
+        if self.name.startswith("max_"):
+            return "<="
+        if self.name.startswith("min_"):
+            return ">="
+        return ""
+
+
+def _first(gate: dict[str, Any], exact: str, prefixes: tuple[str, ...]) -> tuple[str, Any]:
+    if exact in gate:
+        return exact, gate[exact]
+    for key, value in gate.items():
+        if key.startswith(prefixes):
+            return key, value
+    raise KeyError(exact)
+
+
+def parse_gate(gate: Any, default_name: str, source: str) -> Gate:
+    """One gate object, in the current or the earlier report format."""
+    if not isinstance(gate, dict) or not isinstance(gate.get("passed"), bool):
+        raise SummaryError(f"{source}: gate {default_name!r} has no boolean 'passed'")
+    try:
+        threshold_key, threshold = _first(gate, "threshold", ("min_", "max_"))
+        _, value = (
+            ("value", gate["value"]) if "value" in gate else _first(gate, "measured", ("measured",))
+        )
+    except KeyError as missing:
+        raise SummaryError(f"{source}: gate {default_name!r} has no {missing.args[0]}") from None
+    name = gate.get("name") or (threshold_key if threshold_key != "threshold" else default_name)
+    try:
+        return Gate(str(name), float(threshold), float(value), gate["passed"], source)
+    except (TypeError, ValueError):
+        raise SummaryError(f"{source}: gate {name!r} threshold/value are not numbers") from None
+
+
+def gates_in(report: dict[str, Any], source: str) -> list[Gate]:
+    """Every gate of one report, in report order."""
+    found: list[Gate] = []
+    for key, entry in report.items():
+        if key == "gates" and isinstance(entry, list):
+            found += [parse_gate(g, f"{key}[{i}]", source) for i, g in enumerate(entry)]
+        elif key == "gates" and isinstance(entry, dict):
+            found += [parse_gate(gate, name, source) for name, gate in entry.items()]
+        elif key.endswith("_gate"):
+            found.append(parse_gate(entry, key, source))
+    return found
+
+
+def model_md5(lock: dict[str, Any]) -> str:
+    """md5 of models/model.onnx as dvc.lock records it (the served model's version)."""
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs", []):
+            if out.get("path") == MODEL and out.get("md5"):
+                return str(out["md5"])
+    raise SummaryError(f"dvc.lock records no md5 for {MODEL}: run `make pipeline`")
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SummaryError(f"{path} is missing: run `make pipeline` first") from None
+    except json.JSONDecodeError as exc:
+        raise SummaryError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise SummaryError(f"{path}: expected a JSON object")
+    return document
+
+
+def _number(value: float) -> str:
+    return f"{value:.4f}" if not value.is_integer() or abs(value) < 1 else f"{value:g}"
+
+
+def render(root: Path) -> tuple[str, bool]:
+    """The summary text and whether every gate passed."""
+    reports = {name: _load_json(root / name) for name in REPORTS}
+    metrics = reports["reports/metrics.json"]
+    try:
+        lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise SummaryError(f"{root / 'dvc.lock'} is missing: run `make pipeline` first") from None
+    md5 = model_md5(lock)
+    gates = [gate for name, report in reports.items() for gate in gates_in(report, name)]
+    if not gates:
+        raise SummaryError(f"no gates found in {' or '.join(REPORTS)}")
+    if "accuracy" not in metrics:
+        raise SummaryError("reports/metrics.json has no accuracy")
+    headline = f"accuracy {_number(float(metrics['accuracy']))}"
+    if "macro_f1" in metrics:
+        headline += f"   macro-F1 {_number(float(metrics['macro_f1']))}"
+    if "n_test" in metrics:
+        headline += f"   on {metrics['n_test']} held-out digits"
+    lines = [
+        f"model version {md5[:VERSION_LENGTH]}  (what /model reports)",
+        f"  md5 of {MODEL} in dvc.lock: {md5}",
+        headline,
+        "",
+        f"{'gate':<{NAME_WIDTH}} {'threshold':>12} {'measured':>10}  verdict",
+    ]
+    for gate in gates:
+        name = gate.name if len(gate.name) <= NAME_WIDTH else gate.name[: NAME_WIDTH - 1] + "~"
+        threshold = f"{gate.comparison} {_number(gate.threshold)}".strip()
+        verdict = "pass" if gate.passed else "FAIL"
+        lines.append(f"{name:<{NAME_WIDTH}} {threshold:>12} {_number(gate.value):>10}  {verdict}")
+    failed = [gate.name for gate in gates if not gate.passed]
+    lines.append(f"all {len(gates)} gates passed" if not failed else f"FAILED: {', '.join(failed)}")
+    lines += ["", "full reports:", *(f"  {line}" for line in FULL_REPORTS)]
+    return "\n".join(lines) + "\n", not failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root")
+    args = parser.parse_args(argv)
+    try:
+        text, passed = render(args.root)
+    except SummaryError as exc:
+        print(f"summary: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
