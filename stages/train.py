@@ -82,6 +82,12 @@ def export_onnx(model: Any) -> bytes:
             target_opset=ONNX_TARGET_OPSET,
             options={"zipmap": False},
         )
+    # skl2onnx fills opset_import from a set, so its order follows the process's string
+    # hash seed; sort it so the exported bytes do not.
+    opsets = sorted((o.domain, o.version) for o in onnx_model.opset_import)
+    del onnx_model.opset_import[:]
+    for domain, opset_version in opsets:
+        onnx_model.opset_import.add(domain=domain, version=opset_version)
     onnx_model.doc_string = f"{MODEL_NAME}: 8x8 digits, pixels 0..16 as float32[N, 64]"
     serialised: bytes = onnx_model.SerializeToString(deterministic=True)
     return serialised

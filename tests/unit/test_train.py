@@ -145,3 +145,12 @@ def test_read_winner_accepts_only_a_known_model_type(tmp_path: Path) -> None:
     write_json(path, ["mlp"])
     with pytest.raises(ArtifactError, match=r"no valid 'winner' \(got None\)"):
         read_winner(path)
+
+
+def test_opset_imports_are_sorted(fitted: tuple[ModelType, Any, bytes]) -> None:
+    """skl2onnx fills opset_import from a set, in an order that can change from one process
+    to the next; the export sorts it so the ONNX bytes, and dvc.lock, do not."""
+    _, _, onnx_bytes = fitted
+    opsets = [(o.domain, o.version) for o in onnx.load_from_string(onnx_bytes).opset_import]
+    assert opsets == sorted(opsets)
+    assert opsets[0] == ("", 17)
