@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.dead_workers import is_live_sibling, parent_pid, sweep_dead_workers
+from serving.metrics import is_live_sibling, parent_pid, sweep_dead_workers
 from serving.settings import load_settings
 
 pytestmark = pytest.mark.unit
