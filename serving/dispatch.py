@@ -5,7 +5,9 @@ request once, at the start of the chain, so every step knows the route template.
 end of the chain a handler marked ``opt={FAST: True}`` is called directly with a
 ``Request`` and its path parameters, skipping Litestar's per-request DI, signature
 parsing and response pipeline (docs/performance.md measures the difference); everything
-else, including 404 and 405, is answered by Litestar itself.
+else, including 404 and 405, is answered by Litestar itself. Errors of either are
+answered at the end of the chain with the same renderer (:mod:`serving.errors`), so every
+step sees the error answer.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from litestar.response.base import ASGIResponse
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils import normalize_path
+
+from serving.errors import error_response
+from serving.state import service_of
 
 FAST = "fast_dispatch"  # opt key: serve this handler directly at the end of the chain
 ROUTE = "digits.route"  # scope key: the resolved Route (None when unmatched)
@@ -57,17 +62,17 @@ def route_finder(app: Litestar) -> Callable[[str, str], Route | None]:
     @lru_cache(1024)
     def find(path: str, method: str) -> Route | None:
         path = normalize_path(path)
+        if method == "HEAD":  # every GET route answers HEAD the same way (serve_head)
+            try:
+                route = lookup(path, "GET")
+            except (NotFoundException, MethodNotAllowedException):
+                pass
+            else:
+                return Route(route.template, route.params, route.handler, None, head_as_get=True)
         try:
             return lookup(path, method)
         except (NotFoundException, MethodNotAllowedException):
-            pass
-        if method != "HEAD":
             return None
-        try:  # HEAD is answered for every GET route (serve_head)
-            route = lookup(path, "GET")
-        except (NotFoundException, MethodNotAllowedException):
-            return None
-        return Route(route.template, route.params, route.handler, None, head_as_get=True)
 
     return find
 
@@ -105,8 +110,8 @@ def serve_head(inner: ASGIApp, app: Litestar) -> ASGIApp:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        scope["method"] = "GET"  # type: ignore[typeddict-unknown-key]
-        await inner(scope, receive, send_without_body)
+        as_get: Any = {**scope, "method": "GET"}  # earlier steps keep seeing HEAD
+        await inner(as_get, receive, send_without_body)
 
     return step
 
@@ -114,6 +119,7 @@ def serve_head(inner: ASGIApp, app: Litestar) -> ASGIApp:
 def dispatcher(app: Litestar) -> ASGIApp:
     """The end of the chain: a FAST handler directly, anything else through Litestar."""
     litestar_app = Litestar.__call__.__get__(app)
+    service = service_of(app)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
@@ -125,7 +131,10 @@ def dispatcher(app: Litestar) -> ASGIApp:
         scope["route_handler"] = route.handler
         scope["path_params"] = route.params
         scope.setdefault("state", {})
-        response = await route.fast(Request(scope, receive, send), **route.params)
+        try:
+            response = await route.fast(Request(scope, receive, send), **route.params)
+        except Exception as exc:  # answered here, as Litestar answers its routes' errors
+            response = error_response(service, scope["path"], exc)
         await response(scope, receive, send)
 
     return dispatch

@@ -1,7 +1,8 @@
 """Error answers: the documented error shape (native routes) and ``{"error": ...}`` (OIP).
 
-One renderer, :func:`error_answer`, used by Litestar's exception handling and by the
-request chain's :func:`answer_errors` step (errors raised in steps or fast handlers).
+One renderer, :func:`error_answer`, used by Litestar's exception handling, by the fast
+dispatch (:mod:`serving.dispatch`) and by the chain's :func:`answer_errors` step (errors
+raised by steps themselves).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import HTTPException
+from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.http_io import send_answer
@@ -101,6 +103,17 @@ def error_answer(service: ServiceState, path: str, exc: Exception) -> ErrorAnswe
     return server_error_answer(exc)
 
 
+def error_response(service: ServiceState, path: str, exc: Exception) -> ASGIResponse:
+    """:func:`error_answer` as an ASGI response (FAST handlers' errors)."""
+    answer = error_answer(service, path, exc)
+    return ASGIResponse(
+        body=answer.body,
+        status_code=answer.status,
+        headers=answer.headers,
+        media_type=MediaType.JSON,
+    )
+
+
 def litestar_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """Litestar's exception handler for every exception (routing, handlers, its middleware)."""
     answer = error_answer(service_of(request.app), request.scope["path"], exc)
@@ -110,7 +123,9 @@ def litestar_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
 
 def answer_errors(inner: ASGIApp, app: Litestar) -> ASGIApp:
-    """Chain step: an exception from a later step or a fast handler becomes its error answer."""
+    """Chain step: an exception raised by a later step becomes its error answer.
+
+    (Route handlers' errors, FAST or not, are answered at the end of the chain.)"""
     service = service_of(app)
 
     async def step(scope: Scope, receive: Receive, send: Send) -> None:
