@@ -1,7 +1,7 @@
 """Reading msgspec's ValidationError text: the message, the ``$.path`` it names, the field.
 
 msgspec reports e.g. ``Expected `float` <= 16.0 - at `$.samples[3][12]``` and
-``Object contains unknown field `x```. Shared by request decoding (:mod:`serving.inputs`),
+``Object contains unknown field `x```. Shared by request decoding (:mod:`serving.inputs`)
 and settings (:mod:`serving.settings`).
 """
 
@@ -11,7 +11,6 @@ import re
 
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")
 _FIELD = re.compile(r"field `([^`]*)`")
-_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `([^`]*)`$")
 
 
 def split_location(text: str) -> tuple[str, str | None]:
@@ -27,8 +26,3 @@ def field_name(message: str) -> str | None:
     match = _FIELD.search(message)
     return match.group(1) if match else None
 
-
-def unknown_field(message: str) -> str | None:
-    """The field of an ``Object contains unknown field`` message, else None."""
-    match = _UNKNOWN_FIELD.match(message)
-    return match.group(1) if match else None

@@ -1,4 +1,4 @@
-"""serving.dead_workers: live-gauge files of dead workers are removed, everything else kept."""
+"""Dead-worker sweep (serving.metrics): dead workers' live gauges removed, the rest kept."""
 
 from __future__ import annotations
 
