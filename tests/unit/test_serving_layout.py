@@ -23,7 +23,7 @@ def _modules() -> dict[str, Path]:
 
 def _imports(path: Path, known: set[str]) -> set[str]:
     """Every serving module ``path`` imports, ``TYPE_CHECKING`` and function-level included."""
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         names: list[str] = []
         if isinstance(node, ast.Import):
