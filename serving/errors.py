@@ -15,7 +15,7 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.response.base import ASGIResponse
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from serving.http_io import send_answer
 from serving.inputs import ClientError
@@ -129,20 +129,14 @@ def answer_errors(inner: ASGIApp, app: Litestar) -> ASGIApp:
     service = service_of(app)
 
     async def step(scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
         try:
-            await inner(scope, receive, tracked_send)
+            await inner(scope, receive, send)
         except Exception as exc:
-            if started:  # too late for an error answer: the server drops the connection
-                raise
             answer = error_answer(service, scope["path"], exc)
             headers = [(key.encode(), value.encode()) for key, value in answer.headers.items()]
-            await send_answer(send, answer.status, answer.body, extra=headers)
+            try:
+                await send_answer(send, answer.status, answer.body, extra=headers)
+            except Exception:  # the response had started: too late for an error answer
+                raise exc from None
 
     return step

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from litestar import Litestar
 from litestar.types import ASGIApp, HTTPScope, Receive, ReceiveMessage, Scope, Send
@@ -67,38 +68,54 @@ def limited_receive(scope: Scope, receive: Receive, limit: int, timeout: float) 
 
     The announced Content-Length is checked on the first read (so a route's earlier
     checks, such as the content type and readiness, answer first); the deadline runs
-    from the first read. Once the body is complete, later calls (disconnect waits) pass
-    straight through.
+    from the first read: one timer per request, which cancels a read still waiting when
+    it fires. Once the body is complete, later calls (disconnect waits) pass straight
+    through.
     """
-    deadline: float | None = None
-    complete = False
+    timer: asyncio.TimerHandle | None = None
+    task: asyncio.Task[Any] | None = None
+    complete = waiting = expired = False
     size = 0
 
+    def expire() -> None:
+        nonlocal expired
+        if waiting and task is not None:
+            expired = True
+            task.cancel()
+
     async def receive_limited() -> ReceiveMessage:
-        nonlocal deadline, complete, size
+        nonlocal timer, task, complete, waiting, expired, size
         if complete:
             return await receive()
-        loop = asyncio.get_running_loop()
-        if deadline is None:
+        if timer is None:
             announced = header(scope, b"content-length")
             if announced is not None and announced.isdigit() and int(announced) > limit:
                 raise body_too_large(limit)
-            deadline = loop.time() + timeout
+            loop = asyncio.get_running_loop()
+            task = asyncio.current_task()
+            timer = loop.call_at(loop.time() + timeout, expire)
+        waiting = True
         try:
-            async with asyncio.timeout_at(deadline):
-                message = await receive()
-        except TimeoutError:
+            message = await receive()
+        except asyncio.CancelledError:
+            if not expired or task is None:
+                raise
+            expired = False
+            task.uncancel()
             raise ClientError(
                 408, "body_timeout", f"Request body not received within {timeout:g} seconds", "body"
             ) from None
-        if message["type"] != "http.request":
-            complete = True
-            return message
-        size += len(message.get("body", b""))
-        if size > limit:
-            raise body_too_large(limit)
-        if not message.get("more_body", False):
-            complete = True
+        finally:
+            waiting = False
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                timer.cancel()
+                raise body_too_large(limit)
+            if message.get("more_body", False):
+                return message
+        complete = True
+        timer.cancel()
         return message
 
     return receive_limited

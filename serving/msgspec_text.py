@@ -25,4 +25,3 @@ def field_name(message: str) -> str | None:
     """The field an unknown- or missing-field message names."""
     match = _FIELD.search(message)
     return match.group(1) if match else None
-
