@@ -325,6 +325,20 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def measured_commit() -> str:
+    """The commit the numbers were measured at (``+changes`` when the tree is dirty)."""
+
+    def git(*args: str) -> str:
+        result = subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        )
+        return result.stdout.strip()
+
+    commit = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "serving", "bench")
+    return f"{commit}+changes" if dirty else commit
+
+
 def render(runs: dict[str, TargetRun], duration: int, rounds: int, argv: list[str]) -> str:
     service, uvicorn, baseline = runs["service-granian"], runs["service-uvicorn"], runs["baseline"]
     lines = [
@@ -334,6 +348,7 @@ def render(runs: dict[str, TargetRun], duration: int, rounds: int, argv: list[st
         + " ".join(argv)
         + "`); do not edit by hand.",
         "",
+        f"- Commit: `{measured_commit()}`",
         f"- Machine: {os.cpu_count()} CPUs, {platform.machine()}, Python "
         f"{platform.python_version()}, {platform.system()} {platform.release()}",
         f"- Load: wrk, 1 thread, loopback, {duration} s per cell after a 1 s warm-up, "

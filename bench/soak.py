@@ -258,6 +258,20 @@ def soak(
     )
 
 
+def measured_commit() -> str:
+    """The commit the numbers were measured at (``+changes`` when the tree is dirty)."""
+
+    def git(*args: str) -> str:
+        result = subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        )
+        return result.stdout.strip()
+
+    commit = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "serving", "bench")
+    return f"{commit}+changes" if dirty else commit
+
+
 def render(result: SoakResult, workers: int, threads: int, connections: int) -> str:
     labels = ", ".join(label for label, _, _ in soak_bodies())
     verdict = "PASS" if result.passed else "FAIL"
@@ -271,6 +285,7 @@ def render(result: SoakResult, workers: int, threads: int, connections: int) -> 
         f"`python -m serving` with {workers} workers on 127.0.0.1, saturated by wrk "
         f"({threads} threads, {connections} keep-alive connections) for "
         f"{result.duration_s:.0f} s after a warm-up, rotating: {labels}. "
+        f"Commit: `{measured_commit()}`. "
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}. RSS is the sum of VmRSS over the server's main "
         "process and workers (/proc), sampled every second.",

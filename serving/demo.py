@@ -7,6 +7,7 @@ The security headers are added only to the page and its assets, so Swagger UI at
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from litestar import MediaType, Response, Router, get
@@ -45,20 +46,25 @@ def security_headers(app: ASGIApp) -> ASGIApp:
     return with_headers
 
 
+@cache
+def _page() -> bytes:
+    return (DEMO_DIR / "index.html").read_bytes()
+
+
+def demo_page() -> Response[bytes]:
+    """The drawing page."""
+    return Response(_page(), media_type=MediaType.HTML)
+
+
 def demo_router() -> Router:
     """``GET /`` (the page) and ``/static/demo/...`` (its assets), outside the OpenAPI schema."""
-    page = (DEMO_DIR / "index.html").read_bytes()
-
-    @get(DEMO_PAGE_PATH, sync_to_thread=False, include_in_schema=False, name="demo-page")
-    def demo_page() -> Response[bytes]:
-        return Response(page, media_type=MediaType.HTML)
-
+    page = get(DEMO_PAGE_PATH, sync_to_thread=False, include_in_schema=False, name="demo-page")
     assets = create_static_files_router(
         path=DEMO_STATIC_PATH, directories=[DEMO_DIR], name="demo-static", include_in_schema=False
     )
     return Router(
         path="/",
-        route_handlers=[demo_page, assets],
+        route_handlers=[page(demo_page), assets],
         middleware=[security_headers],
         include_in_schema=False,
     )

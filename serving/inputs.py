@@ -6,18 +6,16 @@ followed by one ``np.array`` call; the per-row diagnosis runs only on failure.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from serving.msgspec_text import field_name, split_location
 from serving.schemas import GRID, N_FEATURES, PIXEL_MAX, PIXEL_MIN, SamplesRequest
 
 _DECODER = msgspec.json.Decoder(SamplesRequest)
-_AT = re.compile(r" - at `\$\.?(.*)`$")
-_FIELD = re.compile(r"field `([^`]*)`")
 
 
 class ClientError(Exception):
@@ -32,18 +30,13 @@ class ClientError(Exception):
 
 
 def _validation_error(exc: msgspec.ValidationError) -> ClientError:
-    text = str(exc)
-    match = _AT.search(text)
-    location = match.group(1) if match else None
-    message = text[: match.start()] if match else text
+    message, location = split_location(str(exc))
     if "unknown field" in message:
         reason = "unknown_field"
-        field = _FIELD.search(message)
-        location = field.group(1) if field else location
+        location = field_name(message) or location
     elif "missing required field" in message:
         reason = "missing_field"
-        field = _FIELD.search(message)
-        location = field.group(1) if field else location
+        location = field_name(message) or location
     elif "out of range" in message or ">= " in message or "<= " in message:
         reason = "out_of_range"
         message = f"{message}: every pixel must be a finite number in 0..16"

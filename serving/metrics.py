@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import psutil
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -137,15 +138,8 @@ class ServiceMetrics:
         tally: dict[int, int] = {}
         for rows in rows_per_request:
             tally[rows] = tally.get(rows, 0) + 1
-        histogram = self.rows
         for rows, requests in tally.items():
-            if requests == 1:
-                histogram.observe(rows)
-                continue
-            # prometheus_client's Histogram.observe, `requests` times (tests/unit/test_batching.py)
-            histogram._sum.inc(rows * requests)
-            bucket = bisect.bisect_left(histogram._upper_bounds, rows)
-            histogram._buckets[bucket].inc(requests)
+            observe_repeated(self.rows, rows, requests)
 
     def observe_predictions(self, labels: npt.NDArray[np.int64]) -> None:
         """Count predicted (non-negative integer) class labels."""
@@ -168,6 +162,20 @@ _PER_WORKER = (
     " Per worker (label pid, multiprocess_mode liveall): each worker scores its own window;"
     " aggregate with max by (instance)."
 )
+
+
+def observe_repeated(histogram: Any, value: float, times: int) -> None:
+    """``histogram.observe(value)`` ``times`` times, as two multiprocess writes.
+
+    The only place that touches prometheus_client's private Histogram fields
+    (``_sum``, ``_upper_bounds``, ``_buckets``); tests/unit/test_batching.py pins the
+    result to plain ``observe`` calls on the locked prometheus_client version.
+    """
+    if times == 1:
+        histogram.observe(value)
+        return
+    histogram._sum.inc(value * times)
+    histogram._buckets[bisect.bisect_left(histogram._upper_bounds, value)].inc(times)
 
 
 class DriftGauges:
@@ -220,8 +228,61 @@ def render_latest() -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-def mark_process_dead() -> None:
-    """Drop this process's live gauges (called on a worker's graceful shutdown)."""
+def mark_process_dead(pid: int | None = None) -> None:
+    """Drop the live gauges of ``pid`` (default: this process, on graceful shutdown)."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+    multiprocess.mark_process_dead(os.getpid() if pid is None else pid)  # type: ignore[no-untyped-call]
+
+
+# Dead workers: a worker that exits normally removes its own live-gauge files
+# (mark_process_dead in the lifespan). A worker killed by SIGKILL (or the OOM killer)
+# cannot, and granian respawns a new one with a new pid: the dead worker's
+# livesum/livemin/liveall files would keep counting its in-flight requests, readiness and
+# drift gauges. Workers sweep at start-up and on every scrape; counters and histograms of
+# dead workers are kept (cumulative totals must not go backwards).
+_LIVE_GAUGE_PREFIX = "gauge_live"
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent pid of ``pid``, or None when the process is gone."""
+    try:
+        return int(psutil.Process(pid).ppid())
+    except psutil.Error:
+        return None
+
+
+def is_live_sibling(pid: int) -> bool:
+    """Whether ``pid`` is this process or another live worker of the same server."""
+    if pid == os.getpid():
+        return True
+    return parent_pid(pid) == os.getppid()
+
+
+def sweep_dead_workers(directory: Path | None = None) -> list[int]:
+    """Drop the live gauges of pids that are no longer workers of this server.
+
+    Returns those pids. Uses prometheus_client's ``mark_process_dead`` (which removes
+    exactly the ``gauge_live*_<pid>.db`` files); safe to run concurrently in every worker.
+    """
+    if directory is None:
+        configured = os.environ.get(MULTIPROC_ENV)
+        if not configured:
+            return []
+        directory = Path(configured)
+    try:
+        names = [entry.name for entry in directory.iterdir()]
+    except OSError:
+        return []
+    pids = set()
+    for name in names:
+        if name.startswith(_LIVE_GAUGE_PREFIX) and name.endswith(".db"):
+            digits = name[:-3].rpartition("_")[2]
+            if digits.isdigit():
+                pids.add(int(digits))
+    dead = sorted(pid for pid in pids if not is_live_sibling(pid))
+    from prometheus_client import multiprocess
+
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+    return dead

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from serving.msgspec_text import split_location
+
 ENV_PREFIX = "DIGITS_"
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
@@ -91,9 +93,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        detail, _, where = message.partition(" - at `$.")
-        field = where.rstrip("`")
+        detail, where = split_location(str(exc))
+        field = where or ""
         var = _FIELDS.get(field, "DIGITS_*")
         shown = raw.get(field, "")
         raise SettingsError(f"{var}={shown!r}: {detail}") from None

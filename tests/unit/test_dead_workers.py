@@ -1,4 +1,4 @@
-"""serving.dead_workers: live-gauge files of dead workers are removed, everything else kept."""
+"""Dead-worker sweep (serving.metrics): dead workers' live gauges removed, the rest kept."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.dead_workers import is_live_sibling, parent_pid, sweep_dead_workers
+from serving.metrics import is_live_sibling, parent_pid, sweep_dead_workers
 from serving.settings import load_settings
 
 pytestmark = pytest.mark.unit

@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.oip import route_guess
+from serving.dispatch import route_finder
 from serving.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -337,8 +337,12 @@ def test_oip_routes_are_labelled_by_template_in_metrics(
         ("/v2/repository/index", "unmatched"),
     ],
 )
-def test_in_progress_route_guess_is_bounded(path: str, template: str) -> None:
-    assert route_guess(path) == template
+def test_in_progress_route_label_is_bounded(path: str, template: str) -> None:
+    settings = Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"), max_rows=MAX_ROWS)
+    find = route_finder(create_app(settings))
+    method = "POST" if path.endswith("/infer") else "GET"
+    route = find(path, method)
+    assert (route.template if route is not None else "unmatched") == template
 
 
 def test_openapi_documents_the_oip_routes(client: TestClient[Any]) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from serving.app import create_app, load_model
-from serving.oip import canonical_batch
+from serving.protocol.oip_decode import canonical_batch
 from serving.settings import Settings
 from tests.unit.asgi import post_raw
 

@@ -236,12 +236,12 @@ def test_swagger_ui_is_self_hosted(client: TestClient[Any]) -> None:
 
 
 def test_generated_request_ids_are_unique_and_change_prefix_after_fork() -> None:
-    from serving import app as app_module
+    from serving import observe
 
     scope: Any = {"headers": []}
-    ids = {app_module._request_id(scope) for _ in range(1000)}
+    ids = {observe.request_id(scope) for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(value) == 32 for value in ids)
-    before = app_module._request_id(scope)[:20]
-    app_module._new_id_prefix()  # what os.register_at_fork runs in a forked child
-    assert app_module._request_id(scope)[:20] != before
+    before = observe.request_id(scope)[:20]
+    observe.new_id_prefix()  # what os.register_at_fork runs in a forked child
+    assert observe.request_id(scope)[:20] != before

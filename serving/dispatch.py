@@ -1,0 +1,163 @@
+"""Routing for the request chain, and the dispatch at its end.
+
+Litestar's router (built from the one route table, :mod:`serving.routes`) resolves every
+request once, at the start of the chain, so every step knows the route template. At the
+end of the chain a handler marked ``opt={FAST: True}`` is called directly with a
+``Request`` and its path parameters, skipping Litestar's per-request DI, signature
+parsing and response pipeline (docs/performance.md measures the difference); everything
+else, including 404 and 405, is answered by Litestar itself. Errors of either are
+answered at the end of the chain with the same renderer (:mod:`serving.errors`), so every
+step sees the error answer.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.exceptions import (
+    ImproperlyConfiguredException,
+    MethodNotAllowedException,
+    NotFoundException,
+)
+from litestar.handlers import HTTPRouteHandler
+from litestar.response.base import ASGIResponse
+from litestar.routes import HTTPRoute
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.utils import normalize_path
+
+from serving.errors import error_response
+from serving.state import service_of
+
+FAST = "fast_dispatch"  # opt key: serve this handler directly at the end of the chain
+ROUTE = "digits.route"  # scope key: the resolved Route (None when unmatched)
+FAST_DISPATCHED = "digits.fast_dispatched"  # scope key: True when a FAST handler answered
+FastHandler = Callable[..., Awaitable[ASGIResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A resolved route: its template, path parameters and the direct handler, if FAST."""
+
+    template: str
+    params: dict[str, Any]
+    handler: Any
+    fast: FastHandler | None
+    head_as_get: bool
+
+
+def route_finder(app: Litestar) -> Callable[[str, str], Route | None]:
+    """``find(path, method)``: the route Litestar's router gives, or None (bounded cache)."""
+    router = app.asgi_router
+
+    def lookup(path: str, method: str) -> Route:
+        _, handler, _, params, template = router.handle_routing(path, method)
+        fast = handler.fn if handler.opt.get(FAST) else None
+        return Route(template, params, handler, fast, head_as_get=False)
+
+    @lru_cache(1024)
+    def find(path: str, method: str) -> Route | None:
+        path = normalize_path(path)
+        if method == "HEAD":  # every GET route answers HEAD the same way (serve_head)
+            try:
+                route = lookup(path, "GET")
+            except (NotFoundException, MethodNotAllowedException):
+                pass
+            else:
+                return Route(route.template, route.params, route.handler, None, head_as_get=True)
+        try:
+            return lookup(path, method)
+        except (NotFoundException, MethodNotAllowedException):
+            return None
+
+    return find
+
+
+def resolve_route(inner: ASGIApp, app: Litestar) -> ASGIApp:
+    """Chain step: resolve the route once; later steps read ``scope["path_template"]``."""
+    find = route_finder(app)
+
+    async def step(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if root_path := scope.get("root_path", ""):
+            path = path.split(root_path, maxsplit=1)[-1]
+        route = find(path, scope["method"])  # type: ignore[typeddict-item]
+        scope[ROUTE] = route  # type: ignore[literal-required]
+        if route is not None:
+            scope["path_template"] = route.template
+        await inner(scope, receive, send)
+
+    return step
+
+
+def serve_head(inner: ASGIApp, app: Litestar) -> ASGIApp:
+    """Chain step: HEAD on a GET route is answered as GET without the body (same headers)."""
+
+    async def step(scope: Scope, receive: Receive, send: Send) -> None:
+        route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
+        if route is None or not route.head_as_get:
+            await inner(scope, receive, send)
+            return
+
+        async def send_without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        as_get: Any = {**scope, "method": "GET"}  # earlier steps keep seeing HEAD
+        await inner(as_get, receive, send_without_body)
+
+    return step
+
+
+def dispatcher(app: Litestar) -> ASGIApp:
+    """The end of the chain: a FAST handler directly, anything else through Litestar."""
+    litestar_app = Litestar.__call__.__get__(app)
+    service = service_of(app)
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
+        if route is None or route.fast is None:
+            await litestar_app(scope, receive, send)
+            return
+        scope[FAST_DISPATCHED] = True  # type: ignore[literal-required]
+        scope["app"] = scope["litestar_app"] = app
+        scope["route_handler"] = route.handler
+        scope["path_params"] = route.params
+        scope.setdefault("state", {})
+        try:
+            response = await route.fast(Request(scope, receive, send), **route.params)
+        except Exception as exc:  # answered here, as Litestar answers its routes' errors
+            response = error_response(service, scope["path"], exc)
+        await response(scope, receive, send)
+
+    return dispatch
+
+
+def check_fast_handlers(app: Litestar) -> None:
+    """FAST handlers take only ``request`` and path parameters, and have no guards or
+    Litestar middleware (cross-cutting steps belong in the chain, which they pass)."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if not isinstance(handler, HTTPRouteHandler) or not handler.opt.get(FAST):
+                continue
+            names = set(inspect.signature(handler.fn).parameters)
+            allowed = {"request", *route.path_parameters}
+            if (
+                names - allowed
+                or handler.resolve_guards()
+                or handler.resolve_middleware()
+                or not inspect.iscoroutinefunction(handler.fn)
+            ):
+                raise ImproperlyConfiguredException(
+                    f"{handler.handler_name}: a {FAST} handler must be async, take only "
+                    f"request and path parameters, and have no guards or middleware"
+                )

@@ -1,0 +1,1 @@
+"""Wire protocols spoken by the service, free of any web framework."""

@@ -1,0 +1,32 @@
+"""The route table: every path the service answers, written once.
+
+Litestar's router is built from this list; the request chain resolves routes with that
+same router (:mod:`serving.dispatch`), so no other module spells out the URL space.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
+
+from serving.demo import demo_router
+from serving.openapi import STATIC_PATH
+from serving.routes.native import native_routes
+from serving.routes.oip import oip_routes
+from serving.settings import Settings
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "swagger-ui"
+
+
+def route_table(settings: Settings) -> list[ControllerRouterHandler]:
+    """Native routes, the OIP ``/v2`` routes, Swagger UI assets and the demo page."""
+    return [
+        *native_routes(settings),
+        *oip_routes(),
+        create_static_files_router(
+            path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False
+        ),
+        demo_router(),
+    ]

@@ -1,0 +1,160 @@
+"""The native routes: health, readiness, metrics, drift, model lineage, predict and explain.
+
+Handlers are plain module-level functions; :func:`native_routes` gives them their paths
+and documentation (the route table, :mod:`serving.routes`, lists every path once).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import MediaType, Request, Response, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.response.base import ASGIResponse
+
+from serving.dispatch import FAST
+from serving.drift import DriftReport
+from serving.http_io import read_body, require_json
+from serving.inputs import decode_samples
+from serving.metrics import render_latest, sweep_dead_workers
+from serving.openapi import ERROR_RESPONSES, ok_spec, samples_operation
+from serving.payloads import explain_payload, predict_payload
+from serving.schemas import (
+    ExplainResponse,
+    HealthResponse,
+    ModelResponse,
+    PredictResponse,
+    ReadyResponse,
+)
+from serving.settings import Settings
+from serving.state import ServiceState, service_of
+
+AnyRequest = Request[Any, Any, Any]
+
+
+def health() -> HealthResponse:
+    return HealthResponse(status="ok")
+
+
+def ready(request: AnyRequest) -> Response[ReadyResponse]:
+    service = service_of(request.app)
+    if service.bundle is not None:
+        return Response(ReadyResponse(status="ready", model_version=service.bundle.version))
+    failure = service.failure
+    return Response(
+        ReadyResponse(
+            status="not_ready",
+            reason=failure.reason if failure else "loading",
+            message=str(failure) if failure else "model is loading",
+        ),
+        status_code=503,
+    )
+
+
+def metrics(request: AnyRequest) -> Response[bytes]:
+    service = service_of(request.app)
+    if service.worker_process:
+        sweep_dead_workers()
+    if service.drift is not None:
+        service.drift.publish()
+    body, content_type = render_latest()
+    return Response(body, media_type=content_type)
+
+
+def drift(request: AnyRequest) -> DriftReport:
+    service = service_of(request.app)
+    if service.drift is None:
+        raise service.not_ready()
+    return service.drift.report()
+
+
+def model_info(request: AnyRequest) -> ASGIResponse:
+    service = service_of(request.app)
+    service.ready_bundle()
+    return ASGIResponse(body=service.model_body, media_type=MediaType.JSON)
+
+
+async def read_samples(request: AnyRequest, service: ServiceState) -> Any:
+    """Content type, readiness, body size and samples checked in that order."""
+    require_json(request.scope)
+    if service.model is None:
+        raise service.not_ready()
+    body = await read_body(request.receive)
+    return decode_samples(body, service.settings.max_rows)
+
+
+async def predict(request: AnyRequest) -> ASGIResponse:
+    service = service_of(request.app)
+    X = await read_samples(request, service)
+    return ASGIResponse(body=await predict_payload(service, X), media_type=MediaType.JSON)
+
+
+async def explain(request: AnyRequest) -> ASGIResponse:
+    service = service_of(request.app)
+    X = await read_samples(request, service)
+    return ASGIResponse(body=explain_payload(service, X), media_type=MediaType.JSON)
+
+
+def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
+    """The native routes' paths and documentation."""
+    samples = samples_operation(settings.max_rows)
+    not_ready = {503: ERROR_RESPONSES[503]}
+    return [
+        get("/health", sync_to_thread=False, summary="Liveness")(health),
+        get(
+            "/ready",
+            sync_to_thread=False,
+            summary="Readiness: the locked model is verified and warm",
+            responses={
+                503: ResponseSpec(
+                    ReadyResponse, description="Not ready, with the reason", generate_examples=False
+                )
+            },
+        )(ready),
+        get(
+            "/metrics",
+            sync_to_thread=False,
+            summary="Prometheus metrics",
+            media_type=MediaType.TEXT,
+        )(metrics),
+        get(
+            "/drift",
+            sync_to_thread=False,
+            summary="Input drift of this worker's recent request window against the training data",
+            description=(
+                "Per worker (pid): window size and fill, PSI threshold, drift score (mean "
+                "per-pixel PSI; 0 until the window holds min_rows rows), PSI max/mean, pixels "
+                "over the threshold and the top drifting pixels. See docs/drift.md."
+            ),
+            responses=not_ready,
+        )(drift),
+        get(
+            "/model",
+            sync_to_thread=False,
+            summary="Lineage of the served model",
+            responses={200: ok_spec(ModelResponse, "Lineage of the served model"), **not_ready},
+        )(model_info),
+        post(
+            "/predict",
+            status_code=200,
+            summary="Predict digit labels and class probabilities",
+            operation_class=samples,
+            responses={
+                200: ok_spec(PredictResponse, "Labels and probabilities"),
+                **ERROR_RESPONSES,
+            },
+            opt={FAST: True},
+        )(predict),
+        post(
+            "/explain",
+            status_code=200,
+            summary="Explain predictions: global importances and per-pixel contributions (8x8)",
+            operation_class=samples,
+            responses={
+                200: ok_spec(ExplainResponse, "Importances and contributions"),
+                **ERROR_RESPONSES,
+            },
+            opt={FAST: True},
+        )(explain),
+    ]

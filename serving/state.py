@@ -1,0 +1,182 @@
+"""Per-worker service state: the verified model, its loading, readiness and the not-ready error."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, cast
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+from litestar import Litestar
+
+from serving.batching import MicroBatcher, Prediction
+from serving.drift import DriftMonitor, DriftSummary, parse_reference
+from serving.inputs import ClientError
+from serving.lineage import (
+    REFERENCE_STATS_JSON,
+    LineageError,
+    VerifiedBundle,
+    load_verified_bundle,
+    load_verified_file,
+)
+from serving.metrics import ServiceMetrics
+from serving.model import OnnxModel
+from serving.schemas import GRID, ArtifactInfo, GlobalImportance, ModelResponse, StageResponse
+from serving.settings import Settings
+
+log = logging.getLogger("serving")
+SERVING_PACKAGES = ("litestar", "msgspec", "numpy", "onnxruntime", "prometheus-client", "granian")
+DRIFT_PUBLISH_SECONDS = 1.0
+_ENCODER = msgspec.json.Encoder()
+
+
+@dataclass
+class ServiceState:
+    """Per-worker state: the verified model or the reason there is none."""
+
+    settings: Settings
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    model: OnnxModel | None = None
+    bundle: VerifiedBundle | None = None
+    failure: LineageError | None = None
+    model_body: bytes = b""
+    importance: GlobalImportance | None = None
+    drift: DriftMonitor | None = None
+    worker_process: bool = False
+    batcher: MicroBatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.batcher = MicroBatcher(self._infer, self.observe_batch, self.metrics.observe_rows)
+
+    def _infer(self, X: npt.NDArray[np.float32]) -> Prediction:
+        if self.model is None:  # pragma: no cover - callers check readiness
+            raise self.not_ready()
+        return self.model.predict(X)
+
+    def predict(self, X: npt.NDArray[np.float32]) -> asyncio.Future[Prediction]:
+        """Labels and probabilities of validated samples, from this iteration's model call."""
+        return self.batcher.submit(X)
+
+    def ready_bundle(self) -> VerifiedBundle:
+        """The verified bundle, or the 503 not-ready error."""
+        if self.bundle is None:
+            raise self.not_ready()
+        return self.bundle
+
+    def not_ready(self) -> ClientError:
+        """The one not-ready error (503): why there is no model, or that it is loading."""
+        failure = self.failure
+        message = str(failure) if failure else "model is loading"
+        return ClientError(503, "model_not_ready", f"model not ready: {message}")
+
+    def accept_batch(self, X: Any) -> None:
+        """Record a validated inference batch: rows histogram and the drift window."""
+        self.metrics.rows.observe(X.shape[0])
+        self.observe_inputs(X)
+
+    def observe_batch(self, X: Any, labels: npt.NDArray[np.int64]) -> None:
+        """Record one model call: the drift window and the predicted-class counters."""
+        self.observe_inputs(X)
+        self.metrics.observe_predictions(labels)
+
+    def observe_inputs(self, X: Any) -> None:
+        """Feed a validated ``[n, 64]`` batch to the drift window."""
+        if self.drift is not None:
+            self.drift.observe(X)
+
+
+def service_of(app: Litestar) -> ServiceState:
+    """The service state a Litestar app was composed with (``app.state.service``)."""
+    return cast(ServiceState, app.state.service)
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {}
+    for package in SERVING_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _model_response(bundle: VerifiedBundle) -> ModelResponse:
+    card = bundle.card
+    evaluate = bundle.evaluate_stage
+    return ModelResponse(
+        name=card.name,
+        version=bundle.version,
+        model_type=card.model_type,
+        classes=card.classes,
+        artifacts={
+            key: ArtifactInfo(path=key, md5=artifact.md5, size=artifact.size)
+            for key, artifact in bundle.artifacts.items()
+        },
+        stage=StageResponse(**msgspec.structs.asdict(bundle.train_stage)),
+        evaluate_stage=None
+        if evaluate is None
+        else StageResponse(**msgspec.structs.asdict(evaluate)),
+        params=card.params,
+        metrics=bundle.metrics,
+        training_library_versions=card.library_versions,
+        serving_library_versions=_library_versions(),
+    )
+
+
+def load_model(state: ServiceState) -> None:
+    """Verify the locked artifacts, build and warm the session; record why on failure."""
+    settings = state.settings
+    started = time.perf_counter()
+    try:
+        bundle = load_verified_bundle(settings.lock_file, settings.resolved_model_dir)
+        model = OnnxModel(bundle)
+        model.warm_up()
+        drift = _drift_monitor(settings, state.metrics)
+    except LineageError as exc:
+        state.failure = exc
+        state.metrics.model_ready.set(0)
+        log.error(
+            "refusing to serve: %s",
+            exc,
+            extra={"reason": exc.reason, "lock_file": str(settings.lock_file)},
+        )
+        return
+    values = bundle.importance.importances_mean
+    state.importance = GlobalImportance(
+        method=bundle.importance.method,
+        scoring=bundle.importance.scoring,
+        values=values,
+        grid=[values[row * GRID : (row + 1) * GRID] for row in range(GRID)],
+    )
+    state.model_body = _ENCODER.encode(_model_response(bundle))
+    state.bundle, state.model, state.failure, state.drift = bundle, model, None, drift
+    state.metrics.model_info.labels(bundle.version, bundle.card.model_type).set(1)
+    state.metrics.model_ready.set(1)
+    log.info(
+        "model ready",
+        extra={
+            "model_version": bundle.version,
+            "model_type": bundle.card.model_type,
+            "load_seconds": round(time.perf_counter() - started, 4),
+        },
+    )
+
+
+def _drift_monitor(settings: Settings, metrics: ServiceMetrics) -> DriftMonitor:
+    """The drift window over the dvc.lock-verified training reference statistics."""
+    _, data = load_verified_file(settings.lock_file, REFERENCE_STATS_JSON)
+    reference = parse_reference(data, settings.project_dir / REFERENCE_STATS_JSON)
+    monitor = DriftMonitor(
+        reference, settings.drift_window, settings.drift_min_rows, settings.drift_psi_threshold
+    )
+
+    def publish(summary: DriftSummary) -> None:
+        metrics.drift.publish(**msgspec.structs.asdict(summary))
+
+    monitor.attach(publish, DRIFT_PUBLISH_SECONDS)
+    return monitor
