@@ -43,7 +43,7 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 # Owned by root, read-only for the service: the image content is immutable at runtime.
 COPY dvc.lock ./dvc.lock
-COPY models/model.onnx models/model.json ./models/
+COPY models/model.onnx models/model.json models/ood.onnx models/ood.json ./models/
 COPY reports/metrics.json reports/feature_importance.json ./reports/
 COPY data/prepared/reference_stats.json ./data/prepared/reference_stats.json
 COPY serving/ ./serving/

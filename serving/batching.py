@@ -25,22 +25,23 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
-Prediction = tuple[IntArray, FloatArray]
+# Per-row labels [n], probabilities [n, k] and out-of-distribution scores [n].
+Prediction = tuple[IntArray, FloatArray, FloatArray]
 
 
 class MicroBatcher:
     """Stacks the samples submitted in one event-loop iteration into one ``infer`` call.
 
-    ``infer(X)`` returns per-row labels ``[n]`` and probabilities ``[n, k]`` for a
-    ``[n, 64]`` batch; ``observe(X, labels)`` records a batch that succeeded (drift
-    window, class counters), once per model call; ``count_requests(rows)`` gets the
-    row count of every submitted request, once per flush.
+    ``infer(X)`` returns per-row labels ``[n]``, probabilities ``[n, k]`` and OOD scores
+    ``[n]`` for a ``[n, 64]`` batch; ``observe(X, labels, ood_scores)`` records a batch that
+    succeeded (drift window, class and OOD counters), once per model call;
+    ``count_requests(rows)`` gets the row count of every submitted request, once per flush.
     """
 
     def __init__(
         self,
         infer: Callable[[FloatArray], Prediction],
-        observe: Callable[[FloatArray, IntArray], None],
+        observe: Callable[[FloatArray, IntArray, FloatArray], None],
         count_requests: Callable[[list[int]], None] = lambda rows: None,
     ) -> None:
         self._infer = infer
@@ -51,7 +52,7 @@ class MicroBatcher:
         self.requests = 0
 
     def submit(self, X: FloatArray) -> asyncio.Future[Prediction]:
-        """A future for ``X``'s labels and probabilities, resolved by this iteration's flush."""
+        """A future for ``X``'s prediction, resolved by this iteration's flush."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Prediction] = loop.create_future()
         if not self._pending:
@@ -69,7 +70,7 @@ class MicroBatcher:
         self.requests += len(live)
         stacked = live[0][0] if len(live) == 1 else np.concatenate([X for X, _ in live])
         try:
-            labels, probabilities = self._run(stacked)
+            prediction = self._run(stacked)
         except Exception as exc:
             if len(live) == 1:
                 live[0][1].set_exception(exc)
@@ -83,14 +84,15 @@ class MicroBatcher:
         start = 0
         for X, future in live:
             stop = start + X.shape[0]
-            future.set_result((labels[start:stop], probabilities[start:stop]))
+            labels, probabilities, scores = prediction
+            future.set_result((labels[start:stop], probabilities[start:stop], scores[start:stop]))
             start = stop
 
     def _run(self, X: FloatArray) -> Prediction:
         if X.shape[0] == 1:  # at least two rows: the same kernel as any larger batch
-            labels, probabilities = self._infer(np.concatenate([X, X]))
-            labels, probabilities = labels[:1], probabilities[:1]
+            labels, probabilities, scores = self._infer(np.concatenate([X, X]))
+            labels, probabilities, scores = labels[:1], probabilities[:1], scores[:1]
         else:
-            labels, probabilities = self._infer(X)
-        self._observe(X, labels)
-        return labels, probabilities
+            labels, probabilities, scores = self._infer(X)
+        self._observe(X, labels, scores)
+        return labels, probabilities, scores

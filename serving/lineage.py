@@ -15,10 +15,12 @@ import yaml
 
 MODEL_ONNX = "models/model.onnx"
 MODEL_JSON = "models/model.json"
+OOD_ONNX = "models/ood.onnx"
+OOD_JSON = "models/ood.json"
 METRICS_JSON = "reports/metrics.json"
 IMPORTANCE_JSON = "reports/feature_importance.json"
 REFERENCE_STATS_JSON = "data/prepared/reference_stats.json"
-REQUIRED_ARTIFACTS = (MODEL_ONNX, MODEL_JSON, METRICS_JSON, IMPORTANCE_JSON)
+REQUIRED_ARTIFACTS = (MODEL_ONNX, MODEL_JSON, OOD_ONNX, OOD_JSON, METRICS_JSON, IMPORTANCE_JSON)
 VERSION_LENGTH = 12
 
 
@@ -56,6 +58,21 @@ class ModelCard(msgspec.Struct, frozen=True):
     linear_explanation: LinearExplanation | None = None
 
 
+class OodOnnxInfo(msgspec.Struct, frozen=True):
+    input: str
+    output: str
+
+
+class OodCard(msgspec.Struct, frozen=True):
+    """The fields of ``models/ood.json`` the service uses (others are ignored)."""
+
+    method: str
+    onnx: OodOnnxInfo
+    flag_above: float
+    n_components: int
+    target_false_positive_rate: float
+
+
 class FeatureImportance(msgspec.Struct, frozen=True):
     """``reports/feature_importance.json``: global importances computed by the pipeline."""
 
@@ -86,6 +103,8 @@ class VerifiedBundle(msgspec.Struct, frozen=True):
     version: str
     onnx_bytes: bytes
     card: ModelCard
+    ood_bytes: bytes
+    ood_card: OodCard
     metrics: dict[str, Any]
     importance: FeatureImportance
     artifacts: dict[str, LockedArtifact]
@@ -188,6 +207,8 @@ def load_verified_bundle(lock_file: Path, model_dir: Path) -> VerifiedBundle:
     locations = {
         MODEL_ONNX: model_dir / Path(MODEL_ONNX).name,
         MODEL_JSON: model_dir / Path(MODEL_JSON).name,
+        OOD_ONNX: model_dir / Path(OOD_ONNX).name,
+        OOD_JSON: model_dir / Path(OOD_JSON).name,
         METRICS_JSON: project_dir / METRICS_JSON,
         IMPORTANCE_JSON: project_dir / IMPORTANCE_JSON,
     }
@@ -202,6 +223,7 @@ def load_verified_bundle(lock_file: Path, model_dir: Path) -> VerifiedBundle:
         artifacts[lock_path] = artifact
 
     card: ModelCard = _decode(locations[MODEL_JSON], contents[MODEL_JSON], ModelCard)
+    ood_card: OodCard = _decode(locations[OOD_JSON], contents[OOD_JSON], OodCard)
     metrics: dict[str, Any] = _decode(
         locations[METRICS_JSON], contents[METRICS_JSON], dict[str, Any]
     )
@@ -220,6 +242,8 @@ def load_verified_bundle(lock_file: Path, model_dir: Path) -> VerifiedBundle:
         version=artifacts[MODEL_ONNX].md5[:VERSION_LENGTH],
         onnx_bytes=contents[MODEL_ONNX],
         card=card,
+        ood_bytes=contents[OOD_ONNX],
+        ood_card=ood_card,
         metrics=metrics,
         importance=importance,
         artifacts=artifacts,

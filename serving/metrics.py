@@ -87,6 +87,11 @@ class ServiceMetrics:
             buckets=ROWS_BUCKETS,
             registry=None,
         )
+        self.ood_flagged = Counter(
+            "model_ood_flagged_rows_total",
+            "Answered rows the out-of-distribution detector flagged (ood_score > 1).",
+            registry=None,
+        )
         self.validation_failures = Counter(
             "model_validation_failures_total",
             "Rejected requests by reason.",
@@ -140,6 +145,12 @@ class ServiceMetrics:
             tally[rows] = tally.get(rows, 0) + 1
         for rows, requests in tally.items():
             observe_repeated(self.rows, rows, requests)
+
+    def observe_ood(self, flags: npt.NDArray[np.bool_]) -> None:
+        """Count the rows of one model call that the detector flagged."""
+        flagged = int(np.count_nonzero(flags))
+        if flagged:
+            self.ood_flagged.inc(flagged)
 
     def observe_predictions(self, labels: npt.NDArray[np.int64]) -> None:
         """Count predicted (non-negative integer) class labels."""

@@ -14,22 +14,48 @@ N_FEATURES = 64
 OCCLUSION_BASELINE = 0.0
 
 
+def _session(data: bytes, name: str) -> ort.InferenceSession:
+    """A single-threaded, sequential ONNX Runtime session, or ``artifact_invalid``."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise LineageError("artifact_invalid", f"{name} cannot be loaded: {exc}") from None
+
+
+class OodDetector:
+    """The hash-locked out-of-distribution detector: ``ood_score`` per row, > 1 is flagged."""
+
+    def __init__(self, bundle: VerifiedBundle) -> None:
+        self._session = _session(bundle.ood_bytes, "ood.onnx")
+        card = bundle.ood_card
+        self._input, self._output = card.onnx.input, card.onnx.output
+        self.flag_above = card.flag_above
+        names = {output.name for output in self._session.get_outputs()}
+        if self._output not in names:
+            raise LineageError("artifact_invalid", f"ood.onnx outputs {sorted(names)}")
+
+    def scores(self, X: FloatArray) -> FloatArray:
+        """``ood_score`` per row (float32)."""
+        (scores,) = self._session.run([self._output], {self._input: X})
+        return np.asarray(scores, dtype=np.float32).reshape(len(X))
+
+    def flags(self, scores: FloatArray) -> npt.NDArray[np.bool_]:
+        """Which rows are out of distribution."""
+        return np.asarray(scores > self.flag_above)
+
+
 class OnnxModel:
     """A single-threaded ONNX Runtime session over the verified model bytes."""
 
     def __init__(self, bundle: VerifiedBundle) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                bundle.onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise LineageError("artifact_invalid", f"model.onnx cannot be loaded: {exc}") from None
+        self._session = _session(bundle.onnx_bytes, "model.onnx")
+        self.ood = OodDetector(bundle)
         onnx = bundle.card.onnx
         self._input = onnx.input
         self._outputs = ["label", "probabilities"]
@@ -44,14 +70,23 @@ class OnnxModel:
         labels, probabilities = self._session.run(self._outputs, {self._input: X})
         return np.asarray(labels, dtype=np.int64), np.asarray(probabilities, dtype=np.float32)
 
+    def predict_rows(self, X: FloatArray) -> tuple[IntArray, FloatArray, FloatArray]:
+        """Labels, probabilities and ``ood_score`` per row: everything a served row carries."""
+        labels, probabilities = self.predict(X)
+        return labels, probabilities, self.ood.scores(X)
+
     def warm_up(self) -> None:
         """Run one inference so the first request does not pay for lazy initialisation."""
-        labels, probabilities = self.predict(np.zeros((1, N_FEATURES), dtype=np.float32))
-        if labels.shape != (1,) or probabilities.shape != (1, len(self.classes)):
+        labels, probabilities, scores = self.predict_rows(
+            np.zeros((2, N_FEATURES), dtype=np.float32)
+        )
+        if labels.shape != (2,) or probabilities.shape != (2, len(self.classes)):
             raise LineageError(
                 "artifact_invalid",
                 f"model.onnx returned shapes {labels.shape}, {probabilities.shape}",
             )
+        if scores.shape != (2,) or not np.all(np.isfinite(scores)):
+            raise LineageError("artifact_invalid", f"ood.onnx returned {scores!r}")
 
     @property
     def explanation_method(self) -> str:

@@ -138,6 +138,10 @@ ERROR_RESPONSES = {
     408: error_spec("The body did not arrive within DIGITS_BODY_READ_TIMEOUT seconds"),
     413: error_spec("Body over the byte limit, or more samples than the row limit"),
     415: error_spec("Content-Type is not application/json"),
+    422: error_spec(
+        "DIGITS_OOD_POLICY=reject and at least one row is out of distribution "
+        "(reason out_of_distribution; message names the rows)"
+    ),
     503: error_spec("The locked model is not verified and warm; message says why"),
 }
 
@@ -250,4 +254,5 @@ OIP_INFER_RESPONSES = {
     **OIP_ERRORS,
     408: OIP_ERROR,
     413: OIP_ERROR,
+    422: OIP_ERROR,
 }

@@ -14,6 +14,9 @@ import numpy.typing as npt
 
 from serving.protocol.oip import (
     LABEL_OUTPUT,
+    MODEL_OUTPUTS,
+    OOD_OUTPUT,
+    OOD_SCORE_OUTPUT,
     OUTPUT_DATATYPES,
     PROBABILITIES_OUTPUT,
     AnyInferRequest,
@@ -39,13 +42,16 @@ OCCLUSION_DESCRIPTION = (
 async def predict_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> bytes:
     """``/predict`` response bytes for validated samples."""
     bundle = state.ready_bundle()
-    labels, probabilities = await state.predict(X)
+    labels, probabilities, scores = await state.predict(X)
+    flags = state.ood_flags(scores)
     return _ENCODER.encode(
         PredictResponse(
             model_version=bundle.version,
             labels=labels.tolist(),
             probabilities=probabilities.tolist(),
             classes=bundle.card.classes,
+            ood=flags.tolist(),
+            ood_score=scores.tolist(),
         )
     )
 
@@ -56,8 +62,10 @@ def explain_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> bytes:
     if model is None or bundle is None or importance is None:
         raise state.not_ready()
     state.accept_batch(X)
-    labels, _ = model.predict(X)
+    labels, _, scores = model.predict_rows(X)
     state.metrics.observe_predictions(labels)
+    state.metrics.observe_ood(model.ood.flags(scores))
+    flags = state.ood_flags(scores)
     contributions, base_values = model.explain(X, labels)
     grids = contributions.reshape(-1, GRID, GRID).tolist()
     linear = model.explanation_method == "linear_exact"
@@ -68,9 +76,16 @@ def explain_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> bytes:
             method_description=LINEAR_DESCRIPTION if linear else OCCLUSION_DESCRIPTION,
             global_importance=importance,
             explanations=[
-                SampleExplanation(label=label, base_value=base, contributions=grid)
-                for label, base, grid in zip(
-                    labels.tolist(), base_values.tolist(), grids, strict=True
+                SampleExplanation(
+                    label=label, base_value=base, contributions=grid, ood=flag, ood_score=score
+                )
+                for label, base, grid, flag, score in zip(
+                    labels.tolist(),
+                    base_values.tolist(),
+                    grids,
+                    flags.tolist(),
+                    scores.tolist(),
+                    strict=True,
                 )
             ],
         )
@@ -84,11 +99,7 @@ async def infer_payload(
     bundle = state.ready_bundle()
     outputs = requested_outputs(parsed)
     X = input_batch(parsed, binary, state.settings.max_rows)
-    labels, probabilities = await state.predict(X)
-    arrays: dict[str, npt.NDArray[Any]] = {
-        LABEL_OUTPUT: labels,
-        PROBABILITIES_OUTPUT: probabilities,
-    }
+    arrays = _output_arrays(state, *(await state.predict(X)))
     response = InferResponse(
         model_name=bundle.card.name,
         model_version=bundle.version,
@@ -110,7 +121,7 @@ async def canonical_infer_payload(
 ) -> bytes:
     """The JSON answer to a canonical OIP request: the bytes :func:`infer_payload` gives."""
     bundle = state.ready_bundle()
-    labels, probabilities = await state.predict(X)
+    arrays = _output_arrays(state, *(await state.predict(X)))
     return _ENCODER.encode(
         InferResponse(
             model_name=bundle.card.name,
@@ -118,17 +129,27 @@ async def canonical_infer_payload(
             id=request.id,
             outputs=[
                 ResponseOutput(
-                    name=LABEL_OUTPUT,
-                    shape=list(labels.shape),
-                    datatype=OUTPUT_DATATYPES[LABEL_OUTPUT],
-                    data=labels.tolist(),
-                ),
-                ResponseOutput(
-                    name=PROBABILITIES_OUTPUT,
-                    shape=list(probabilities.shape),
-                    datatype=OUTPUT_DATATYPES[PROBABILITIES_OUTPUT],
-                    data=probabilities.ravel().tolist(),
-                ),
+                    name=output.name,
+                    shape=list(arrays[output.name].shape),
+                    datatype=output.datatype,
+                    data=arrays[output.name].ravel().tolist(),
+                )
+                for output in MODEL_OUTPUTS
             ],
         )
     )
+
+
+def _output_arrays(
+    state: ServiceState,
+    labels: npt.NDArray[np.int64],
+    probabilities: npt.NDArray[np.float32],
+    scores: npt.NDArray[np.float32],
+) -> dict[str, npt.NDArray[Any]]:
+    """Every OIP output by name (the OOD policy applies here, as for /predict)."""
+    return {
+        LABEL_OUTPUT: labels,
+        PROBABILITIES_OUTPUT: probabilities,
+        OOD_OUTPUT: state.ood_flags(scores),
+        OOD_SCORE_OUTPUT: scores,
+    }

@@ -39,6 +39,10 @@ class PredictResponse(msgspec.Struct):
     labels: list[int]
     probabilities: list[list[float]]
     classes: list[int]
+    # One entry per row: does the out-of-distribution detector flag it, and its score
+    # (> 1 is flagged; see GET /model for the detector).
+    ood: list[bool]
+    ood_score: list[float]
 
 
 class GlobalImportance(msgspec.Struct):
@@ -52,6 +56,8 @@ class SampleExplanation(msgspec.Struct):
     label: int
     base_value: float
     contributions: list[list[float]]
+    ood: bool
+    ood_score: float
 
 
 class ExplainResponse(msgspec.Struct):

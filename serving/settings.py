@@ -13,6 +13,7 @@ from serving.msgspec_text import split_location
 
 ENV_PREFIX = "DIGITS_"
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+OodPolicy = Literal["flag", "reject"]
 
 
 class SettingsError(ValueError):
@@ -33,6 +34,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     drift_window: Annotated[int, msgspec.Meta(ge=10, le=1_000_000)] = 2000
     drift_min_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 200
     drift_psi_threshold: Annotated[float, msgspec.Meta(gt=0.0, le=100.0)] = 0.2
+    # flag: every row carries ood/ood_score; reject: a request with a flagged row gets 422.
+    ood_policy: OodPolicy = "flag"
     # Slow clients (slowloris): granian closes a connection whose request headers take
     # longer than this; the app answers 408 when a body is not complete in time.
     header_read_timeout_seconds: Annotated[float, msgspec.Meta(ge=0.001, le=60.0)] = 10.0
@@ -73,9 +76,13 @@ _FIELDS = {
     "drift_window": "DIGITS_DRIFT_WINDOW",
     "drift_min_rows": "DIGITS_DRIFT_MIN_ROWS",
     "drift_psi_threshold": "DIGITS_DRIFT_PSI_THRESHOLD",
+    "ood_policy": "DIGITS_OOD_POLICY",
     "header_read_timeout_seconds": "DIGITS_HEADER_READ_TIMEOUT",
     "body_read_timeout_seconds": "DIGITS_BODY_READ_TIMEOUT",
 }
+
+
+_LOWERCASE = {"log_level", "ood_policy"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,7 +96,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         value = env.get(var)
         if value is None or value.strip() == "":
             continue
-        raw[field] = value.strip().lower() if field == "log_level" else value.strip()
+        raw[field] = value.strip().lower() if field in _LOWERCASE else value.strip()
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:

@@ -56,11 +56,27 @@ class ServiceState:
     def _infer(self, X: npt.NDArray[np.float32]) -> Prediction:
         if self.model is None:  # pragma: no cover - callers check readiness
             raise self.not_ready()
-        return self.model.predict(X)
+        return self.model.predict_rows(X)
 
     def predict(self, X: npt.NDArray[np.float32]) -> asyncio.Future[Prediction]:
-        """Labels and probabilities of validated samples, from this iteration's model call."""
+        """Labels, probabilities and OOD scores of validated samples (one batched model call)."""
         return self.batcher.submit(X)
+
+    def ood_flags(self, scores: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+        """Which rows are out of distribution; with ``DIGITS_OOD_POLICY=reject``, the 422."""
+        if self.model is None:  # pragma: no cover - callers check readiness
+            raise self.not_ready()
+        flags = self.model.ood.flags(scores)
+        if self.settings.ood_policy == "reject" and bool(flags.any()):
+            rows = np.flatnonzero(flags).tolist()
+            shown = ", ".join(str(row) for row in rows[:10]) + (", ..." if len(rows) > 10 else "")
+            raise ClientError(
+                422,
+                "out_of_distribution",
+                f"{len(rows)} of {len(flags)} rows do not look like digits (ood_score > "
+                f"{self.model.ood.flag_above:g}): rows {shown}; DIGITS_OOD_POLICY=reject",
+            )
+        return flags
 
     def ready_bundle(self) -> VerifiedBundle:
         """The verified bundle, or the 503 not-ready error."""
@@ -79,10 +95,14 @@ class ServiceState:
         self.metrics.rows.observe(X.shape[0])
         self.observe_inputs(X)
 
-    def observe_batch(self, X: Any, labels: npt.NDArray[np.int64]) -> None:
-        """Record one model call: the drift window and the predicted-class counters."""
+    def observe_batch(
+        self, X: Any, labels: npt.NDArray[np.int64], ood_scores: npt.NDArray[np.float32]
+    ) -> None:
+        """Record one model call: the drift window, predicted-class and flagged-row counters."""
         self.observe_inputs(X)
         self.metrics.observe_predictions(labels)
+        if self.model is not None:
+            self.metrics.observe_ood(self.model.ood.flags(ood_scores))
 
     def observe_inputs(self, X: Any) -> None:
         """Feed a validated ``[n, 64]`` batch to the drift window."""

@@ -109,7 +109,12 @@ def export_detector(detector: Detector) -> bytes:
         array = np.asarray(value, dtype=np.float32)
         graph.initializer.append(numpy_helper.from_array(array, name=f"ood_{name}"))
 
-    const("variance", pca.explained_variance_)
+    # Row sums are MatMuls with a column vector, not ReduceSum: ONNX Runtime's ReduceSum
+    # sums a row in an order that depends on its position in the batch, so a row's score
+    # would change in the last bit with the request it arrived in.
+    const("inv_variance", (1.0 / pca.explained_variance_).reshape(-1, 1))
+    const("ones_components", np.ones((pca.n_components_, 1)))
+    const("ones_pixels", np.ones((64, 1)))
     const("mean", pca.mean_)
     const("t2_scale", detector.t2_scale)
     const("q_scale", detector.q_scale)
@@ -119,12 +124,11 @@ def export_detector(detector: Detector) -> bytes:
     )
     nodes = [
         ("Mul", [z, z], "z2"),
-        ("Div", ["ood_z2", "ood_variance"], "z2_scaled"),
-        ("ReduceSum", ["ood_z2_scaled", "ood_axis"], "t2"),
+        ("MatMul", ["ood_z2", "ood_inv_variance"], "t2"),
         ("Sub", [ONNX_INPUT_NAME, "ood_mean"], "centred"),
         ("Mul", ["ood_centred", "ood_centred"], "centred2"),
-        ("ReduceSum", ["ood_centred2", "ood_axis"], "norm2"),
-        ("ReduceSum", ["ood_z2", "ood_axis"], "z_norm2"),
+        ("MatMul", ["ood_centred2", "ood_ones_pixels"], "norm2"),
+        ("MatMul", ["ood_z2", "ood_ones_components"], "z_norm2"),
         ("Sub", ["ood_norm2", "ood_z_norm2"], "q"),
         ("Div", ["ood_t2", "ood_t2_scale"], "t2_rel"),
         ("Div", ["ood_q", "ood_q_scale"], "q_rel"),
@@ -134,10 +138,7 @@ def export_detector(detector: Detector) -> bytes:
     ]
     for op, inputs, out in nodes:
         output = OOD_SCORE_OUTPUT if out == "score" else f"ood_{out}"
-        node = helper.make_node(op, inputs, [output], name=f"ood_{out}")
-        if op == "ReduceSum":
-            node.attribute.append(helper.make_attribute("keepdims", 1))
-        graph.node.append(node)
+        graph.node.append(helper.make_node(op, inputs, [output], name=f"ood_{out}"))
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info(OOD_SCORE_OUTPUT, TensorProto.FLOAT, [None]))
     base.doc_string = "digits OOD detector: PCA T^2 / Q score over the calibrated threshold"

@@ -25,6 +25,8 @@ PLATFORM = "onnxruntime_onnx"
 INPUT_NAME = "pixels"
 LABEL_OUTPUT = "label"
 PROBABILITIES_OUTPUT = "probabilities"
+OOD_OUTPUT = "ood"
+OOD_SCORE_OUTPUT = "ood_score"
 HEADER_LENGTH = "inference-header-content-length"
 OCTET_STREAM = "application/octet-stream"
 JSON = "application/json"
@@ -140,6 +142,9 @@ MODEL_INPUTS = [TensorMetadata(name=INPUT_NAME, datatype="FP32", shape=[-1, N_FE
 MODEL_OUTPUTS = [
     TensorMetadata(name=LABEL_OUTPUT, datatype="INT64", shape=[-1]),
     TensorMetadata(name=PROBABILITIES_OUTPUT, datatype="FP32", shape=[-1, 10]),
+    # Per row: flagged by the out-of-distribution detector, and its score (> 1 is flagged).
+    TensorMetadata(name=OOD_OUTPUT, datatype="BOOL", shape=[-1]),
+    TensorMetadata(name=OOD_SCORE_OUTPUT, datatype="FP32", shape=[-1]),
 ]
 OUTPUT_DATATYPES = {output.name: output.datatype for output in MODEL_OUTPUTS}
 

@@ -24,6 +24,7 @@ import onnxruntime as ort
 import pytest
 import yaml
 
+from serving.lineage import REFERENCE_STATS_JSON, REQUIRED_ARTIFACTS
 from tests.conftest import REPO_ROOT, VENV_BIN
 from tests.integration.conftest import free_port
 
@@ -222,14 +223,7 @@ def test_image_holds_only_the_runtime_artifacts(container: RunningContainer) -> 
     listing = exec_in(container, "find", "/app", "-type", "f", "-not", "-name", "*.pyc")
     assert listing.returncode == 0, listing.stderr
     files = {line.removeprefix("/app/") for line in listing.stdout.split()}
-    expected = {
-        "dvc.lock",
-        "models/model.onnx",
-        "models/model.json",
-        "reports/metrics.json",
-        "reports/feature_importance.json",
-        "data/prepared/reference_stats.json",
-    }
+    expected = {"dvc.lock", *REQUIRED_ARTIFACTS, REFERENCE_STATS_JSON}
     assert expected <= files
     outside_serving = {path for path in files if not path.startswith("serving/")}
     assert outside_serving == expected

@@ -286,23 +286,31 @@ def test_keyboard_only(page: Page, server: RunningServer, tmp_path: Path) -> Non
     assert outline != "none"
     assert width >= 2
 
-    # Draw a "1" with the keyboard: column 4 (index 3), rows 1..8, toggled on with Space/Enter.
+    # Draw a "1" with the keyboard, two cells wide as the training digits' strokes are:
+    # down column index 3, then up column index 4, toggled on with Space/Enter. (A stroke one
+    # cell wide is unlike any training "1": the out-of-distribution detector flags it.)
     for _ in range(3):
         page.keyboard.press("ArrowRight")
     for row in range(8):
         page.keyboard.press("Space" if row % 2 == 0 else "Enter")
         if row < 7:
             page.keyboard.press("ArrowDown")
-    page.keyboard.press("Minus")  # the last cell goes 16 -> 15
+    page.keyboard.press("ArrowRight")
+    for row in reversed(range(8)):
+        page.keyboard.press("Space" if row % 2 == 0 else "Enter")
+        if row > 0:
+            page.keyboard.press("ArrowUp")
+    page.keyboard.press("Minus")  # the last cell (row 0, column index 4) goes 16 -> 15
     values = grid_values(page)
-    assert [values[row * 8 + 3] for row in range(8)] == [16] * 7 + [15]
-    assert sum(values) == 16 * 7 + 15
+    assert [values[row * 8 + 3] for row in range(8)] == [16] * 8
+    assert [values[row * 8 + 4] for row in range(8)] == [15] + [16] * 7
+    assert sum(values) == 16 * 15 + 15
 
     page.keyboard.press("Shift+Tab")
     assert page.evaluate("() => document.activeElement.id") == "predict"
     page.keyboard.press("Enter")
-    expect(page.locator("#predicted-label")).to_have_text(DIGIT)
-    expect(page.locator("#result-summary")).to_contain_text("Predicted digit")
+    expect(page.locator("#predicted-label")).to_have_text("1")
+    expect(page.locator("#result-summary")).to_contain_text("Predicted digit 1")
     assert page.locator("#result-summary").get_attribute("aria-live") == "polite"
     expect(page.locator("#heatmap .heat-cell")).to_have_count(64)
     assert len(set(heatmap_colours(page))) > 1
@@ -313,6 +321,27 @@ def test_keyboard_only(page: Page, server: RunningServer, tmp_path: Path) -> Non
     page.keyboard.press("Space")
     assert grid_values(page) == [0] * 64
     expect(page.locator("#predicted-label")).to_have_text(NO_PREDICTION)
+
+
+def test_a_non_digit_is_shown_as_not_a_digit(
+    page: Page, server: RunningServer, tmp_path: Path
+) -> None:
+    open_demo(page, server)
+    cells = page.locator("#input-grid [role=gridcell]")
+    for index in range(64):  # every cell on: an all-16 square is not a digit
+        cells.nth(index).click()
+    assert grid_values(page) == [16] * 64
+    page.locator("#predict").click()
+    expect(page.locator("#predicted-label")).to_have_text("?")
+    expect(page.locator("#result-summary")).to_contain_text("does not look like a digit")
+    expect(page.locator("#result-card")).to_have_class(re.compile(r"\bis-ood\b"))
+    border = page.locator("#result-card").evaluate("card => getComputedStyle(card).borderTopWidth")
+    assert float(border.removesuffix("px")) >= 3
+    page.screenshot(path=str(tmp_path / "demo-not-a-digit.png"), full_page=True)
+
+    page.locator("#clear").click()
+    expect(page.locator("#predicted-label")).to_have_text(NO_PREDICTION)
+    expect(page.locator("#result-card")).not_to_have_class(re.compile(r"\bis-ood\b"))
 
 
 ERROR_BODY = {

@@ -21,21 +21,14 @@ import pytest
 import yaml
 from prometheus_client.mmap_dict import MmapedDict
 
-from serving.lineage import file_md5
+from serving.lineage import REFERENCE_STATS_JSON, REQUIRED_ARTIFACTS, file_md5
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import RunningServer, http_get
 from tests.integration.load import Load, child_pids
 from tests.integration.test_server_metrics import sample_value
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-SERVED_FILES = (
-    "dvc.lock",
-    "models/model.onnx",
-    "models/model.json",
-    "reports/metrics.json",
-    "reports/feature_importance.json",
-    "data/prepared/reference_stats.json",
-)
+SERVED_FILES = ("dvc.lock", *REQUIRED_ARTIFACTS, REFERENCE_STATS_JSON)
 GOOD = json.dumps({"samples": [[float(i % 17) for i in range(64)]]}).encode()
 RESPAWN_TIMEOUT_SECONDS = 30.0
 

@@ -61,6 +61,8 @@ def test_health_and_metadata(server: RunningServer, client: triton.InferenceServ
     assert [(o["name"], o["datatype"], o["shape"]) for o in model["outputs"]] == [
         ("label", "INT64", [-1]),
         ("probabilities", "FP32", [-1, 10]),
+        ("ood", "BOOL", [-1]),
+        ("ood_score", "FP32", [-1]),
     ]
     assert client.is_model_ready("digits-classifier")
     assert client.is_model_ready("digits-classifier", model_version=version)

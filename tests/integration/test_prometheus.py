@@ -16,6 +16,7 @@ import httpx
 import pytest
 import yaml
 
+from serving.lineage import REQUIRED_ARTIFACTS
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import RunningServer, free_port, start_server, stop_server
 
@@ -26,12 +27,7 @@ JOB = "digits-api"
 WAIT_SECONDS = 45.0
 SELECTOR = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{")
 # Artifacts the service verifies against dvc.lock (copied for the tampered instance).
-SERVED = (
-    "models/model.onnx",
-    "models/model.json",
-    "reports/metrics.json",
-    "reports/feature_importance.json",
-)
+SERVED = REQUIRED_ARTIFACTS
 
 
 @dataclass(frozen=True)

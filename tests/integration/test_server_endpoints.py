@@ -11,17 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
+from serving.lineage import REQUIRED_ARTIFACTS
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import RunningServer
 
 pytestmark = pytest.mark.integration
 FLAT = [0, 0, 5, 13, 9, 1, 0, 0] * 8
-SERVED = (
-    "models/model.onnx",
-    "models/model.json",
-    "reports/metrics.json",
-    "reports/feature_importance.json",
-)
+SERVED = REQUIRED_ARTIFACTS
 
 
 @pytest.fixture
@@ -44,7 +40,10 @@ def test_endpoints(server: RunningServer) -> None:
         assert body["labels"][0] == body["labels"][1]
         explained = client.post("/explain", json={"samples": [FLAT]})
         assert explained.status_code == 200
-        assert explained.json()["method"] == "linear_exact"
+        # Exact contributions for a linear model, occlusion for any other (models/model.json).
+        card = json.loads((REPO_ROOT / "models" / "model.json").read_text(encoding="utf-8"))
+        linear = card["linear_explanation"] is not None
+        assert explained.json()["method"] == ("linear_exact" if linear else "occlusion")
         lineage = client.get("/model").json()
         assert lineage["version"] == version
         assert lineage["stage"]["name"] == "train"

@@ -80,9 +80,9 @@ def _poisoned_model(calls: list[int]) -> MicroBatcher:
         calls.append(X.shape[0])
         if (X == 13).any():
             raise RuntimeError("poisoned row")
-        return X[:, 0].astype(np.int64), X[:, :2] * 2
+        return X[:, 0].astype(np.int64), X[:, :2] * 2, (X[:, 1] / 4).astype(np.float32)
 
-    return MicroBatcher(infer, lambda X, labels: None)
+    return MicroBatcher(infer, lambda X, labels, scores: None)
 
 
 def test_an_error_reaches_only_its_own_request() -> None:
@@ -100,6 +100,7 @@ def test_an_error_reaches_only_its_own_request() -> None:
     assert good[0].tolist() == [1, 1]
     assert other[0].tolist() == [3, 3]
     np.testing.assert_array_equal(other[1], np.full((2, 2), 6, dtype=np.float32))
+    np.testing.assert_array_equal(other[2], np.full(2, 0.75, dtype=np.float32))
     assert calls == [6, 2, 2, 2]  # the batch, then each request alone
 
 
@@ -112,9 +113,10 @@ def test_a_lone_row_runs_as_two_and_cancelled_requests_are_skipped() -> None:
         cancelled.cancel()
         return await batcher.submit(np.full((1, 64), 5, dtype=np.float32))
 
-    labels, probabilities = asyncio.run(go())
+    labels, probabilities, scores = asyncio.run(go())
     assert labels.tolist() == [5]
     assert probabilities.shape == (1, 2)
+    assert scores.tolist() == [1.25]
     assert calls == [2]
 
 

@@ -20,6 +20,8 @@ SERVED = (
     "dvc.lock",
     "models/model.onnx",
     "models/model.json",
+    "models/ood.onnx",
+    "models/ood.json",
     "reports/metrics.json",
     "reports/feature_importance.json",
     REFERENCE_STATS_JSON,

@@ -74,7 +74,7 @@ def test_server_metadata(client: TestClient[Any]) -> None:
     assert "binary_tensor_data" in body["extensions"]
 
 
-def test_model_metadata_lists_input_and_both_outputs(
+def test_model_metadata_lists_input_and_every_output(
     client: TestClient[Any], model: tuple[str, str]
 ) -> None:
     name, version = model
@@ -86,6 +86,8 @@ def test_model_metadata_lists_input_and_both_outputs(
         assert body["outputs"] == [
             {"name": "label", "datatype": "INT64", "shape": [-1]},
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+            {"name": "ood", "datatype": "BOOL", "shape": [-1]},
+            {"name": "ood_score", "datatype": "FP32", "shape": [-1]},
         ]
 
 
@@ -212,7 +214,7 @@ def test_binary_data_output_applies_to_all_outputs(
         o["parameters"]["binary_data_size"]
         for o in json.loads(response.content[:length])["outputs"]
     ]
-    assert sizes == [2 * 8, 2 * 10 * 4]
+    assert sizes == [2 * 8, 2 * 10 * 4, 2 * 1, 2 * 4]  # INT64, FP32[10], BOOL, FP32
     assert len(response.content) == length + sum(sizes)
 
 

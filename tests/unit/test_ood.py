@@ -93,6 +93,19 @@ def test_onnx_score_equals_the_numpy_score(
     np.testing.assert_array_equal(got > 1.0, expected > 1.0)
 
 
+def test_a_rows_score_does_not_depend_on_its_batch(
+    served: bytes, held_out: npt.NDArray[np.float64]
+) -> None:
+    # The service batches requests together: a row's score must be bit-identical alone,
+    # at any position of any batch (ONNX Runtime's ReduceSum is not; the graph avoids it).
+    alone = np.concatenate([onnx_scores(served, row[None, :]) for row in held_out[:40]])
+    together = onnx_scores(served, held_out[:40])
+    np.testing.assert_array_equal(together, alone)
+    for size in (2, 3, 7, 33):
+        tiled = onnx_scores(served, np.repeat(held_out[:5], size, axis=0)).reshape(5, size)
+        np.testing.assert_array_equal(tiled, np.repeat(alone[:5, None], size, axis=1))
+
+
 def test_threshold_flags_the_target_rate_of_the_augmented_validation_split(
     detector: Detector, train: Split, params: Params
 ) -> None:

@@ -16,6 +16,9 @@ from serving.lineage import (
     METRICS_JSON,
     MODEL_JSON,
     MODEL_ONNX,
+    OOD_JSON,
+    OOD_ONNX,
+    REQUIRED_ARTIFACTS,
     LineageError,
     file_md5,
     load_verified_bundle,
@@ -24,12 +27,13 @@ from serving.settings import Settings
 
 pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVED = (MODEL_ONNX, MODEL_JSON, METRICS_JSON, IMPORTANCE_JSON)
+SERVED = (MODEL_ONNX, MODEL_JSON, OOD_ONNX, OOD_JSON, METRICS_JSON, IMPORTANCE_JSON)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the locked project: dvc.lock plus the four served artifacts."""
+    """A copy of the locked project: dvc.lock plus every served artifact."""
+    assert set(SERVED) == set(REQUIRED_ARTIFACTS)
     shutil.copy2(REPO_ROOT / "dvc.lock", tmp_path / "dvc.lock")
     for relative in SERVED:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)

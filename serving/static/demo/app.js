@@ -258,7 +258,7 @@ function inputChanged() {
 
 function resetResults(message) {
   state.hasResult = false;
-  elements.resultCard.classList.remove("is-stale");
+  elements.resultCard.classList.remove("is-stale", "is-ood");
   elements.explainCard.classList.remove("is-stale");
   elements.predictedLabel.textContent = "–";
   elements.resultSummary.textContent = message;
@@ -381,12 +381,18 @@ async function runPrediction() {
     const [prediction, explanation] = await Promise.all([predict(grid), explain(grid)]);
     const label = prediction.labels[0];
     const probabilities = prediction.probabilities[0];
+    const outOfDistribution = prediction.ood[0] === true;
+    const percent = (probabilities[label] * 100).toFixed(1);
     state.hasResult = true;
     elements.resultCard.classList.remove("is-stale");
     elements.explainCard.classList.remove("is-stale");
-    elements.predictedLabel.textContent = String(label);
-    elements.resultSummary.textContent =
-      `Predicted digit ${label}, probability ${(probabilities[label] * 100).toFixed(1)}%.`;
+    elements.resultCard.classList.toggle("is-ood", outOfDistribution);
+    elements.predictedLabel.textContent = outOfDistribution ? "?" : String(label);
+    elements.resultSummary.textContent = outOfDistribution
+      ? `This does not look like a digit (out-of-distribution score ` +
+        `${prediction.ood_score[0].toFixed(2)}, flagged above 1). ` +
+        `Do not trust the model's guess of ${label} (${percent}%).`
+      : `Predicted digit ${label}, probability ${percent}%.`;
     renderProbabilities(probabilities, label);
     renderHeatmap(explanation.explanations[0].contributions);
     elements.explainMethod.textContent =
