@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
-import yaml
 
 ModelType = Literal["logistic_regression", "mlp", "svc", "random_forest"]
 Direction = Literal["up", "down", "left", "right"]
@@ -21,24 +20,6 @@ UnitInterval = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0.0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0.0)]
-
-
-class _Yaml12Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-5`` as a float, as YAML 1.2 (and DVC) do."""
-
-
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.VERBOSE,
-    ),
-    list("-+0123456789."),
-)
 
 
 class ParamsError(ValueError):
@@ -357,10 +338,13 @@ def _one_line(error: msgspec.ValidationError, raw: object) -> str:
 
 def parse_params(text: str, source: str = "params.yaml") -> Params:
     """Decode and validate params from YAML text."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
     try:
-        # _Yaml12Loader is a SafeLoader subclass: no arbitrary object construction.
-        raw = yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506  # nosec B506
-    except yaml.YAMLError as exc:
+        # YAML 1.2 (``1e-5`` is a float, ``yes`` a string), safe types only: as DVC reads it.
+        raw = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
