@@ -78,3 +78,21 @@ def test_file_md5_matches_dvc_lock() -> None:
     assert file_md5(REPO_ROOT / "params.yaml") not in lock  # params are recorded by value
     metrics_md5 = file_md5(REPO_ROOT / "reports" / "metrics.json")
     assert f"md5: {metrics_md5}" in lock
+
+
+def test_every_risk_has_exactly_one_residual_acceptance_decision() -> None:
+    import re
+
+    text = (REPO_ROOT / "docs" / "risk_register.md").read_text(encoding="utf-8")
+    risks = re.findall(r"^\| (R\d\d) \|", text, flags=re.MULTILINE)
+    times = "\u00d7"  # the register writes likelihood x impact with a multiplication sign
+    accepted = re.findall(
+        rf"^\| `(R\d\d)` \| [LMH] {times} [LMH] \| (accepted|open)", text, re.MULTILINE
+    )
+    assert risks, "no risks found"
+    assert sorted(risk for risk, _ in accepted) == sorted(risks)
+    for risk in risks:  # the residual rating is the register's likelihood x impact
+        pattern = rf"^\| {risk} \|(?:[^|]*\|){{2}} ([LMH]) \| ([LMH]) \|"
+        row = re.search(pattern, text, re.MULTILINE)
+        assert row is not None, risk
+        assert f"| `{risk}` | {row.group(1)} {times} {row.group(2)} |" in text

@@ -121,3 +121,19 @@ def test_pods_carry_prometheus_scrape_annotations() -> None:
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == "8000"
     assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_tls_terminates_at_the_ingress_and_the_service_stays_in_the_cluster() -> None:
+    docs = resources()
+    service, ingress = docs["Service"], docs["Ingress"]
+    assert service["spec"]["type"] == "ClusterIP"  # no NodePort/LoadBalancer around the TLS
+    hosts = {host for tls in ingress["spec"]["tls"] for host in tls["hosts"]}
+    assert all(tls["secretName"] for tls in ingress["spec"]["tls"])
+    rules = ingress["spec"]["rules"]
+    assert {rule["host"] for rule in rules} <= hosts  # every routed host is served over TLS
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    backends = {
+        path["backend"]["service"]["name"] for rule in rules for path in rule["http"]["paths"]
+    }
+    assert backends == {"digits-api"}
