@@ -21,6 +21,7 @@ from litestar.openapi.spec import (
 from serving.protocol.oip import (
     INPUT_DATATYPES,
     INPUT_NAME,
+    MODEL_OUTPUTS,
     OCTET_STREAM,
     InferResponse,
     OipErrorBody,
@@ -166,12 +167,12 @@ def _infer_request_schema() -> Schema:
         required=["name", "shape", "datatype"],
         additional_properties=False,
         properties={
-            "name": Schema(type=OpenAPIType.STRING),
+            "name": Schema(type=OpenAPIType.STRING, enum=[INPUT_NAME]),
             "shape": Schema(
                 type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.INTEGER, minimum=0)
             ),
             "datatype": Schema(type=OpenAPIType.STRING, enum=list(INPUT_DATATYPES)),
-            "parameters": _ANY_OBJECT,
+            "parameters": _nullable(_ANY_OBJECT),
             "data": Schema(
                 type=OpenAPIType.ARRAY,
                 description="Flat or nested (up to 3 levels) numbers, row-major",
@@ -182,19 +183,32 @@ def _infer_request_schema() -> Schema:
         type=OpenAPIType.OBJECT,
         required=["name"],
         additional_properties=False,
-        properties={"name": Schema(type=OpenAPIType.STRING), "parameters": _ANY_OBJECT},
+        properties={
+            "name": Schema(type=OpenAPIType.STRING, enum=[out.name for out in MODEL_OUTPUTS]),
+            "parameters": _nullable(_ANY_OBJECT),
+        },
     )
+    # What the decoder accepts: exactly one input tensor (named 'pixels'); null for the
+    # optional members means the same as leaving them out (every output, no id).
     return Schema(
         type=OpenAPIType.OBJECT,
         required=["inputs"],
         additional_properties=False,
         properties={
-            "inputs": Schema(type=OpenAPIType.ARRAY, items=tensor),
-            "id": Schema(type=OpenAPIType.STRING),
-            "parameters": _ANY_OBJECT,
-            "outputs": Schema(type=OpenAPIType.ARRAY, items=output),
+            "inputs": Schema(type=OpenAPIType.ARRAY, items=tensor, min_items=1, max_items=1),
+            "id": Schema(type=[OpenAPIType.STRING, OpenAPIType.NULL]),
+            "parameters": _nullable(_ANY_OBJECT),
+            "outputs": Schema(
+                type=[OpenAPIType.ARRAY, OpenAPIType.NULL],
+                items=output,
+                description="null or absent: every output",
+            ),
         },
     )
+
+
+def _nullable(schema: Schema) -> Schema:
+    return Schema(one_of=[schema, Schema(type=OpenAPIType.NULL)])
 
 
 @dataclass
