@@ -3,9 +3,10 @@
 Litestar's router (built from the one route table, :mod:`serving.routes`) resolves every
 request once, at the start of the chain, so every step knows the route template. At the
 end of the chain a handler marked ``opt={FAST: True}`` is called directly with a
-``Request`` and its path parameters, skipping Litestar's per-request DI, signature
-parsing and response pipeline (docs/performance.md measures the difference); everything
-else, including 404 and 405, is answered by Litestar itself. Errors of either are
+``Request`` and its path parameters, and its ``Response`` of encoded bytes is sent as is,
+skipping Litestar's per-request DI, signature parsing and response pipeline
+(docs/performance.md measures the difference); everything else, including 404 and 405,
+is answered by Litestar itself. Errors of either are
 answered at the end of the chain with the same renderer (:mod:`serving.errors`), so every
 step sees the error answer.
 """
@@ -18,25 +19,26 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import (
     ImproperlyConfiguredException,
     MethodNotAllowedException,
     NotFoundException,
 )
 from litestar.handlers import HTTPRouteHandler
-from litestar.response.base import ASGIResponse
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils import normalize_path
+from litestar.utils.helpers import get_enum_string_value
 
 from serving.errors import error_response
+from serving.http_io import send_answer
 from serving.state import service_of
 
 FAST = "fast_dispatch"  # opt key: serve this handler directly at the end of the chain
 ROUTE = "digits.route"  # scope key: the resolved Route (None when unmatched)
 FAST_DISPATCHED = "digits.fast_dispatched"  # scope key: True when a FAST handler answered
-FastHandler = Callable[..., Awaitable[ASGIResponse]]
+FastHandler = Callable[..., Awaitable[Response[bytes]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +136,31 @@ def dispatcher(app: Litestar) -> ASGIApp:
         try:
             response = await route.fast(Request(scope, receive, send), **route.params)
         except Exception as exc:  # answered here, as Litestar answers its routes' errors
-            response = error_response(service, scope["path"], exc)
-        await response(scope, receive, send)
+            await error_response(service, scope["path"], exc)(scope, receive, send)
+            return
+        await send_response(send, response)
 
     return dispatch
 
 
+async def send_response(send: Send, response: Response[bytes]) -> None:
+    """A FAST handler's ``Response`` of encoded bytes: status, media type, headers, body."""
+    if response.cookies or response.background is not None:
+        raise ImproperlyConfiguredException("FAST handlers answer without cookies or background")
+    media_type = get_enum_string_value(response.media_type or MediaType.JSON)
+    extra = [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in response.headers.items()
+    ]
+    await send_answer(
+        send, response.status_code or 200, response.content, media_type.encode(), extra
+    )
+
+
 def check_fast_handlers(app: Litestar) -> None:
-    """FAST handlers take only ``request`` and path parameters, and have no guards or
-    Litestar middleware (cross-cutting steps belong in the chain, which they pass)."""
+    """FAST handlers are async, take only ``request`` and path parameters, return a
+    ``Response[bytes]``, and have no guards or Litestar middleware (cross-cutting steps
+    belong in the chain, which they pass)."""
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
@@ -156,8 +174,10 @@ def check_fast_handlers(app: Litestar) -> None:
                 or handler.resolve_guards()
                 or handler.resolve_middleware()
                 or not inspect.iscoroutinefunction(handler.fn)
+                or handler.parsed_fn_signature.return_type.origin is not Response
             ):
                 raise ImproperlyConfiguredException(
                     f"{handler.handler_name}: a {FAST} handler must be async, take only "
-                    f"request and path parameters, and have no guards or middleware"
+                    "request and path parameters, return Response[bytes], and have no guards "
+                    "or middleware"
                 )

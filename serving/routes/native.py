@@ -11,7 +11,6 @@ from typing import Any
 from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
-from litestar.response.base import ASGIResponse
 
 from serving.dispatch import FAST
 from serving.drift import DriftReport
@@ -69,10 +68,10 @@ def drift(request: AnyRequest) -> DriftReport:
     return service.drift.report()
 
 
-def model_info(request: AnyRequest) -> ASGIResponse:
+def model_info(request: AnyRequest) -> Response[bytes]:
     service = service_of(request.app)
     service.ready_bundle()
-    return ASGIResponse(body=service.model_body, media_type=MediaType.JSON)
+    return Response(service.model_body, media_type=MediaType.JSON)
 
 
 async def read_samples(request: AnyRequest, service: ServiceState) -> Any:
@@ -84,16 +83,16 @@ async def read_samples(request: AnyRequest, service: ServiceState) -> Any:
     return decode_samples(body, service.settings.max_rows)
 
 
-async def predict(request: AnyRequest) -> ASGIResponse:
+async def predict(request: AnyRequest) -> Response[bytes]:
     service = service_of(request.app)
     X = await read_samples(request, service)
-    return ASGIResponse(body=await predict_payload(service, X), media_type=MediaType.JSON)
+    return Response(await predict_payload(service, X), media_type=MediaType.JSON)
 
 
-async def explain(request: AnyRequest) -> ASGIResponse:
+async def explain(request: AnyRequest) -> Response[bytes]:
     service = service_of(request.app)
     X = await read_samples(request, service)
-    return ASGIResponse(body=explain_payload(service, X), media_type=MediaType.JSON)
+    return Response(explain_payload(service, X), media_type=MediaType.JSON)
 
 
 def native_routes(settings: Settings) -> list[HTTPRouteHandler]:

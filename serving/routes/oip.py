@@ -11,7 +11,6 @@ from typing import Any
 from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
-from litestar.response.base import ASGIResponse
 
 from serving.dispatch import FAST
 from serving.http_io import header, read_body
@@ -124,7 +123,7 @@ def model_version_ready(
     return _ready_status(request, name, version)
 
 
-async def _infer(request: AnyRequest, name: str, version: str | None) -> ASGIResponse:
+async def _infer(request: AnyRequest, name: str, version: str | None) -> Response[bytes]:
     service = service_of(request.app)
     check_model(service, name, version)
     body = await read_body(request.receive)
@@ -133,21 +132,21 @@ async def _infer(request: AnyRequest, name: str, version: str | None) -> ASGIRes
         canonical = canonical_batch(body, service.settings.max_rows)
         if canonical is not None:  # the common request, decoded in one pass
             payload = await canonical_infer_payload(service, *canonical)
-            return ASGIResponse(body=payload, media_type=MediaType.JSON)
+            return Response(payload, media_type=MediaType.JSON)
     length = None if header_length is None else header_length.decode("latin-1")
     json_header, binary = split_body(body, length)
     parsed = decode_request(json_header)
     payload, headers, media_type = await infer_payload(service, parsed, binary)
-    return ASGIResponse(body=payload, media_type=media_type, headers=headers)
+    return Response(payload, media_type=media_type, headers=headers)
 
 
-async def model_infer(request: AnyRequest, name: FromPath[str]) -> ASGIResponse:
+async def model_infer(request: AnyRequest, name: FromPath[str]) -> Response[bytes]:
     return await _infer(request, name, None)
 
 
 async def model_version_infer(
     request: AnyRequest, name: FromPath[str], version: FromPath[str]
-) -> ASGIResponse:
+) -> Response[bytes]:
     return await _infer(request, name, version)
 
 

@@ -139,3 +139,32 @@ def test_rows_observed_per_batch_equal_one_observation_per_request() -> None:
 
     assert state(batched) == state(single)
     assert state(single)[0] == sum(rows)
+
+
+@pytest.mark.parametrize(("value", "times"), [(1, 1), (3, 4), (1000, 2), (10_000, 3), (0.5, 7)])
+def test_observe_repeated_equals_repeated_observe_on_the_locked_prometheus_client(
+    value: float, times: int
+) -> None:
+    """``observe_repeated`` writes prometheus_client's private Histogram fields, so it is
+    pinned to the locked version: a new version must pass this test before it is locked."""
+    import re
+    from importlib import metadata
+
+    from prometheus_client import Histogram
+
+    from serving.metrics import ROWS_BUCKETS, observe_repeated
+
+    lock = (REPO_ROOT / "requirements" / "serving.lock").read_text(encoding="utf-8")
+    locked = re.search(r"^prometheus-client==(\S+)", lock, re.MULTILINE)
+    assert locked is not None
+    assert metadata.version("prometheus-client") == locked.group(1)
+    repeated = Histogram("test_repeated", "t", buckets=ROWS_BUCKETS, registry=None)
+    single = Histogram("test_single", "t", buckets=ROWS_BUCKETS, registry=None)
+    observe_repeated(repeated, value, times)
+    for _ in range(times):
+        single.observe(value)
+
+    def state(histogram: Any) -> tuple[float, list[float]]:
+        return histogram._sum.get(), [bucket.get() for bucket in histogram._buckets]
+
+    assert state(repeated) == state(single)
