@@ -1,7 +1,9 @@
-"""The serving benchmark (`make bench`) runs end to end in the suite, briefly, and guards
-against a throughput or memory regression with ratios against the baseline of the same run.
+"""The serving benchmark (`make bench`) runs end to end in the suite, briefly: every target
+answers without errors and the service stays within its memory budget.
 
-The full-length run writes docs/performance.md; this one writes to a temporary file.
+Throughput is not asserted here: a one-second run on a shared machine measures the machine
+as much as the service (no timed tests). `make bench` records the throughput ratios against
+the baseline of the same run in docs/performance.md. This run writes to a temporary file.
 """
 
 from __future__ import annotations
@@ -18,9 +20,6 @@ from tests.conftest import REPO_ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 TARGETS = ("service-granian", "service-uvicorn", "baseline", "service-oip")
-# Coarse guards, far inside what `make bench` records (docs/performance.md): a run of one
-# second per cell on a shared machine is noisy, a regression of this size is not noise.
-MIN_SINGLE_ROW_RATIO = 2.0
 MAX_SERVICE_RSS_MB = 150.0
 
 
@@ -64,9 +63,9 @@ def test_benchmark_serves_every_target_without_errors(report: str) -> None:
         assert errors == "0", target
 
 
-def test_service_stays_ahead_of_the_baseline_and_within_its_memory_budget(report: str) -> None:
-    ratios = {row[0]: float(row[1].rstrip("x")) for row in table_rows(report, "Ratios")}
-    assert ratios["1"] >= MIN_SINGLE_ROW_RATIO, ratios
+def test_service_stays_within_its_memory_budget(report: str) -> None:
+    ratios = {row[0]: row[1] for row in table_rows(report, "Ratios")}
+    assert set(ratios) >= {"1", "1000"}, ratios  # the ratios are computed and reported
     memory = {row[0]: row[2] for row in table_rows(report, "Start-up and memory")}
     service_rss = [float(value) for value in memory["service-granian"].split(",")]
     assert service_rss
