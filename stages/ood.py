@@ -109,36 +109,42 @@ def export_detector(detector: Detector) -> bytes:
         array = np.asarray(value, dtype=np.float32)
         graph.initializer.append(numpy_helper.from_array(array, name=f"ood_{name}"))
 
-    # Row sums are MatMuls with a column vector, not ReduceSum: ONNX Runtime's ReduceSum
-    # sums a row in an order that depends on its position in the batch, so a row's score
-    # would change in the last bit with the request it arrived in.
-    const("inv_variance", (1.0 / pca.explained_variance_).reshape(-1, 1))
-    const("ones_components", np.ones((pca.n_components_, 1)))
-    const("ones_pixels", np.ones((64, 1)))
-    const("mean", pca.mean_)
-    const("t2_scale", detector.t2_scale)
-    const("q_scale", detector.q_scale)
-    const("threshold", detector.threshold)
-    graph.initializer.append(
-        numpy_helper.from_array(np.asarray([1], dtype=np.int64), name="ood_axis")
-    )
+    # One score per row with few nodes (each ONNX Runtime node costs ~1 us per call):
+    #   [t2_rel, q_rel] = (z*z) @ Cz + (xc*xc) @ Cx, score = max of the two,
+    # with the scales and the threshold folded into Cz [k, 2] and Cx [64, 2]:
+    #   t2_rel = sum(z^2 / var) / (t2_scale * threshold)
+    #   q_rel = (sum(xc^2) - sum(z^2)) / (q_scale * threshold)
+    # Row sums are MatMuls, not ReduceSum: ONNX Runtime's ReduceSum adds a row in an order
+    # that depends on its position in the batch, so a row's score would change in the last
+    # bit with the request it arrived in. (ReduceMax over 2 values is exact in any order.)
+    k = int(pca.n_components_)
+    t2_unit = 1.0 / (detector.t2_scale * detector.threshold)
+    q_unit = 1.0 / (detector.q_scale * detector.threshold)
+    z_weights = np.stack([t2_unit / pca.explained_variance_, np.full(k, -q_unit)], axis=1)
+    x_weights = np.stack([np.zeros(64), np.full(64, q_unit)], axis=1)
+    const("z_weights", z_weights)
+    const("x_weights", x_weights)
+    sub_node = next(node for node in graph.node if node.op_type == "Sub")
+    centred = sub_node.output[0]  # skl2onnx's PCA graph: Sub(mean), then MatMul(components)
     nodes = [
         ("Mul", [z, z], "z2"),
-        ("MatMul", ["ood_z2", "ood_inv_variance"], "t2"),
-        ("Sub", [ONNX_INPUT_NAME, "ood_mean"], "centred"),
-        ("Mul", ["ood_centred", "ood_centred"], "centred2"),
-        ("MatMul", ["ood_centred2", "ood_ones_pixels"], "norm2"),
-        ("MatMul", ["ood_z2", "ood_ones_components"], "z_norm2"),
-        ("Sub", ["ood_norm2", "ood_z_norm2"], "q"),
-        ("Div", ["ood_t2", "ood_t2_scale"], "t2_rel"),
-        ("Div", ["ood_q", "ood_q_scale"], "q_rel"),
-        ("Max", ["ood_t2_rel", "ood_q_rel"], "combined"),
-        ("Div", ["ood_combined", "ood_threshold"], "score_2d"),
-        ("Squeeze", ["ood_score_2d", "ood_axis"], "score"),
+        ("Mul", [centred, centred], "centred2"),
+        ("MatMul", ["ood_z2", "ood_z_weights"], "from_z"),
+        ("MatMul", ["ood_centred2", "ood_x_weights"], "from_x"),
+        ("Add", ["ood_from_z", "ood_from_x"], "relative"),
     ]
     for op, inputs, out in nodes:
-        output = OOD_SCORE_OUTPUT if out == "score" else f"ood_{out}"
-        graph.node.append(helper.make_node(op, inputs, [output], name=f"ood_{out}"))
+        graph.node.append(helper.make_node(op, inputs, [f"ood_{out}"], name=f"ood_{out}"))
+    graph.node.append(
+        helper.make_node(
+            "ReduceMax",
+            ["ood_relative"],
+            [OOD_SCORE_OUTPUT],
+            name="ood_score",
+            axes=[1],
+            keepdims=0,
+        )
+    )
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info(OOD_SCORE_OUTPUT, TensorProto.FLOAT, [None]))
     base.doc_string = "digits OOD detector: PCA T^2 / Q score over the calibrated threshold"

@@ -18,6 +18,12 @@ IMAGE_SIDE = 8
 
 Direction = Literal["up", "down", "left", "right"]
 DIRECTIONS: tuple[Direction, ...] = ("up", "down", "left", "right")
+DIAGONALS: tuple[tuple[Direction, Direction], ...] = (
+    ("up", "left"),
+    ("up", "right"),
+    ("down", "left"),
+    ("down", "right"),
+)
 
 
 def _as_images(X: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -73,6 +79,15 @@ def shift(X: npt.NDArray[Any], direction: Direction, pixels: int) -> npt.NDArray
     else:
         out[:, :, p:] = images[:, :, : IMAGE_SIDE - p]
     return out.reshape(X.shape)
+
+
+def diagonal_shift(
+    X: npt.NDArray[Any], vertical: Direction, horizontal: Direction, pixels: int
+) -> npt.NDArray[Any]:
+    """Translate each image by ``pixels`` vertically and the same horizontally (vacated = 0)."""
+    if vertical not in ("up", "down") or horizontal not in ("left", "right"):
+        raise ValueError(f"expected up/down then left/right, got {vertical!r}, {horizontal!r}")
+    return shift(shift(X, vertical, pixels), horizontal, pixels)
 
 
 def occlusion(X: npt.NDArray[Any], patch: int, rng: np.random.Generator) -> npt.NDArray[Any]:

@@ -38,7 +38,9 @@ from stages.gates import (
 )
 from stages.params import AttackName, Params, RobustnessParams, load_params
 from stages.perturbations import (
+    DIAGONALS,
     DIRECTIONS,
+    diagonal_shift,
     gaussian_noise,
     occlusion,
     salt_and_pepper,
@@ -99,6 +101,16 @@ def stress_tests(
             },
         },
     }
+    for vertical, horizontal in DIAGONALS:
+        results[f"diagonal_shift_{vertical}_{horizontal}"] = {
+            "strength": f"pixels shifted {vertical} and {horizontal} alike, vacated pixels 0",
+            "by_strength": {
+                strength_key(p): scores(
+                    y, predict(diagonal_shift(X, vertical, horizontal, p)), y_clean
+                )
+                for p in params.shift_pixels
+            },
+        }
     for direction in DIRECTIONS:
         results[f"shift_{direction}"] = {
             "strength": f"pixels shifted {direction}, vacated pixels 0",
@@ -202,6 +214,16 @@ def plot_rows(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             {
                 "pixels": float(key),
                 **{d: stress[f"shift_{d}"]["by_strength"][key]["accuracy"] for d in DIRECTIONS},
+            }
+            for key in shift_keys
+        ],
+        "diagonal_shift": [
+            {
+                "pixels": float(key),
+                **{
+                    f"{v}_{h}": stress[f"diagonal_shift_{v}_{h}"]["by_strength"][key]["accuracy"]
+                    for v, h in DIAGONALS
+                },
             }
             for key in shift_keys
         ],

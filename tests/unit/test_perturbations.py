@@ -118,3 +118,16 @@ def test_bad_arguments_raise_clear_errors(images: npt.NDArray[np.float64]) -> No
         occlusion(images, 9, rng)
     with pytest.raises(ValueError, match=r"expected a batch of shape \[n, 64\]"):
         shift(images.reshape(30, 8, 8), "up", 1)
+
+
+def test_diagonal_shift_moves_a_pixel_along_both_axes_and_rejects_other_pairs() -> None:
+    from stages.perturbations import diagonal_shift
+
+    image = np.zeros((1, 64))
+    image[0, 3 * 8 + 4] = 9.0  # row 3, column 4
+    moved = diagonal_shift(image, "up", "left", 2).reshape(8, 8)
+    assert moved[1, 2] == 9.0
+    assert moved.sum() == 9.0
+    assert diagonal_shift(image, "down", "right", 4).sum() == 0.0  # column 8 is off the image
+    with pytest.raises(ValueError, match="up/down then left/right"):
+        diagonal_shift(image, "left", "up", 1)
