@@ -8,15 +8,18 @@ reruns the pipeline up to the model. Promoting v2 and then v1 to prod must serve
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import VENV_BIN
+from tests.conftest import REPO_ROOT, VENV_BIN
 from tests.integration.conftest import RunningServer, http_get
 from tests.integration.dvc_repo import cached_outs, clone, md5, run, seed_from_checkout
 
@@ -67,7 +70,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     return Registry(repo, remote, v1_md5, v2_md5, v1_commit)
 
 
-def _bundle(registry: Registry, ref: str, out: Path, *extra: str) -> dict[str, str]:
+def _bundle(registry: Registry, ref: str, out: Path, *extra: str) -> dict[str, str | None]:
     output = run(
         str(VENV_BIN / "python"),
         "-m",
@@ -78,7 +81,7 @@ def _bundle(registry: Registry, ref: str, out: Path, *extra: str) -> dict[str, s
         *extra,
         cwd=registry.repo,
     )
-    entry: dict[str, str] = json.loads(output.strip().splitlines()[-1])
+    entry: dict[str, str | None] = json.loads(output.strip().splitlines()[-1])
     return entry
 
 
@@ -178,3 +181,89 @@ def test_unknown_reference_is_a_clear_error(registry: Registry, tmp_path: Path) 
     assert completed.returncode == 1
     assert "registry_bundle:" in completed.stderr
     assert not (tmp_path / "bundle").exists()
+
+
+def test_prod_image_through_podman_is_v1_signed_and_labelled(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """`make image REF=digits-classifier#prod KEY=...` for real: bundle, sign, podman build,
+    run with the public key: the container serves v1 and reports the registry entry; with
+    another key it stays not ready."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed: this machine cannot build or run containers")
+    from tests.integration.test_container import podman, podman_env, wait_until_ready
+    from tests.unit.test_signature import write_key_pair
+
+    private, public = write_key_pair(tmp_path, "signer")
+    _, wrong = write_key_pair(tmp_path, "other")
+    for key in (public, wrong):
+        key.chmod(0o644)
+    bundle = tmp_path / "bundle"
+    _bundle(registry, f"{ARTIFACT}#prod", bundle, "--sign-key", str(private))
+    assert (bundle / "models" / "model.sig").is_file()
+    image = "localhost/digits-api:registry-test"
+    built = subprocess.run(
+        [str(REPO_ROOT / "deploy" / "podman" / "build-image.sh"), image, str(bundle)],
+        env=podman_env(),
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+    assert built.returncode == 0, f"image build failed:\n{built.stdout[-4000:]}{built.stderr}"
+    labels = json.loads(podman("image", "inspect", image).stdout)[0]["Config"]["Labels"]
+    assert labels["io.digits.registry.version"] == "v1.0.0"
+    assert labels["io.digits.registry.stage"] == "prod"
+    assert labels["io.digits.registry.ref"] == f"{ARTIFACT}#prod"
+    assert labels["org.opencontainers.image.revision"] == registry.v1_commit
+    assert labels["org.opencontainers.image.version"] == registry.v1_md5[:12]
+
+    def start(key: Path) -> tuple[str, str]:
+        name = f"digits-registry-{secrets.token_hex(3)}"
+        started = podman(
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--read-only",
+            "--tmpfs",
+            "/tmp:rw,noexec,nosuid,size=64m",
+            "--cap-drop",
+            "ALL",
+            "--volume",
+            f"{key}:/keys/model.pub:ro",
+            "--env",
+            "DIGITS_MODEL_PUBLIC_KEY=/keys/model.pub",
+            "--publish",
+            "127.0.0.1::8000",
+            image,
+        )
+        assert started.returncode == 0, started.stderr
+        port = podman("port", name, "8000/tcp").stdout.strip().splitlines()[0]
+        return name, f"http://{port}"
+
+    names = []
+    try:
+        name, base_url = start(public)
+        names.append(name)
+        wait_until_ready(base_url, name)
+        model = httpx.get(f"{base_url}/model", timeout=5).json()
+        assert model["artifacts"]["models/model.onnx"]["md5"] == registry.v1_md5
+        assert (model["registry"]["version"], model["registry"]["stage"]) == ("v1.0.0", "prod")
+
+        name, base_url = start(wrong)
+        names.append(name)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ready = httpx.get(f"{base_url}/ready", timeout=2)
+                if ready.status_code == 503 and ready.json().get("reason") != "loading":
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, podman("logs", name).stderr
+            time.sleep(0.2)
+        assert ready.json()["reason"] == "signature_invalid"
+    finally:
+        for name in names:
+            podman("rm", "--force", "--time", "5", name)
