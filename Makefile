@@ -72,6 +72,10 @@ bench-pipeline: $(STAMP) ## Time a forced full dvc repro on a fresh clone of HEA
 soak: $(STAMP) ## 60 s mixed-load soak (wrk): errors, p99, RSS growth -> Soak section of docs/performance.md
 	python bench/soak.py --duration 60 --output docs/performance.md
 
+.PHONY: bench-signature
+bench-signature: $(STAMP) ## Cost of the pre-start signature check (time, RSS) -> docs/performance.md
+	python bench/signature_cost.py --output docs/performance.md
+
 .PHONY: drift-doc
 drift-doc: pipeline ## Recompute the drift scores quoted in docs/drift.md (tools/drift_figures.py)
 	python -m tools.drift_figures --write docs/drift.md
