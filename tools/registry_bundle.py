@@ -20,7 +20,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
+import subprocess  # nosec B404 - runs git, gto and dvc with fixed arguments
 import sys
 from pathlib import Path
 
@@ -41,7 +41,7 @@ class BundleError(RuntimeError):
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    completed = subprocess.run(  # noqa: S603 - fixed tools (git, gto, dvc), no shell
+    completed = subprocess.run(  # noqa: S603  # nosec B603 - fixed tools, no shell
         args, cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
     if completed.returncode != 0:
