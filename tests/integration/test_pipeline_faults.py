@@ -91,7 +91,10 @@ def test_stage_killed_mid_write_leaves_nothing_dvc_accepts(
     (tmp_path / "sitecustomize.py").write_text(KILLER, encoding="utf-8")
     params = clone / "params.yaml"
     original = params.read_text(encoding="utf-8")
-    params.write_text(original.replace("    C: 1.0\n", "    C: 0.5\n"), encoding="utf-8")
+    # The MLP's L2 strength: the served model is the selected MLP, so this changes it.
+    params.write_text(
+        original.replace("    alpha: 1.0e-4\n", "    alpha: 2.0e-4\n"), encoding="utf-8"
+    )
     try:
         killed = _run(
             "dvc", "repro", "--no-run-cache", cwd=clone, PYTHONPATH=str(tmp_path), KILL_AT=kill_at
@@ -148,6 +151,8 @@ def test_corrupt_params_file_fails_the_stage_on_one_line(pipeline_clone: Path) -
         str(broken),
         "--data-dir",
         "data/prepared",
+        "--selection",
+        "reports/model_selection.json",
         "--out-dir",
         "models",
         cwd=pipeline_clone,
