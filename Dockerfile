@@ -43,7 +43,9 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 # Owned by root, read-only for the service: the image content is immutable at runtime.
 COPY dvc.lock ./dvc.lock
-COPY models/model.onnx models/model.json models/ood.onnx models/ood.json ./models/
+# models/: model, OOD detector, metadata and, when present, the signature bundle
+# (model.sig) and the registry entry (registry.json); .dockerignore keeps the pickle out.
+COPY models/ ./models/
 COPY reports/metrics.json reports/feature_importance.json ./reports/
 COPY data/prepared/reference_stats.json ./data/prepared/reference_stats.json
 COPY serving/ ./serving/
@@ -73,10 +75,16 @@ CMD ["python", "-m", "serving"]
 ARG SOURCE_URL="https://github.com/example/digits-mlops"
 ARG VCS_REF="unknown"
 ARG MODEL_VERSION="unknown"
+ARG REGISTRY_VERSION=""
+ARG REGISTRY_STAGE=""
+ARG REGISTRY_REF=""
 LABEL org.opencontainers.image.title="digits-api" \
       org.opencontainers.image.description="Digits classifier: Litestar + ONNX Runtime serving the DVC-locked model" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="${SOURCE_URL}" \
       org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.version="${MODEL_VERSION}" \
-      io.digits.model.version="${MODEL_VERSION}"
+      io.digits.model.version="${MODEL_VERSION}" \
+      io.digits.registry.version="${REGISTRY_VERSION}" \
+      io.digits.registry.stage="${REGISTRY_STAGE}" \
+      io.digits.registry.ref="${REGISTRY_REF}"

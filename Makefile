@@ -14,9 +14,10 @@ export PATH := $(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages the test suite drives for real: Prometheus/promtool, podman
-# (+runc, debootstrap for a local base image), headless Chromium, wrk.
-APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make
-APT_PROBES := promtool podman runc debootstrap chromium wrk git
+# (+runc, debootstrap for a local base image), headless Chromium, wrk, OpenSSH server
+# (the SSH DVC remote test starts its own sshd).
+APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make openssh-server
+APT_PROBES := promtool podman runc debootstrap chromium wrk git /usr/sbin/sshd
 
 .PHONY: help
 help: ## List targets
@@ -71,6 +72,10 @@ bench-pipeline: $(STAMP) ## Time a forced full dvc repro on a fresh clone of HEA
 soak: $(STAMP) ## 60 s mixed-load soak (wrk): errors, p99, RSS growth -> Soak section of docs/performance.md
 	python bench/soak.py --duration 60 --output docs/performance.md
 
+.PHONY: bench-signature
+bench-signature: $(STAMP) ## Cost of the pre-start signature check (time, RSS) -> docs/performance.md
+	python bench/signature_cost.py --output docs/performance.md
+
 .PHONY: drift-doc
 drift-doc: pipeline ## Recompute the drift scores quoted in docs/drift.md (tools/drift_figures.py)
 	python -m tools.drift_figures --write docs/drift.md
@@ -106,6 +111,34 @@ sbom: $(STAMP) ## CycloneDX SBOMs of the service runtime and the full toolchain 
 	cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible --of JSON \
 	  -o build/sbom/dev.cdx.json $(LOCK)
 
+# --- Sharing, registry, signing (README "Release flow") -------------------------------
+ARTIFACT := digits-classifier
+
+.PHONY: push
+push: $(STAMP) ## Push every DVC-tracked artifact to the default remote (dvc push)
+	dvc push
+
+.PHONY: pull
+pull: $(STAMP) ## Fetch the dvc.lock-pinned artifacts from the remote, no stage runs (dvc pull)
+	dvc pull
+
+.PHONY: release
+release: $(STAMP) ## Register VERSION=vX.Y.Z of the model in GTO (annotated git tag on HEAD)
+	@[ -n "$(VERSION)" ] || { echo "usage: make release VERSION=vX.Y.Z" >&2; exit 2; }
+	gto register $(ARTIFACT) --version $(VERSION)
+	gto show $(ARTIFACT)
+
+.PHONY: promote
+promote: $(STAMP) ## Assign STAGE (e.g. prod) to VERSION=vX.Y.Z in GTO (annotated git tag)
+	@[ -n "$(VERSION)" ] && [ -n "$(STAGE)" ] || { echo "usage: make promote VERSION=vX.Y.Z STAGE=prod" >&2; exit 2; }
+	gto assign $(ARTIFACT) --version $(VERSION) --stage $(STAGE)
+	gto show $(ARTIFACT)
+
+.PHONY: sign
+sign: $(STAMP) ## Sign the served files with an ECDSA key: KEY=private.pem -> models/model.sig
+	@[ -n "$(KEY)" ] || { echo "usage: make sign KEY=private.pem" >&2; exit 2; }
+	python -m serving.verify_signature --sign "$(KEY)"
+
 IMAGE ?= localhost/digits-api:latest
 
 .PHONY: base-image
@@ -113,8 +146,13 @@ base-image: ## Local Debian/Python 3.11 base image for hosts that cannot pull py
 	deploy/podman/build-base-image.sh
 
 .PHONY: image
-image: pipeline ## Build the service image of the locked model with podman (IMAGE=...)
-	deploy/podman/build-image.sh $(IMAGE)
+image: $(STAMP) ## Build the service image: of the working copy (runs the pipeline), or of REF=digits-classifier#prod / @vX.Y.Z (artifacts pulled, never retrained)
+	@if [ -n "$(REF)" ]; then \
+	  rm -rf build/bundle && python -m tools.registry_bundle "$(REF)" --out build/bundle $(if $(KEY),--sign-key "$(KEY)") && \
+	  deploy/podman/build-image.sh $(IMAGE) build/bundle; \
+	else \
+	  $(MAKE) --no-print-directory pipeline && deploy/podman/build-image.sh $(IMAGE); \
+	fi
 
 .PHONY: clean
 clean: ## Remove caches (keeps .venv and DVC outputs)

@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import os
+import subprocess  # nosec B404 - runs our own verify module, no shell
 import sys
 
-from serving.settings import SettingsError, load_settings
+from serving.settings import Settings, SettingsError, load_settings
+from serving.signature import RESULT_ENV, SignatureResult, encode_result
 
 WORKER_KILL_TIMEOUT_SECONDS = 30
+VERIFY_TIMEOUT_SECONDS = 60
+
+
+def verify_before_workers(settings: Settings) -> None:
+    """With a public key: verify the signature once, in a child process (model_signing's
+    import cost stays out of the server and its workers), and hand the workers the result.
+
+    A failed check does not stop the server: the workers start not ready, with the reason.
+    """
+    os.environ.pop(RESULT_ENV, None)
+    if not settings.model_public_key_path:
+        return
+    completed = subprocess.run(  # nosec B603 - our own module, fixed arguments, no shell
+        [sys.executable, "-m", "serving.verify_signature"],
+        capture_output=True,
+        text=True,
+        timeout=VERIFY_TIMEOUT_SECONDS,
+        check=False,
+    )
+    lines = completed.stdout.strip().splitlines()
+    if lines and lines[-1].startswith("{"):
+        os.environ[RESULT_ENV] = lines[-1]
+    else:
+        detail = " ".join(completed.stderr.split())[-500:] or f"exit {completed.returncode}"
+        failed = SignatureResult("failed", "signature_invalid", f"verification failed: {detail}")
+        os.environ[RESULT_ENV] = encode_result(failed)
 
 
 def main() -> int:
@@ -20,6 +49,7 @@ def main() -> int:
     from serving.metrics import ensure_multiproc_dir
 
     ensure_multiproc_dir(wipe=True)
+    verify_before_workers(settings)
 
     from granian import Granian
     from granian.constants import Interfaces, Loops

@@ -20,6 +20,7 @@ OOD_JSON = "models/ood.json"
 METRICS_JSON = "reports/metrics.json"
 IMPORTANCE_JSON = "reports/feature_importance.json"
 REFERENCE_STATS_JSON = "data/prepared/reference_stats.json"
+TRAIN_NPZ = "data/prepared/train.npz"
 REQUIRED_ARTIFACTS = (MODEL_ONNX, MODEL_JSON, OOD_ONNX, OOD_JSON, METRICS_JSON, IMPORTANCE_JSON)
 VERSION_LENGTH = 12
 
@@ -110,6 +111,7 @@ class VerifiedBundle(msgspec.Struct, frozen=True):
     artifacts: dict[str, LockedArtifact]
     train_stage: StageInfo
     evaluate_stage: StageInfo | None
+    raw_data: LockedArtifact | None = None
 
 
 def file_md5(path: Path) -> str:
@@ -176,6 +178,25 @@ def verify_artifact(lock: dict[str, Any], lock_path: str, file_path: Path) -> Lo
             f"{file_path}: md5 {actual} does not match dvc.lock ({lock_path}: {expected})",
         )
     return LockedArtifact(lock_path=lock_path, file_path=str(file_path), md5=actual, size=size)
+
+
+def raw_data_entry(lock: dict[str, Any]) -> LockedArtifact | None:
+    """The raw dataset: the dependency of the stage that writes the prepared training data
+    whose path is that stage's ``data.source`` param, with the md5 the lock records."""
+    try:
+        _, stage, _ = find_out(lock, TRAIN_NPZ)
+    except LineageError:
+        return None
+    source = ((stage.get("params") or {}).get("params.yaml") or {}).get("data.source")
+    for dep in stage.get("deps") or []:
+        if isinstance(dep, dict) and dep.get("path") == source and isinstance(dep.get("md5"), str):
+            return LockedArtifact(
+                lock_path=str(source),
+                file_path=str(source),
+                md5=dep["md5"],
+                size=dep.get("size", 0),
+            )
+    return None
 
 
 def _decode(path: Path, data: bytes, kind: Any) -> Any:
@@ -249,4 +270,5 @@ def load_verified_bundle(lock_file: Path, model_dir: Path) -> VerifiedBundle:
         artifacts=artifacts,
         train_stage=_stage_info(train_name, train_stage),
         evaluate_stage=_stage_info(eval_name, eval_stage),
+        raw_data=raw_data_entry(lock),
     )

@@ -100,8 +100,8 @@ class ServiceMetrics:
         )
         self.model_info = Gauge(
             "model_info",
-            "The served model (value 1).",
-            ["version", "model_type"],
+            "The served model (value 1); registry version and stage when built from GTO.",
+            ["version", "model_type", "registry_version", "registry_stage"],
             multiprocess_mode="max",
             registry=None,
         )

@@ -85,6 +85,16 @@ class ArtifactInfo(msgspec.Struct):
     size: int
 
 
+class RegistryResponse(msgspec.Struct):
+    """The GTO registry entry the image was built from (``make image REF=...``)."""
+
+    artifact: str
+    version: str
+    stage: str | None
+    ref: str | None
+    commit: str | None
+
+
 class StageResponse(msgspec.Struct):
     name: str
     cmd: str
@@ -103,6 +113,10 @@ class ModelResponse(msgspec.Struct):
     metrics: dict[str, Any]
     training_library_versions: dict[str, str]
     serving_library_versions: dict[str, str]
+    # Lineage root: the raw dataset (data-prep's data.source dependency in dvc.lock).
+    raw_data: ArtifactInfo | None = None
+    # Registry version and stage when the image was built from a GTO reference.
+    registry: RegistryResponse | None = None
 
 
 def _pixel_schema() -> dict[str, Any]:

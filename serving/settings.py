@@ -40,6 +40,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # longer than this; the app answers 408 when a body is not complete in time.
     header_read_timeout_seconds: Annotated[float, msgspec.Meta(ge=0.001, le=60.0)] = 10.0
     body_read_timeout_seconds: Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)] = 30.0
+    # Signed models: a PEM ECDSA public key; when set, serve only a verified signature.
+    model_public_key_path: str | None = None
+    model_signature_path: str | None = None
 
     @property
     def drift_required_rows(self) -> int:
@@ -79,6 +82,8 @@ _FIELDS = {
     "ood_policy": "DIGITS_OOD_POLICY",
     "header_read_timeout_seconds": "DIGITS_HEADER_READ_TIMEOUT",
     "body_read_timeout_seconds": "DIGITS_BODY_READ_TIMEOUT",
+    "model_public_key_path": "DIGITS_MODEL_PUBLIC_KEY",
+    "model_signature_path": "DIGITS_MODEL_SIGNATURE",
 }
 
 

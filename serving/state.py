@@ -26,8 +26,17 @@ from serving.lineage import (
 )
 from serving.metrics import ServiceMetrics
 from serving.model import OnnxModel
-from serving.schemas import GRID, ArtifactInfo, GlobalImportance, ModelResponse, StageResponse
+from serving.registry import RegistryInfo, read_registry
+from serving.schemas import (
+    GRID,
+    ArtifactInfo,
+    GlobalImportance,
+    ModelResponse,
+    RegistryResponse,
+    StageResponse,
+)
 from serving.settings import Settings
+from serving.signature import check_worker as check_signature
 
 log = logging.getLogger("serving")
 SERVING_PACKAGES = ("litestar", "msgspec", "numpy", "onnxruntime", "prometheus-client", "granian")
@@ -125,9 +134,10 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def _model_response(bundle: VerifiedBundle) -> ModelResponse:
+def _model_response(bundle: VerifiedBundle, registry: RegistryInfo | None) -> ModelResponse:
     card = bundle.card
     evaluate = bundle.evaluate_stage
+    raw = bundle.raw_data
     return ModelResponse(
         name=card.name,
         version=bundle.version,
@@ -145,6 +155,10 @@ def _model_response(bundle: VerifiedBundle) -> ModelResponse:
         metrics=bundle.metrics,
         training_library_versions=card.library_versions,
         serving_library_versions=_library_versions(),
+        raw_data=None
+        if raw is None
+        else ArtifactInfo(path=raw.lock_path, md5=raw.md5, size=raw.size),
+        registry=None if registry is None else RegistryResponse(**msgspec.structs.asdict(registry)),
     )
 
 
@@ -153,7 +167,9 @@ def load_model(state: ServiceState) -> None:
     settings = state.settings
     started = time.perf_counter()
     try:
+        check_signature(settings)
         bundle = load_verified_bundle(settings.lock_file, settings.resolved_model_dir)
+        registry = read_registry(settings.resolved_model_dir)
         model = OnnxModel(bundle)
         model.warm_up()
         drift = _drift_monitor(settings, state.metrics)
@@ -173,9 +189,14 @@ def load_model(state: ServiceState) -> None:
         values=values,
         grid=[values[row * GRID : (row + 1) * GRID] for row in range(GRID)],
     )
-    state.model_body = _ENCODER.encode(_model_response(bundle))
+    state.model_body = _ENCODER.encode(_model_response(bundle, registry))
     state.bundle, state.model, state.failure, state.drift = bundle, model, None, drift
-    state.metrics.model_info.labels(bundle.version, bundle.card.model_type).set(1)
+    state.metrics.model_info.labels(
+        bundle.version,
+        bundle.card.model_type,
+        registry.version if registry else "",
+        registry.stage or "" if registry else "",
+    ).set(1)
     state.metrics.model_ready.set(1)
     log.info(
         "model ready",

@@ -154,3 +154,104 @@ def test_container_job_scans_the_built_image_with_trivy(workflow: dict[str, Any]
     assert str(settings["exit-code"]) == "1", "a finding must fail the job"
     assert "continue-on-error" not in scan
     assert "if" not in scan
+
+
+RELEASE_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "release.yml"
+
+
+@pytest.fixture(scope="module")
+def release() -> dict[Any, Any]:
+    document: dict[Any, Any] = yaml.safe_load(RELEASE_WORKFLOW.read_text(encoding="utf-8"))
+    return document
+
+
+def _step(job: dict[str, Any], name_part: str) -> dict[str, Any]:
+    return next(step for step in job["steps"] if name_part in step.get("name", ""))
+
+
+def _run_step_without_secrets(step: dict[str, Any], tmp_path: Path) -> tuple[str, str]:
+    """Run a step's shell with its secrets empty, as on a fork: (stdout, GITHUB_OUTPUT)."""
+    output = tmp_path / "github_output"
+    output.write_text("", encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "RUNNER_TEMP": str(tmp_path)}
+    env |= dict.fromkeys(step.get("env", {}), "")
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout, output.read_text(encoding="utf-8")
+
+
+def test_main_pushes_artifacts_and_signs_or_says_why_not(
+    workflow: dict[str, Any], tmp_path: Path
+) -> None:
+    job = workflow["jobs"]["artifacts"]
+    assert job["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    push = _step(job, "Push every DVC-tracked artifact")
+    assert "make push" in push["run"]
+    assert push["env"]["DVC_REMOTE_URL"] == "${{ secrets.DVC_REMOTE_URL }}"
+    stdout, _ = _run_step_without_secrets(push, tmp_path)
+    assert stdout.startswith("::notice title=DVC artifacts not pushed::")
+    sign = _step(job, "Sign the served files")
+    assert 'make sign KEY="$key"' in sign["run"]
+    stdout, outputs = _run_step_without_secrets(sign, tmp_path)
+    assert stdout.startswith("::notice title=Model not signed::")
+    assert "signed=false" in outputs
+
+
+def test_release_workflow_is_valid_pinned_and_least_privilege(release: dict[Any, Any]) -> None:
+    result = subprocess.run(
+        [
+            str(VENV_BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(RELEASE_WORKFLOW),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert release[True]["push"] == {"tags": ["digits-classifier@v*"]}  # YAML 1.1: on -> True
+    assert release["permissions"] == {"contents": "read"}
+    job = release["jobs"]["publish"]
+    assert job["permissions"] == {"contents": "read", "packages": "write", "id-token": "write"}
+    assert 0 < job["timeout-minutes"] <= 60
+    uses = [step["uses"] for step in job["steps"] if "uses" in step]
+    assert all(PINNED.match(ref) for ref in uses), uses
+    assert any(ref.startswith("sigstore/cosign-installer@") for ref in uses)
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["persist-credentials"] is False
+    setup = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python"))
+    assert "cache" not in setup["with"]  # no cache in a publishing workflow
+
+
+def test_release_image_is_built_from_the_registry_labelled_pushed_and_signed(
+    release: dict[Any, Any], tmp_path: Path
+) -> None:
+    job = release["jobs"]["publish"]
+    bundle = _step(job, "Bundle of this release")
+    assert 'tools.registry_bundle "$RELEASE_TAG"' in bundle["run"]
+    assert "make pipeline" not in " ".join(s.get("run", "") for s in job["steps"])
+    stdout, outputs = _run_step_without_secrets(bundle, tmp_path)
+    assert stdout.startswith("::notice title=Release image not built::")
+    assert "ready=false" in outputs
+    build = _step(job, "Build the image")
+    for arg in ("MODEL_VERSION", "VCS_REF", "REGISTRY_VERSION", "REGISTRY_STAGE", "REGISTRY_REF"):
+        assert f"--build-arg {arg}=" in build["run"]
+    push = _step(job, "Push to GHCR")
+    assert push["env"]["CR_PAT"] == "${{ secrets.CR_PAT }}"
+    assert 'docker push "$image:$version"' in push["run"]
+    stdout, outputs = _run_step_without_secrets(push, tmp_path)
+    assert stdout.startswith("::notice title=Image not published::")
+    assert "pushed=false" in outputs
+    cosign = _step(job, "Sign the image by digest")
+    assert cosign["run"] == 'cosign sign --yes "$IMAGE_REF"'
+    assert cosign["if"] == "steps.push.outputs.pushed == 'true'"

@@ -199,7 +199,10 @@ def test_metrics_endpoint_exposes_the_agreed_names(client: TestClient[Any]) -> N
     assert 'reason="empty"' in text
     version = locked_md5("models/model.onnx")[:12]
     model_type = json.loads((REPO_ROOT / "models/model.json").read_text())["model_type"]
-    assert f'model_info{{model_type="{model_type}",version="{version}"}} 1.0' in text
+    assert (
+        f'model_info{{model_type="{model_type}",registry_stage="",registry_version="",'
+        f'version="{version}"}} 1.0'
+    ) in text
 
 
 def test_openapi_document(client: TestClient[Any]) -> None:
