@@ -164,7 +164,9 @@ def model_metadata(
             "rows_per_image": copies_per_image(params.train.augment),
             "n_train_rows": n_train * copies_per_image(params.train.augment),
         },
-        "params": to_builtins(params),
+        # Only the params this stage depends on (dvc.yaml): anything else could change
+        # without rerunning train, leaving this file stale against a fresh repro.
+        "params": {"seed": params.seed, "train": to_builtins(params)["train"]},
         "parity": {
             "n_samples": parity.n_samples,
             "max_abs_probability_diff": parity.max_abs_probability_diff,
