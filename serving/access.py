@@ -2,8 +2,9 @@
 
 ``opt={ACCESS: ...}`` on a handler (or its router) is :data:`PUBLIC` or the scope a
 credential must carry. A handler that declares nothing (Litestar's automatic OPTIONS
-answers, an unknown path, a method a route does not have) needs a valid credential
-(:data:`AUTHENTICATED`): what is not declared public is never public.
+answers, an unknown path, a method a route does not have) needs a valid credential with
+every scope (:data:`AUTHENTICATED`): what is not declared is neither public nor open to
+a narrower key.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Final
 
 ACCESS: Final = "digits.access"  # opt key
 PUBLIC: Final = "public"
-AUTHENTICATED: Final = "authenticated"  # any valid credential, no particular scope
+AUTHENTICATED: Final = "authenticated"  # a valid credential holding every scope
 PREDICT: Final = "predict"  # /predict, OIP infer
 EXPLAIN: Final = "explain"  # /explain
 READ: Final = "read"  # /model, /drift, OIP metadata (and /metrics with DIGITS_METRICS_AUTH)

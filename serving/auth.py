@@ -21,7 +21,7 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from serving.access import AUTHENTICATED, PUBLIC, required_access
+from serving.access import AUTHENTICATED, PUBLIC, SCOPES, required_access
 from serving.dispatch import ROUTE, Route
 from serving.http_io import header
 from serving.inputs import ClientError
@@ -128,6 +128,13 @@ def client_address(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
+def _missing_scope(needed: str, scopes: frozenset[str]) -> str | None:
+    """The scope ``needed`` asks for that ``scopes`` lacks (every scope for AUTHENTICATED)."""
+    if needed == AUTHENTICATED:
+        return next((scope for scope in SCOPES if scope not in scopes), None)
+    return None if needed in scopes else needed
+
+
 def authenticate(inner: ASGIApp, app: Litestar) -> ASGIApp:
     """Chain step: set ``scope[CLIENT]``; refuse with 401/403 what the route does not allow."""
     service = service_of(app)
@@ -159,9 +166,10 @@ def authenticate(inner: ASGIApp, app: Litestar) -> ASGIApp:
         except CredentialRejectedError as exc:
             failures.labels(exc.reason).inc()
             raise unauthorized(exc.reason) from None
-        if needed not in (PUBLIC, AUTHENTICATED) and needed not in scopes:
+        missing = _missing_scope(needed, scopes)
+        if missing is not None:
             failures.labels("insufficient_scope").inc()
-            raise forbidden(needed)
+            raise forbidden(missing)
         scope[CLIENT] = Client(client_id, scopes, client_address(scope))  # type: ignore[literal-required]
         await inner(scope, receive, send)
 

@@ -54,7 +54,9 @@ def openapi_config(docs: bool = True) -> OpenAPIConfig | None:
         title="Digits inference service",
         version="1.0.0",
         description="Serves only the model version that dvc.lock pins (ONNX Runtime).",
-        openapi_router=Router(path="/docs", route_handlers=[], opt=public()),
+        openapi_router=Router(
+            path="/docs", route_handlers=[], opt=public(), include_in_schema=False
+        ),
         components=Components(
             security_schemes={
                 BEARER_SCHEME: SecurityScheme(
