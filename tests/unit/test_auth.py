@@ -304,3 +304,13 @@ def _hs256_token(secret: bytes, now: int) -> str:
     payload = b64(json.dumps(claims).encode())
     signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
     return f"{header}.{payload}.{b64(signature)}"
+
+
+def test_docs_and_demo_can_be_switched_off() -> None:
+    settings = Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"), docs="off", demo="off")
+    with TestClient(app=create_app(settings)) as test_client:
+        for path in ("/docs", "/docs/openapi.json", "/static/swagger-ui/swagger-ui.css", "/"):
+            assert test_client.get(path).status_code == 404, path
+        assert test_client.get("/static/demo/app.js").status_code == 404
+        assert test_client.post("/predict", content=BODY, headers=JSON).status_code == 200
+    assert load_settings({"DIGITS_DOCS": "OFF", "DIGITS_DEMO": "off"}).docs == "off"
