@@ -14,9 +14,10 @@ export PATH := $(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages the test suite drives for real: Prometheus/promtool, podman
-# (+runc, debootstrap for a local base image), headless Chromium, wrk.
-APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make
-APT_PROBES := promtool podman runc debootstrap chromium wrk git
+# (+runc, debootstrap for a local base image), headless Chromium, wrk, redis-server
+# (shared rate limits).
+APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make redis-server
+APT_PROBES := promtool podman runc debootstrap chromium wrk git redis-server
 
 .PHONY: help
 help: ## List targets
