@@ -64,6 +64,10 @@ serve: $(STAMP) ## Serve the dvc.lock-pinned model (python -m serving; DIGITS_* 
 bench: $(STAMP) ## Benchmark the service against the FastAPI/sklearn baseline -> docs/performance.md
 	python bench/serving_benchmark.py --output docs/performance.md
 
+.PHONY: bench-auth
+bench-auth: $(STAMP) ## Cost of API-key auth + rate limit + decision records (same run) -> docs/performance.md
+	python -m bench.access_benchmark --output docs/performance.md
+
 .PHONY: bench-pipeline
 bench-pipeline: $(STAMP) ## Time a forced full dvc repro on a fresh clone of HEAD -> docs/performance.md
 	python -m bench.pipeline_timing --output docs/performance.md
