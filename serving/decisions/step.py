@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import numpy as np
 from litestar import Litestar
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -77,10 +76,10 @@ def record_encoder(with_inputs: bool) -> Any:
             registry_tag=tag,
             rows=int(rows.shape[0]),
             input_sha256=input_sha256(rows),
-            labels=np.asarray(out.labels).tolist(),
-            top_probability=np.asarray(out.probabilities).max(axis=1).tolist(),
-            ood=np.asarray(out.ood).tolist(),
-            ood_score=np.asarray(out.ood_score).tolist(),
+            labels=out.labels.tolist(),
+            top_probability=out.probabilities.max(axis=1).tolist(),
+            ood=out.ood.tolist(),
+            ood_score=out.ood_score.tolist(),
             latency_ms=round(seconds * 1000, 3),
             inputs=rows.tolist() if with_inputs else None,
         )
