@@ -102,23 +102,41 @@ class DecisionWriter:
             self._unwritten_bytes -= len(self._unwritten.popleft())
             self._metrics.decisions_dropped.inc()
 
+    def _next_chunk(self, size: int) -> list[bytes]:
+        """The pending lines that fit in a file of ``size`` bytes (one line at least if empty)."""
+        room, taken = self._max_bytes - size, 0
+        chunk: list[bytes] = []
+        for line in self._unwritten:
+            if taken + len(line) > room and (chunk or size):
+                break
+            chunk.append(line)
+            taken += len(line)
+        return chunk
+
+    def _append(self, path: Path, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+
     def _write(self) -> None:
-        data = b"".join(self._unwritten)
+        """Append the pending lines, rotating so that no file grows past ``max_bytes``."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            path = self.current_path()
-            size = path.stat().st_size if path.exists() else 0
-            if size and size + len(data) > self._max_bytes:
-                self._seq += 1
+            while self._unwritten:
                 path = self.current_path()
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-            finally:
-                os.close(fd)
+                chunk = self._next_chunk(path.stat().st_size if path.exists() else 0)
+                if not chunk:  # this file is full: the next sequence number
+                    self._seq += 1
+                    continue
+                self._append(path, b"".join(chunk))
+                for line in chunk:
+                    self._unwritten.popleft()
+                    self._unwritten_bytes -= len(line)
+                self._metrics.decisions_written.inc(len(chunk))
         except OSError as exc:
             self._metrics.decision_write_errors.labels(write_error_reason(exc)).inc()
             self._metrics.decision_log_healthy.set(0)
@@ -130,9 +148,6 @@ class DecisionWriter:
                 )
             self._failing = True
             return
-        self._metrics.decisions_written.inc(len(self._unwritten))
-        self._unwritten.clear()
-        self._unwritten_bytes = 0
         if self._failing:
             log.warning("decision log writes recovered")
             self._metrics.decision_log_healthy.set(1)
