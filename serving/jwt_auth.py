@@ -65,6 +65,7 @@ class JwtVerifier:
         self.audience = settings.jwt_audience
         self.leeway = settings.jwt_leeway_seconds
         self._client: PyJWKClient | None = None
+        self._stop = threading.Event()
         if source.startswith("https://"):
             self._client = PyJWKClient(source, cache_jwk_set=False, timeout=5)
             try:
@@ -72,12 +73,15 @@ class JwtVerifier:
             except jwt.PyJWTError as exc:
                 raise JwksError(f"DIGITS_JWT_JWKS={source!r} cannot be fetched: {exc}") from None
             self._refresh_every = settings.jwt_jwks_refresh_seconds
-            self._stop = threading.Event()
             threading.Thread(target=self._refresh_loop, name="jwks-refresh", daemon=True).start()
         elif "://" in source:
             raise JwksError(f"DIGITS_JWT_JWKS={source!r}: a JWKS URL must use https")
         else:
             self._keys = _load_file(Path(source))
+
+    def close(self) -> None:
+        """Stop refreshing the JWKS (shutdown)."""
+        self._stop.set()
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self._refresh_every):

@@ -119,6 +119,13 @@ def test_jwks_url_is_fetched_and_refreshed(jwks_server: str) -> None:
         jwt_jwks_refresh_seconds=0.2,  # the environment allows >= 10 s; short for the test
     )
     verifier = JwtVerifier(settings)
+    try:
+        check_rotation(verifier, old, new)
+    finally:
+        verifier.close()
+
+
+def check_rotation(verifier: JwtVerifier, old: rsa.RSAPrivateKey, new: rsa.RSAPrivateKey) -> None:
     assert verifier.verify(token(old, "old")) == ("svc", frozenset({"predict"}))
     with pytest.raises(CredentialRejectedError):
         verifier.verify(token(new, "new"))
