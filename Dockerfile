@@ -52,6 +52,10 @@ COPY serving/ ./serving/
 # Bytecode compiled at build time (the root filesystem is read-only at runtime).
 RUN /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash /app/serving
 
+# Binds 0.0.0.0, so the authentication mode is explicit: API keys from the keys file mounted
+# at /run/secrets/digits-api-keys (the default of that setting; python -m serving.keys add;
+# only hashes in it). Set DIGITS_AUTH=jwt (+ DIGITS_JWT_*) for
+# an identity provider, or DIGITS_AUTH=none only behind a gateway that authenticates.
 # /tmp is the only writable path the service needs (a tmpfs / emptyDir at runtime):
 # the Prometheus multiprocess directory lives there and is wiped on start.
 ENV PATH="/opt/venv/bin:${PATH}" \
@@ -63,6 +67,7 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     DIGITS_PORT=8000 \
     DIGITS_WORKERS=1 \
     DIGITS_LOG_LEVEL=info \
+    DIGITS_AUTH=api-key \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 
 USER 10001:10001

@@ -15,9 +15,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages the test suite drives for real: Prometheus/promtool, podman
 # (+runc, debootstrap for a local base image), headless Chromium, wrk, OpenSSH server
-# (the SSH DVC remote test starts its own sshd).
-APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make openssh-server
-APT_PROBES := promtool podman runc debootstrap chromium wrk git /usr/sbin/sshd
+# (the SSH DVC remote test starts its own sshd), redis-server (shared rate limits).
+APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make openssh-server redis-server
+APT_PROBES := promtool podman runc debootstrap chromium wrk git /usr/sbin/sshd redis-server
 
 .PHONY: help
 help: ## List targets
@@ -63,6 +63,10 @@ serve: $(STAMP) ## Serve the dvc.lock-pinned model (python -m serving; DIGITS_* 
 .PHONY: bench
 bench: $(STAMP) ## Benchmark the service against the FastAPI/sklearn baseline -> docs/performance.md
 	python bench/serving_benchmark.py --output docs/performance.md
+
+.PHONY: bench-auth
+bench-auth: $(STAMP) ## Cost of API-key auth + rate limit + decision records (same run) -> docs/performance.md
+	python -m bench.access_benchmark --output docs/performance.md
 
 .PHONY: bench-pipeline
 bench-pipeline: $(STAMP) ## Time a forced full dvc repro on a fresh clone of HEAD -> docs/performance.md

@@ -122,7 +122,9 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(url: str, body: bytes, connections: int, duration: int) -> LoadResult:
+def run_wrk(
+    url: str, body: bytes, connections: int, duration: int, authorization: str = ""
+) -> LoadResult:
     with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as handle:
         handle.write(body)
     try:
@@ -139,7 +141,11 @@ def run_wrk(url: str, body: bytes, connections: int, duration: int) -> LoadResul
                 str(LUA_SCRIPT),
                 url,
             ],
-            env={**os.environ, "BENCH_BODY_FILE": handle.name},
+            env={
+                **os.environ,
+                "BENCH_BODY_FILE": handle.name,
+                "BENCH_AUTHORIZATION": authorization,
+            },
             capture_output=True,
             text=True,
             timeout=duration + 60,

@@ -45,6 +45,13 @@ def main() -> int:
     except SettingsError as exc:
         print(f"serving: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    from serving.auth import CredentialsError, build_verifier
+
+    try:
+        build_verifier(settings)  # the keys file or JWKS, checked before any worker starts
+    except CredentialsError as exc:
+        print(f"serving: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     # Before prometheus_client is imported anywhere: workers inherit the variable.
     from serving.metrics import ensure_multiproc_dir
 

@@ -40,6 +40,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        for close in service.closers:
+            close()
         service.metrics.model_ready.set(0)
         if service.worker_process:
             mark_process_dead()
@@ -77,7 +79,7 @@ def create_app(
     app = ServiceApp(
         route_handlers=route_table(settings),
         lifespan=[lifespan],
-        openapi_config=openapi_config(),
+        openapi_config=openapi_config(settings.docs == "on"),
         exception_handlers={Exception: litestar_error_handler},
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,

@@ -9,12 +9,15 @@ files). Order, outermost first:
 2. ``observe``: request id (log context, ``X-Request-ID``), HTTP metrics, access log;
 3. ``answer_errors``: an exception from any later step or FAST handler becomes its answer;
 4. ``limit_body``: body byte limit (413) and body-read deadline (408);
-5. ``serve_head``: HEAD on every GET route, same status and headers, no body.
+4. ``authenticate``: the credential, and the scope the route declares (401/403);
+5. ``rate_limit``: per client id (or address), stricter for /explain (429);
+6. ``record_decisions``: a decision record of every answered prediction or explanation;
+7. ``limit_body``: body byte limit (413) and body-read deadline (408);
+8. ``serve_head``: HEAD on every GET route, same status and headers, no body.
 
-Authentication, rate limiting and decision records slot in after ``answer_errors`` (so
-their refusals get the error shape, a request id and metrics) and before ``limit_body``
-(so a refused request is not read): add them to :data:`CHAIN`, once, and every route
-gets them.
+Authentication, rate limiting and decision records sit after ``answer_errors`` (so their
+refusals get the error shape, a request id and metrics) and before ``limit_body`` (so a
+refused request is not read).
 """
 
 from __future__ import annotations
@@ -24,13 +27,25 @@ from collections.abc import Callable, Sequence
 from litestar import Litestar
 from litestar.types import ASGIApp
 
+from serving.auth import authenticate
+from serving.decisions.step import record_decisions
 from serving.dispatch import resolve_route, serve_head
 from serving.errors import answer_errors
 from serving.http_io import limit_body
 from serving.observe import observe
+from serving.ratelimit import rate_limit
 
 Step = Callable[[ASGIApp, Litestar], ASGIApp]
-CHAIN: tuple[Step, ...] = (resolve_route, observe, answer_errors, limit_body, serve_head)
+CHAIN: tuple[Step, ...] = (
+    resolve_route,
+    observe,
+    answer_errors,
+    authenticate,
+    rate_limit,
+    record_decisions,
+    limit_body,
+    serve_head,
+)
 
 
 def compose(app: Litestar, steps: Sequence[Step], end: ASGIApp) -> ASGIApp:

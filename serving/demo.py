@@ -14,6 +14,8 @@ from litestar import MediaType, Response, Router, get
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.access import public
+
 DEMO_DIR = Path(__file__).parent / "static" / "demo"
 DEMO_STATIC_PATH = "/static/demo"
 DEMO_PAGE_PATH = "/"
@@ -67,6 +69,7 @@ def demo_router() -> Router:
         route_handlers=[page(demo_page), assets],
         middleware=[security_headers],
         include_in_schema=False,
+        opt=public(),  # the page asks for a key; /predict itself needs one
     )
 
 

@@ -60,8 +60,12 @@ def _native(status: int, reason: str, message: str, location: str | None) -> byt
     )
 
 
+# Refusals counted by their own metrics (auth failures, rate limits), not as invalid input.
+_NOT_VALIDATION = frozenset({401, 403, 429, 503})
+
+
 def _client_error(service: ServiceState, path: str, exc: ClientError) -> ErrorAnswer:
-    if exc.status != 503:
+    if exc.status not in _NOT_VALIDATION:
         service.metrics.validation_failures.labels(exc.reason).inc()
     log.info("rejected request: %s", exc.message, extra={"reason": exc.reason})
     # 408: the rest of the body may still arrive; the connection cannot be reused.
@@ -72,7 +76,8 @@ def _client_error(service: ServiceState, path: str, exc: ClientError) -> ErrorAn
     else:
         status = exc.status
         body = _native(exc.status, exc.reason, exc.message, exc.location)
-    return ErrorAnswer(status, body, {"connection": "close"} if status == 408 else {})
+    headers = {**exc.headers, "connection": "close"} if status == 408 else exc.headers
+    return ErrorAnswer(status, body, headers)
 
 
 def _http_error(service: ServiceState, path: str, exc: HTTPException) -> ErrorAnswer:

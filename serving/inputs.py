@@ -21,12 +21,20 @@ _DECODER = msgspec.json.Decoder(SamplesRequest)
 class ClientError(Exception):
     """A request the service rejects with a 4xx and the documented error shape."""
 
-    def __init__(self, status: int, reason: str, message: str, location: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        location: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
         self.location = location
+        self.headers = headers or {}
 
 
 def _validation_error(exc: msgspec.ValidationError) -> ClientError:

@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import psutil
 
+from serving.access_metrics import AccessMetrics
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SMALL_BATCH = 32
@@ -113,6 +115,7 @@ class ServiceMetrics:
         )
         self.model_ready.set(0)
         self.drift = DriftGauges(Gauge)
+        self.access = AccessMetrics(Counter, Gauge)
         self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._progress_children: dict[tuple[str, str], Any] = {}
         self._class_children: dict[int, Any] = {}

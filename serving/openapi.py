@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from litestar import MediaType
+from litestar import MediaType, Router
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import (
+    Components,
     Example,
     OpenAPIMediaType,
     OpenAPIResponse,
@@ -16,8 +17,10 @@ from litestar.openapi.spec import (
     Operation,
     RequestBody,
     Schema,
+    SecurityScheme,
 )
 
+from serving.access import public
 from serving.protocol.oip import (
     INPUT_DATATYPES,
     INPUT_NAME,
@@ -37,13 +40,34 @@ from serving.schemas import (
 STATIC_PATH = "/static/swagger-ui"
 
 
-def openapi_config() -> OpenAPIConfig:
-    """Swagger UI at ``/docs`` from self-hosted assets; the schema at ``/docs/openapi.json``."""
+BEARER_SCHEME = "bearer"
+BEARER: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
+
+
+def openapi_config(docs: bool = True) -> OpenAPIConfig | None:
+    """Swagger UI at ``/docs`` from self-hosted assets; the schema at ``/docs/openapi.json``.
+
+    Public (the "Authorize" button takes an API key or token); None with ``DIGITS_DOCS=off``.
+    """
+    if not docs:
+        return None
     return OpenAPIConfig(
         title="Digits inference service",
         version="1.0.0",
         description="Serves only the model version that dvc.lock pins (ONNX Runtime).",
-        path="/docs",
+        openapi_router=Router(
+            path="/docs", route_handlers=[], opt=public(), include_in_schema=False
+        ),
+        components=Components(
+            security_schemes={
+                BEARER_SCHEME: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="An API key (python -m serving.keys add) or a JWT, by "
+                    "DIGITS_AUTH; scopes predict, explain, read",
+                )
+            }
+        ),
         render_plugins=[
             SwaggerRenderPlugin(
                 path="/",
@@ -148,6 +172,15 @@ ERROR_RESPONSES = {
 
 
 OIP_ERROR = ResponseSpec(OipErrorBody, description='{"error": "..."}', generate_examples=False)
+AUTH_RESPONSES = {
+    401: error_spec(
+        "Missing or invalid credential (WWW-Authenticate: Bearer); the same answer for an "
+        "unknown, revoked or wrong key"
+    ),
+    403: error_spec("The credential lacks the scope this route needs"),
+    429: error_spec("Rate limit exceeded; Retry-After gives the seconds to wait"),
+}
+OIP_AUTH_RESPONSES = dict.fromkeys((401, 403, 429), OIP_ERROR)
 
 
 def status_only(description: str) -> ResponseSpec:

@@ -12,6 +12,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from serving.decisions.outcome import note_outcome
 from serving.protocol.oip import (
     LABEL_OUTPUT,
     MODEL_OUTPUTS,
@@ -44,6 +45,7 @@ async def predict_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> by
     bundle = state.ready_bundle()
     labels, probabilities, scores = await state.predict(X)
     flags = state.ood_flags(scores)
+    note_outcome(X, labels, probabilities, flags, scores)
     return _ENCODER.encode(
         PredictResponse(
             model_version=bundle.version,
@@ -62,10 +64,11 @@ def explain_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> bytes:
     if model is None or bundle is None or importance is None:
         raise state.not_ready()
     state.accept_batch(X)
-    labels, _, scores = model.predict_rows(X)
+    labels, probabilities, scores = model.predict_rows(X)
     state.metrics.observe_predictions(labels)
     state.metrics.observe_ood(model.ood.flags(scores))
     flags = state.ood_flags(scores)
+    note_outcome(X, labels, probabilities, flags, scores)
     contributions, base_values = model.explain(X, labels)
     grids = contributions.reshape(-1, GRID, GRID).tolist()
     linear = model.explanation_method == "linear_exact"
@@ -99,7 +102,7 @@ async def infer_payload(
     bundle = state.ready_bundle()
     outputs = requested_outputs(parsed)
     X = input_batch(parsed, binary, state.settings.max_rows)
-    arrays = _output_arrays(state, *(await state.predict(X)))
+    arrays = _output_arrays(state, X, *(await state.predict(X)))
     response = InferResponse(
         model_name=bundle.card.name,
         model_version=bundle.version,
@@ -121,7 +124,7 @@ async def canonical_infer_payload(
 ) -> bytes:
     """The JSON answer to a canonical OIP request: the bytes :func:`infer_payload` gives."""
     bundle = state.ready_bundle()
-    arrays = _output_arrays(state, *(await state.predict(X)))
+    arrays = _output_arrays(state, X, *(await state.predict(X)))
     return _ENCODER.encode(
         InferResponse(
             model_name=bundle.card.name,
@@ -142,14 +145,17 @@ async def canonical_infer_payload(
 
 def _output_arrays(
     state: ServiceState,
+    X: npt.NDArray[np.float32],
     labels: npt.NDArray[np.int64],
     probabilities: npt.NDArray[np.float32],
     scores: npt.NDArray[np.float32],
 ) -> dict[str, npt.NDArray[Any]]:
     """Every OIP output by name (the OOD policy applies here, as for /predict)."""
+    flags = state.ood_flags(scores)
+    note_outcome(X, labels, probabilities, flags, scores)
     return {
         LABEL_OUTPUT: labels,
         PROBABILITIES_OUTPUT: probabilities,
-        OOD_OUTPUT: state.ood_flags(scores),
+        OOD_OUTPUT: flags,
         OOD_SCORE_OUTPUT: scores,
     }

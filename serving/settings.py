@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,10 @@ from serving.msgspec_text import split_location
 ENV_PREFIX = "DIGITS_"
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 OodPolicy = Literal["flag", "reject"]
+AuthMode = Literal["none", "api-key", "jwt"]
+Switch = Literal["on", "off"]
+RATE_LIMIT_PATTERN = r"^\s*\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?\s*$"
+RateLimit = Annotated[str, msgspec.Meta(pattern=RATE_LIMIT_PATTERN)]
 
 
 class SettingsError(ValueError):
@@ -43,6 +48,31 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Signed models: a PEM ECDSA public key; when set, serve only a verified signature.
     model_public_key_path: str | None = None
     model_signature_path: str | None = None
+    # Access control (serving/auth.py). None: not set, which only a loopback bind allows.
+    auth: AuthMode | None = None
+    api_keys_file: str = "/run/secrets/digits-api-keys"
+    jwt_jwks: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: Annotated[float, msgspec.Meta(ge=0.0, le=300.0)] = 30.0
+    jwt_jwks_refresh_seconds: Annotated[float, msgspec.Meta(ge=10.0, le=86400.0)] = 300.0
+    metrics_auth: bool = False
+    docs: Switch = "on"
+    demo: Switch = "on"
+    # Rate limits (serving/ratelimit.py), e.g. "600/minute"; None: no limit.
+    rate_limit: RateLimit | None = None
+    explain_rate_limit: RateLimit | None = None
+    rate_limit_redis_url: str | None = None
+    # Decision records (serving/decisions); None: not written.
+    decision_log_dir: str | None = None
+    decision_log_inputs: bool = False
+    decision_flush_seconds: Annotated[float, msgspec.Meta(ge=0.01, le=60.0)] = 0.5
+    decision_log_max_bytes: Annotated[int, msgspec.Meta(ge=4096, le=1 << 34)] = 64 * 1024 * 1024
+
+    @property
+    def auth_mode(self) -> AuthMode:
+        """``DIGITS_AUTH``; unset means ``none`` (allowed on a loopback bind only)."""
+        return self.auth or "none"
 
     @property
     def drift_required_rows(self) -> int:
@@ -84,10 +114,66 @@ _FIELDS = {
     "body_read_timeout_seconds": "DIGITS_BODY_READ_TIMEOUT",
     "model_public_key_path": "DIGITS_MODEL_PUBLIC_KEY",
     "model_signature_path": "DIGITS_MODEL_SIGNATURE",
+    "auth": "DIGITS_AUTH",
+    "api_keys_file": "DIGITS_API_KEYS_FILE",
+    "jwt_jwks": "DIGITS_JWT_JWKS",
+    "jwt_issuer": "DIGITS_JWT_ISSUER",
+    "jwt_audience": "DIGITS_JWT_AUDIENCE",
+    "jwt_leeway_seconds": "DIGITS_JWT_LEEWAY",
+    "jwt_jwks_refresh_seconds": "DIGITS_JWT_JWKS_REFRESH",
+    "metrics_auth": "DIGITS_METRICS_AUTH",
+    "docs": "DIGITS_DOCS",
+    "demo": "DIGITS_DEMO",
+    "rate_limit": "DIGITS_RATE_LIMIT",
+    "explain_rate_limit": "DIGITS_EXPLAIN_RATE_LIMIT",
+    "rate_limit_redis_url": "DIGITS_RATE_LIMIT_REDIS_URL",
+    "decision_log_dir": "DIGITS_DECISION_LOG_DIR",
+    "decision_log_inputs": "DIGITS_DECISION_LOG_INPUTS",
+    "decision_flush_seconds": "DIGITS_DECISION_FLUSH_SECONDS",
+    "decision_log_max_bytes": "DIGITS_DECISION_LOG_MAX_BYTES",
 }
 
 
-_LOWERCASE = {"log_level", "ood_policy"}
+_LOWERCASE = {
+    "log_level",
+    "ood_policy",
+    "auth",
+    "docs",
+    "demo",
+    "metrics_auth",
+    "decision_log_inputs",
+}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` binds only the loopback interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_access(settings: Settings) -> Settings:
+    """Secure by default: no DIGITS_AUTH is ``none`` on loopback only; each mode's inputs."""
+    if settings.auth is None and not is_loopback(settings.host):
+        raise SettingsError(
+            f"DIGITS_AUTH is not set and DIGITS_HOST={settings.host!r} is not a loopback "
+            "address: set DIGITS_AUTH=api-key, jwt, or none (only behind an "
+            "authenticating gateway)"
+        )
+    needed = {
+        "api-key": (),
+        "jwt": ("jwt_jwks", "jwt_issuer", "jwt_audience"),
+        "none": (),
+    }[settings.auth_mode]
+    for field in needed:
+        if getattr(settings, field) is None:
+            raise SettingsError(f"{_FIELDS[field]} is required with DIGITS_AUTH={settings.auth}")
+    if settings.metrics_auth and settings.auth_mode == "none":
+        raise SettingsError("DIGITS_METRICS_AUTH=true needs DIGITS_AUTH=api-key or jwt")
+    return settings
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -103,10 +189,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             continue
         raw[field] = value.strip().lower() if field in _LOWERCASE else value.strip()
     try:
-        return msgspec.convert(raw, Settings, strict=False)
+        settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         detail, where = split_location(str(exc))
         field = where or ""
         var = _FIELDS.get(field, "DIGITS_*")
         shown = raw.get(field, "")
         raise SettingsError(f"{var}={shown!r}: {detail}") from None
+    return _check_access(settings)

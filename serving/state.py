@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, cast
@@ -57,6 +58,8 @@ class ServiceState:
     importance: GlobalImportance | None = None
     drift: DriftMonitor | None = None
     worker_process: bool = False
+    # Called at shutdown, after the last request (e.g. the decision writer's final flush).
+    closers: list[Callable[[], None]] = field(default_factory=list)
     batcher: MicroBatcher = field(init=False)
 
     def __post_init__(self) -> None:

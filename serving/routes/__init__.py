@@ -11,6 +11,7 @@ from pathlib import Path
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from serving.access import public
 from serving.demo import demo_router
 from serving.openapi import STATIC_PATH
 from serving.routes.native import native_routes
@@ -21,12 +22,18 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "swagger-ui"
 
 
 def route_table(settings: Settings) -> list[ControllerRouterHandler]:
-    """Native routes, the OIP ``/v2`` routes, Swagger UI assets and the demo page."""
-    return [
-        *native_routes(settings),
-        *oip_routes(),
-        create_static_files_router(
-            path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False
-        ),
-        demo_router(),
-    ]
+    """Native routes, the OIP ``/v2`` routes, Swagger UI assets and the demo page.
+
+    ``DIGITS_DOCS=off`` drops Swagger UI (and the OpenAPI document, :func:`serving.app`),
+    ``DIGITS_DEMO=off`` the demo page.
+    """
+    table: list[ControllerRouterHandler] = [*native_routes(settings), *oip_routes()]
+    if settings.docs == "on":
+        table.append(
+            create_static_files_router(
+                path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False, opt=public()
+            )
+        )
+    if settings.demo == "on":
+        table.append(demo_router())
+    return table

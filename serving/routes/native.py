@@ -12,12 +12,19 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 
+from serving.access import EXPLAIN, PREDICT, READ, needs, public
 from serving.dispatch import FAST
 from serving.drift import DriftReport
 from serving.http_io import read_body, require_json
 from serving.inputs import decode_samples
 from serving.metrics import render_latest, sweep_dead_workers
-from serving.openapi import ERROR_RESPONSES, ok_spec, samples_operation
+from serving.openapi import (
+    AUTH_RESPONSES,
+    BEARER,
+    ERROR_RESPONSES,
+    ok_spec,
+    samples_operation,
+)
 from serving.payloads import explain_payload, predict_payload
 from serving.schemas import (
     ExplainResponse,
@@ -100,11 +107,12 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
     samples = samples_operation(settings.max_rows)
     not_ready = {503: ERROR_RESPONSES[503]}
     return [
-        get("/health", sync_to_thread=False, summary="Liveness")(health),
+        get("/health", sync_to_thread=False, summary="Liveness", opt=public())(health),
         get(
             "/ready",
             sync_to_thread=False,
             summary="Readiness: the locked model is verified and warm",
+            opt=public(),
             responses={
                 503: ResponseSpec(
                     ReadyResponse, description="Not ready, with the reason", generate_examples=False
@@ -116,6 +124,9 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
             sync_to_thread=False,
             summary="Prometheus metrics",
             media_type=MediaType.TEXT,
+            opt=needs(READ) if settings.metrics_auth else public(),
+            responses=AUTH_RESPONSES if settings.metrics_auth else None,
+            security=BEARER if settings.metrics_auth else None,
         )(metrics),
         get(
             "/drift",
@@ -126,13 +137,21 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
                 "per-pixel PSI; 0 until the window holds min_rows rows), PSI max/mean, pixels "
                 "over the threshold and the top drifting pixels. See docs/drift.md."
             ),
-            responses=not_ready,
+            responses={**not_ready, **AUTH_RESPONSES},
+            opt=needs(READ),
+            security=BEARER,
         )(drift),
         get(
             "/model",
             sync_to_thread=False,
             summary="Lineage of the served model",
-            responses={200: ok_spec(ModelResponse, "Lineage of the served model"), **not_ready},
+            responses={
+                200: ok_spec(ModelResponse, "Lineage of the served model"),
+                **not_ready,
+                **AUTH_RESPONSES,
+            },
+            opt=needs(READ),
+            security=BEARER,
         )(model_info),
         post(
             "/predict",
@@ -142,8 +161,10 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
             responses={
                 200: ok_spec(PredictResponse, "Labels and probabilities"),
                 **ERROR_RESPONSES,
+                **AUTH_RESPONSES,
             },
-            opt={FAST: True},
+            opt={FAST: True, **needs(PREDICT)},
+            security=BEARER,
         )(predict),
         post(
             "/explain",
@@ -153,7 +174,9 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
             responses={
                 200: ok_spec(ExplainResponse, "Importances and contributions"),
                 **ERROR_RESPONSES,
+                **AUTH_RESPONSES,
             },
-            opt={FAST: True},
+            opt={FAST: True, **needs(EXPLAIN)},
+            security=BEARER,
         )(explain),
     ]

@@ -12,11 +12,14 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
+from serving.access import PREDICT, READ, needs, public
 from serving.dispatch import FAST
 from serving.http_io import header, read_body
 from serving.inputs import ClientError
 from serving.openapi import (
+    BEARER,
     INFER_DESCRIPTION,
+    OIP_AUTH_RESPONSES,
     OIP_ERRORS,
     OIP_INFER_RESPONSES,
     OIP_READY_CODES,
@@ -155,40 +158,47 @@ def oip_routes() -> list[HTTPRouteHandler]:
     model = f"{OIP_PREFIX}/models/{{name:str}}"
     version = f"{model}/versions/{{version:str}}"
     common: dict[str, Any] = {"sync_to_thread": False, "tags": OIP_TAGS}
-    text = {**common, "media_type": MediaType.TEXT}
+    health = {**common, "media_type": MediaType.TEXT, "opt": public()}
+    read: dict[str, Any] = {**common, "opt": needs(READ), "security": BEARER}
+    text = {**read, "media_type": MediaType.TEXT}
     infer: dict[str, Any] = {
         "status_code": 200,
         "description": INFER_DESCRIPTION,
         "tags": OIP_TAGS,
-        "responses": OIP_INFER_RESPONSES,
+        "responses": {**OIP_INFER_RESPONSES, **OIP_AUTH_RESPONSES},
         "operation_class": InferOperation,
-        "opt": {FAST: True},
+        "opt": {FAST: True, **needs(PREDICT)},
+        "security": BEARER,
     }
+    errors = {**OIP_ERRORS, **OIP_AUTH_RESPONSES}
+    ready_codes = {**OIP_READY_CODES, **OIP_AUTH_RESPONSES}
     return [
-        get(OIP_PREFIX, summary="OIP server metadata", **common)(server_metadata),
-        get(f"{OIP_PREFIX}/health/live", summary="OIP server live (status code only)", **text)(
+        get(OIP_PREFIX, summary="OIP server metadata", responses=OIP_AUTH_RESPONSES, **read)(
+            server_metadata
+        ),
+        get(f"{OIP_PREFIX}/health/live", summary="OIP server live (status code only)", **health)(
             server_live
         ),
         get(
             f"{OIP_PREFIX}/health/ready",
             summary="OIP server ready: 200, or 400 while the locked model is not verified",
             responses={400: OIP_READY_CODES[400]},
-            **text,
+            **health,
         )(server_ready),
-        get(model, summary="OIP model metadata", responses=OIP_ERRORS, **common)(model_metadata),
-        get(version, summary="OIP model metadata (a version)", responses=OIP_ERRORS, **common)(
+        get(model, summary="OIP model metadata", responses=errors, **read)(model_metadata),
+        get(version, summary="OIP model metadata (a version)", responses=errors, **read)(
             model_version_metadata
         ),
         get(
             f"{model}/ready",
             summary="OIP model ready (status code only: 200, 400 not ready, 404 unknown)",
-            responses=OIP_READY_CODES,
+            responses=ready_codes,
             **text,
         )(model_ready),
         get(
             f"{version}/ready",
             summary="OIP model ready (a version)",
-            responses=OIP_READY_CODES,
+            responses=ready_codes,
             **text,
         )(model_version_ready),
         post(f"{model}/infer", summary="OIP inference", **infer)(model_infer),

@@ -15,7 +15,8 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ import onnxruntime as ort
 import pytest
 import yaml
 
+from serving.keys import add_key
 from serving.lineage import REFERENCE_STATS_JSON, REQUIRED_ARTIFACTS
 from tests.conftest import REPO_ROOT, VENV_BIN
 from tests.integration.conftest import free_port
@@ -41,6 +43,27 @@ class RunningContainer:
     name: str
     base_url: str
     seconds_to_ready: float
+    auth: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KeysFile:
+    path: Path
+    key: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.key}"}
+
+
+@pytest.fixture(scope="module")
+def keys_file(tmp_path_factory: pytest.TempPathFactory) -> KeysFile:
+    """An API keys file (hashes only) the container's user (uid 10001) can read."""
+    path = tmp_path_factory.mktemp("container-keys") / "api-keys.jsonl"
+    key = add_key(path, "container-test", ["predict", "explain", "read"])
+    path.chmod(0o644)
+    path.parent.chmod(0o755)
+    return KeysFile(path, key)
 
 
 def podman_env() -> dict[str, str]:
@@ -103,7 +126,7 @@ def wait_until_ready(base_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def container(image: str) -> Iterator[RunningContainer]:
+def container(image: str, keys_file: KeysFile) -> Iterator[RunningContainer]:
     """Run the image like production; always removed afterwards."""
     name = f"digits-test-{os.getpid()}-{secrets.token_hex(3)}"
     started = time.monotonic()
@@ -122,6 +145,9 @@ def container(image: str) -> Iterator[RunningContainer]:
             "no-new-privileges",
             "--env",
             "DIGITS_WORKERS=2",
+            # The image's DIGITS_AUTH=api-key reads the keys file at its default path.
+            "--volume",
+            f"{keys_file.path}:/run/secrets/digits-api-keys:ro",
             "--publish",
             "127.0.0.1::8000",
             image,
@@ -132,7 +158,7 @@ def container(image: str) -> Iterator[RunningContainer]:
         host_port = port.stdout.strip().splitlines()[0]
         base_url = f"http://{host_port}"
         wait_until_ready(base_url, name)
-        yield RunningContainer(name, base_url, time.monotonic() - started)
+        yield RunningContainer(name, base_url, time.monotonic() - started, keys_file.auth)
     finally:
         podman("rm", "--force", "--time", "5", name)
 
@@ -176,7 +202,8 @@ def test_container_becomes_ready_and_healthcheck_passes(container: RunningContai
 
 
 def test_served_model_version_is_the_locked_md5(container: RunningContainer) -> None:
-    model = httpx.get(f"{container.base_url}/model", timeout=5)
+    assert httpx.get(f"{container.base_url}/model", timeout=5).status_code == 401
+    model = httpx.get(f"{container.base_url}/model", headers=container.auth, timeout=5)
     assert model.status_code == 200
     lineage = model.json()
     md5 = locked_model_md5()
@@ -189,7 +216,12 @@ def test_served_model_version_is_the_locked_md5(container: RunningContainer) -> 
 def test_predictions_match_the_locked_onnx_model_on_the_host(container: RunningContainer) -> None:
     with np.load(REPO_ROOT / "data" / "prepared" / "test.npz") as test_set:
         X = test_set["X"][:16]
-    response = httpx.post(f"{container.base_url}/predict", json={"samples": X.tolist()}, timeout=10)
+    response = httpx.post(
+        f"{container.base_url}/predict",
+        json={"samples": X.tolist()},
+        headers=container.auth,
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     session = ort.InferenceSession(
@@ -202,7 +234,9 @@ def test_predictions_match_the_locked_onnx_model_on_the_host(container: RunningC
 
 
 def test_bad_input_is_rejected_with_a_client_error(container: RunningContainer) -> None:
-    response = httpx.post(f"{container.base_url}/predict", json={"samples": [[1.0] * 63]})
+    response = httpx.post(
+        f"{container.base_url}/predict", json={"samples": [[1.0] * 63]}, headers=container.auth
+    )
     assert 400 <= response.status_code < 500
 
 
@@ -248,12 +282,17 @@ def test_root_filesystem_is_read_only_and_tmp_is_writable(container: RunningCont
     assert multiproc.stdout.split(), "no multiprocess metric files under /tmp/prometheus"
 
 
-def test_podman_compose_runs_the_api_service_as_declared(image: str) -> None:
+def test_podman_compose_runs_the_api_service_as_declared(image: str, keys_file: KeysFile) -> None:
     """`podman-compose up api` with the compose file as written (the image built above;
     the Prometheus service needs a registry pull, so only the API service is started)."""
     project = f"digits-compose-test-{os.getpid()}"
     port = free_port()
-    env = {**podman_env(), "DIGITS_IMAGE": image, "DIGITS_HOST_PORT": str(port)}
+    env = {
+        **podman_env(),
+        "DIGITS_IMAGE": image,
+        "DIGITS_HOST_PORT": str(port),
+        "DIGITS_API_KEYS_HOST_FILE": str(keys_file.path),
+    }
 
     def compose(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -280,7 +319,12 @@ def test_podman_compose_runs_the_api_service_as_declared(image: str) -> None:
         assert inspected["Config"]["User"] == "10001:10001"
         assert "no-new-privileges" in " ".join(host["SecurityOpt"])
         assert {"CAP_NET_RAW", "CAP_CHOWN"} <= set(host["CapDrop"])
-        model = httpx.get(f"http://127.0.0.1:{port}/model", timeout=5).json()
+        assert httpx.get(f"http://127.0.0.1:{port}/model", timeout=5).status_code == 401
+        model = httpx.get(
+            f"http://127.0.0.1:{port}/model", headers=keys_file.auth, timeout=5
+        ).json()
+        auth = exec_in(RunningContainer(name, "", 0.0), "printenv", "DIGITS_AUTH")
+        assert auth.stdout.strip() == "api-key"
         assert model["version"] == locked_model_md5()[:VERSION_LENGTH]
         workers = exec_in(RunningContainer(name, "", 0.0), "printenv", "DIGITS_WORKERS")
         assert workers.stdout.strip() == "2"

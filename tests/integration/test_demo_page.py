@@ -460,3 +460,52 @@ def test_static_route_does_not_escape_over_real_http(server: RunningServer, targ
     assert json.loads(body)["reason"] == "not_found"
     assert b"create_app" not in body
     assert b"stages:" not in body
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, str]]:
+    from serving.keys import add_key
+
+    directory = tmp_path_factory.mktemp("demo-auth-server")
+    keys_file = directory / "keys.jsonl"
+    key = add_key(keys_file, "demo-user", ["predict", "explain", "read"])
+    env = {"DIGITS_AUTH": "api-key", "DIGITS_API_KEYS_FILE": str(keys_file)}
+    running = start_server(env, workers=1, log_dir=directory)
+    yield running, key
+    stop_server(running)
+
+
+def test_with_auth_the_page_asks_for_a_key_and_keeps_it_for_the_tab_only(
+    page: Page, auth_server: tuple[RunningServer, str]
+) -> None:
+    server, key = auth_server
+    response = page.goto(f"{server.base_url}/")
+    assert response is not None
+    assert response.status == 200
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#alert")).to_contain_text("needs an API key (HTTP 401)")
+    expect(page.locator("#model-version")).to_have_text("unavailable")
+    expect(page.locator("#api-key")).to_be_focused()
+    page.locator("#api-key").fill(key)
+    page.locator("#api-key-use").click()
+    expect(page.locator("#model-version")).to_have_text(VERSION)
+    expect(page.locator("#alert")).to_have_text("")
+    expect(page.locator("#api-key")).to_have_value("")  # not left in the field
+    draw(page, SEVEN)
+    page.locator("#predict").click()
+    expect(page.locator("#predicted-label")).to_have_text(DIGIT)
+    stored = page.evaluate("() => [sessionStorage.getItem('digits-api-key'), localStorage.length]")
+    assert stored == [key, 0]
+    assert page.context.cookies() == []
+    # Another tab (a new browsing context) does not have the key.
+    other = page.context.browser.new_context() if page.context.browser else None
+    assert other is not None
+    fresh = other.new_page()
+    fresh.goto(f"{server.base_url}/")
+    expect(fresh.locator("body")).to_have_attribute("data-ready", "true")
+    assert fresh.evaluate("() => sessionStorage.getItem('digits-api-key')") is None
+    other.close()
+    page.locator("#api-key-forget").click()
+    assert page.evaluate("() => sessionStorage.getItem('digits-api-key')") is None
+    page.locator("#predict").click()
+    expect(page.locator("#alert")).to_contain_text("HTTP 401")

@@ -10,6 +10,10 @@ Not in the OpenAPI document, so not fuzzed here: ``GET /`` (demo page), the stat
 routes and ``/docs`` itself (HTML, no parameters); test_bad_inputs.py attacks those
 with path traversal and wrong methods. ``/metrics`` is in the document (text/plain) and
 fuzzed like the rest.
+
+The server runs with API-key authentication, as in production: every request carries a
+key with every scope, so each operation is reached (test_access_walk.py walks every
+operation without, and with wrong, credentials).
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from serving.keys import add_key
 from tests.conftest import VENV_BIN
 from tests.integration.conftest import RunningServer, http_get
 
@@ -58,14 +64,25 @@ def documented_operations(server: RunningServer) -> list[str]:
 def test_schemathesis_finds_no_failures(
     serve: Callable[..., RunningServer], tmp_path: Path
 ) -> None:
-    server = serve(workers=2)
+    keys = tmp_path / "keys.jsonl"
+    key = add_key(keys, "fuzzer", ["predict", "explain", "read"])
+    server = serve(
+        {
+            "DIGITS_AUTH": "api-key",
+            "DIGITS_API_KEYS_FILE": str(keys),
+            "DIGITS_METRICS_AUTH": "true",
+        },
+        workers=2,
+    )
     operations = documented_operations(server)
     for expected in ("POST /predict", "POST /explain", "GET /metrics", "GET /drift"):
         assert expected in operations
     assert any(operation.startswith("POST /v2/") for operation in operations)
-    status, body = http_get(f"{server.base_url}/model")
-    assert status == 200
-    model = json.loads(body)
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        f"{server.base_url}/model", headers={"authorization": f"Bearer {key}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+        model = json.loads(response.read())
     config = tmp_path / "schemathesis.toml"
     config.write_text(
         CONFIG.format(name=json.dumps(model["name"]), version=json.dumps(model["version"])),
@@ -88,6 +105,8 @@ def test_schemathesis_finds_no_failures(
         "--request-timeout",
         "20",
         "--no-color",
+        "--header",
+        f"Authorization: Bearer {key}",
     ]
     result = subprocess.run(
         command,

@@ -137,3 +137,12 @@ def test_tls_terminates_at_the_ingress_and_the_service_stays_in_the_cluster() ->
         path["backend"]["service"]["name"] for rule in rules for path in rule["http"]["paths"]
     }
     assert backends == {"digits-api"}
+
+
+def test_production_pods_switch_off_swagger_and_the_demo_page() -> None:
+    env = {
+        item["name"]: item.get("value") for item in api_container(resources()["Deployment"])["env"]
+    }
+    assert env["DIGITS_DOCS"] == "off"
+    assert env["DIGITS_DEMO"] == "off"
+    assert env["DIGITS_AUTH"] in {"api-key", "jwt"}

@@ -36,6 +36,7 @@ SERVICE_SERIES = {
     "model_validation_failures_total",
     "model_info",
     "model_ready",
+    "decision_log_healthy",
     "input_drift_score",
     "input_drift_psi_max",
     "input_drift_features_over_threshold",

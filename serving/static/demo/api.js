@@ -17,6 +17,15 @@ export function describeError(status, body) {
   }
   const where = body.location ? ` (at ${body.location})` : "";
   const requestId = body.request_id ? ` Request id: ${body.request_id}.` : "";
+  if (status === 401) {
+    return `This service needs an API key (HTTP 401): enter one under "API key" above; it is kept only for this tab.${requestId}`;
+  }
+  if (status === 403) {
+    return `This API key may not do that (HTTP 403): ${body.message}.${requestId}`;
+  }
+  if (status === 429) {
+    return `Too many requests (HTTP 429): ${body.message}.${requestId}`;
+  }
   if (status === 503) {
     return `The model is not ready (HTTP 503): ${body.message}.${requestId}`;
   }
@@ -24,12 +33,29 @@ export function describeError(status, body) {
   return `The service rejected the request (HTTP ${status}${reason}): ${body.message}${where}.${requestId}`;
 }
 
+const KEY_ITEM = "digits-api-key";
+
+/** The API key of this tab's session (sessionStorage only: gone when the tab closes). */
+export function apiKey() {
+  return sessionStorage.getItem(KEY_ITEM) ?? "";
+}
+
+export function setApiKey(key) {
+  if (key) {
+    sessionStorage.setItem(KEY_ITEM, key);
+  } else {
+    sessionStorage.removeItem(KEY_ITEM);
+  }
+}
+
 async function request(path, options = {}) {
+  const key = apiKey();
+  const auth = key ? { authorization: `Bearer ${key}` } : {};
   let response;
   try {
     response = await fetch(path, {
       ...options,
-      headers: { accept: "application/json", ...(options.headers ?? {}) },
+      headers: { accept: "application/json", ...auth, ...(options.headers ?? {}) },
     });
   } catch (error) {
     throw new ApiError(

@@ -1,6 +1,6 @@
 // The drawing demo: pointer drawing, the keyboard-operable 8x8 grid, prediction and explanation.
 
-import { ApiError, explain, getModel, predict } from "./api.js";
+import { ApiError, apiKey, explain, getModel, predict, setApiKey } from "./api.js";
 import { GRID, downsample } from "./downsample.js";
 import { divergingColour, inkColour } from "./colours.js";
 
@@ -41,7 +41,28 @@ function clearError() {
   elements.alert.textContent = "";
 }
 
+function showKeyStatus() {
+  elements.apiKeyStatus.textContent = apiKey() ? "A key is set for this tab." : "No key set.";
+}
+
+function useKey() {
+  setApiKey(elements.apiKeyInput.value.trim());
+  elements.apiKeyInput.value = "";
+  showKeyStatus();
+  clearError();
+  loadModelInfo();
+}
+
+function forgetKey() {
+  setApiKey("");
+  elements.apiKeyInput.value = "";
+  showKeyStatus();
+}
+
 function errorText(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    elements.apiKeyInput.focus();
+  }
   return error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`;
 }
 
@@ -451,6 +472,10 @@ function init() {
     modelType: "model-type",
     predictButton: "predict",
     clearButton: "clear",
+    apiKeyInput: "api-key",
+    apiKeyUse: "api-key-use",
+    apiKeyForget: "api-key-forget",
+    apiKeyStatus: "api-key-status",
   })) {
     elements[key] = byId(id);
   }
@@ -466,6 +491,14 @@ function init() {
   pad.addEventListener("pointercancel", onPointerEnd);
   elements.clearButton.addEventListener("click", clearAll);
   elements.predictButton.addEventListener("click", runPrediction);
+  elements.apiKeyUse.addEventListener("click", useKey);
+  elements.apiKeyForget.addEventListener("click", forgetKey);
+  elements.apiKeyInput.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      useKey();
+    }
+  });
+  showKeyStatus();
   document.body.dataset.ready = "true";
   loadModelInfo();
 }

@@ -1,0 +1,70 @@
+"""Metrics of access control, rate limits and decision records (bounded labels only).
+
+Client ids are never label values: reasons, route templates and errno names are fixed
+sets.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+AUTH_FAILURE_REASONS = (
+    "missing",
+    "malformed",
+    "invalid",
+    "expired",
+    "algorithm",
+    "unknown_key",
+    "insufficient_scope",
+)
+WRITE_ERROR_REASONS = ("ENOSPC", "EROFS", "EACCES", "EDQUOT", "EIO")
+
+
+def write_error_reason(exc: OSError) -> str:
+    """A bounded label for a failed write: the errno name if it is a known one, else other."""
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return name if name in WRITE_ERROR_REASONS else "other"
+
+
+class AccessMetrics:
+    def __init__(self, counter: Any, gauge: Any) -> None:
+        self.auth_failures = counter(
+            "auth_failures_total",
+            "Requests refused by authentication (401) or authorization (403), by reason.",
+            ["reason"],
+            registry=None,
+        )
+        self.rate_limited = counter(
+            "rate_limited_requests_total",
+            "Requests refused with 429 by the rate limit, by route template.",
+            ["route"],
+            registry=None,
+        )
+        self.rate_limit_backend_errors = counter(
+            "rate_limit_backend_errors_total",
+            "Rate-limit checks the shared store (Redis) could not answer; the worker's own "
+            "memory limits were applied instead (fail-open to per-worker limits).",
+            registry=None,
+        )
+        self.decisions_written = counter(
+            "decision_records_written_total", "Decision records written to disk.", registry=None
+        )
+        self.decision_write_errors = counter(
+            "decision_log_write_errors_total",
+            "Failed decision-log writes, by errno name (records are kept and retried).",
+            ["reason"],
+            registry=None,
+        )
+        self.decisions_dropped = counter(
+            "decision_records_dropped_total",
+            "Decision records dropped because the pending buffer was full while writes failed.",
+            registry=None,
+        )
+        self.decision_log_healthy = gauge(
+            "decision_log_healthy",
+            "0 while this worker's last decision-log write failed (alert on min == 0).",
+            multiprocess_mode="livemin",
+            registry=None,
+        )
+        self.decision_log_healthy.set(1)

@@ -1,0 +1,57 @@
+"""``python -m serving.decisions show REQUEST_ID | list [--since] [--model-version] [--client]``.
+
+Reads ``DIGITS_DECISION_LOG_DIR`` (or ``--dir``); prints records as JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from serving.decisions.query import QueryError, find, parse_since, select
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.decisions", description=__doc__)
+    parser.add_argument(
+        "--dir",
+        default=os.environ.get("DIGITS_DECISION_LOG_DIR"),
+        help="decision log directory (default: $DIGITS_DECISION_LOG_DIR)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    show = commands.add_parser("show", help="the record of one request id")
+    show.add_argument("request_id")
+    listing = commands.add_parser("list", help="records matching every filter given")
+    listing.add_argument("--since", help="ISO 8601 time, or 30m / 2h / 7d back from now")
+    listing.add_argument("--model-version")
+    listing.add_argument("--client")
+    args = parser.parse_args(argv)
+    if not args.dir:
+        parser.error("set DIGITS_DECISION_LOG_DIR or pass --dir")
+    directory = Path(args.dir)
+    out = sys.stdout.buffer
+    try:
+        if args.command == "show":
+            found = find(directory, args.request_id)
+            if not found:
+                print(f"no decision record with request id {args.request_id!r}", file=sys.stderr)
+                return 1
+            for record in found:
+                out.write(msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n")
+            return 0
+        since = parse_since(args.since) if args.since else None
+        for record in select(directory, since, args.model_version, args.client):
+            out.write(msgspec.json.encode(record) + b"\n")
+    except QueryError as exc:
+        print(f"serving.decisions: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The decision-record chain step: one record per answered predict, explain or infer request.
+
+The routes that decide are the ones that need the ``predict`` or ``explain`` scope
+(:mod:`serving.access`), so a new deciding route is recorded by declaring its scope. The
+record is queued before the last byte of the answer is sent: a client that has its answer
+has its record queued, and the graceful shutdown writes the queue (:meth:`DecisionWriter.close`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from litestar import Litestar
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.access import EXPLAIN, PREDICT, required_access
+from serving.auth import CLIENT, Client
+from serving.decisions.outcome import Outcome, outcome_var
+from serving.decisions.record import (
+    SCHEMA_VERSION,
+    DecisionRecord,
+    canonical_rows,
+    input_sha256,
+    utc_time,
+)
+from serving.decisions.writer import DecisionWriter
+from serving.dispatch import ROUTE, Route
+from serving.logs import request_id_var
+from serving.settings import Settings
+from serving.state import service_of
+
+log = logging.getLogger("serving")
+DECIDING = frozenset({PREDICT, EXPLAIN})
+REGISTRY_FILE = "models/registry.json"
+_ENCODER = msgspec.json.Encoder()
+
+# (request id, start epoch, client id, route, method, status, model version, registry tag,
+#  latency seconds, outcome)
+Pending = tuple[str, float, str | None, str, str, int, str, str | None, float, Outcome]
+
+
+def registry_tag(settings: Settings, version: str) -> str | None:
+    """The model registry's tag for ``version`` (``models/registry.json``), if any."""
+    path = settings.project_dir / REGISTRY_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    entry = (
+        data.get("versions", {}).get(version) if isinstance(data.get("versions"), dict) else None
+    )
+    tag = entry.get("tag") if isinstance(entry, dict) else data.get("tag")
+    return tag if isinstance(tag, str) else None
+
+
+def record_encoder(with_inputs: bool) -> Any:
+    def encode(item: Pending) -> bytes:
+        rid, started, client, route, method, status, version, tag, seconds, out = item
+        rows = canonical_rows(out.samples)
+        record = DecisionRecord(
+            schema_version=SCHEMA_VERSION,
+            request_id=rid,
+            time=utc_time(started),
+            client_id=client,
+            route=route,
+            method=method,
+            status=status,
+            model_version=version,
+            registry_tag=tag,
+            rows=int(rows.shape[0]),
+            input_sha256=input_sha256(rows),
+            labels=out.labels.tolist(),
+            top_probability=out.probabilities.max(axis=1).tolist(),
+            ood=out.ood.tolist(),
+            ood_score=out.ood_score.tolist(),
+            latency_ms=round(seconds * 1000, 3),
+            inputs=rows.tolist() if with_inputs else None,
+        )
+        return _ENCODER.encode(record) + b"\n"
+
+    return encode
+
+
+def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
+    """Chain step: queue a decision record for every 2xx answer of a deciding route."""
+    service = service_of(app)
+    settings = service.settings
+    if settings.decision_log_dir is None:
+        return inner
+    writer = DecisionWriter(
+        Path(settings.decision_log_dir),
+        record_encoder(settings.decision_log_inputs),
+        service.metrics.access,
+        settings.decision_flush_seconds,
+        settings.decision_log_max_bytes,
+    )
+    service.closers.append(writer.close)
+    tags: dict[str, str | None] = {}
+
+    async def step(scope: Scope, receive: Receive, send: Send) -> None:
+        route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
+        if route is None or required_access(route.handler) not in DECIDING:
+            await inner(scope, receive, send)
+            return
+        started_wall, started = time.time(), time.perf_counter()
+        slot = Outcome()
+        token = outcome_var.set(slot)
+        status = 0
+        recorded = False
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status, recorded
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif (
+                not recorded
+                and not message.get("more_body", False)
+                and 200 <= status < 300
+                and slot.labels is not None
+                and service.bundle is not None
+            ):
+                version = service.bundle.version
+                if version not in tags:
+                    tags[version] = registry_tag(settings, version)
+                client: Client | None = scope.get(CLIENT)  # type: ignore[assignment]
+                writer.submit(
+                    (
+                        request_id_var.get() or "unknown",
+                        started_wall,
+                        client.id if client is not None else None,
+                        route.template,
+                        scope["method"],  # type: ignore[typeddict-item]
+                        status,
+                        version,
+                        tags[version],
+                        time.perf_counter() - started,
+                        slot,
+                    )
+                )
+                recorded = True
+            await send(message)
+
+        try:
+            await inner(scope, receive, recording_send)
+        finally:
+            outcome_var.reset(token)
+
+    return step

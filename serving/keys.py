@@ -1,0 +1,208 @@
+"""API keys: the keys file (hashes only) and ``python -m serving.keys add|list|revoke``.
+
+The file named by ``DIGITS_API_KEYS_FILE`` holds one JSON object per line::
+
+    {"client_id": "alice", "key_sha256": "<64 hex>", "scopes": ["predict"], "created": "..."}
+
+A key is 32 random bytes (``secrets``), shown once by ``add`` and never stored: only its
+sha256 is. A random 256-bit key needs no slow password hash; the sha256 lets the service
+find the entry by hash and then compare it in constant time (:func:`KeyRing.verify`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from serving.access import SCOPES
+
+KEY_PREFIX = "dgk_"
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+
+
+class KeysFileError(ValueError):
+    """The keys file cannot be read or holds a malformed line."""
+
+
+class KeyEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    client_id: str
+    key_sha256: str
+    scopes: list[str]
+    created: str = ""
+
+
+def key_digest(key: str) -> str:
+    """The stored form of a key: sha256 hex of its UTF-8 bytes."""
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _parse_client_id(value: str) -> str:
+    if not re.fullmatch(CLIENT_ID_PATTERN, value):
+        raise ValueError(f"client id {value!r} must match {CLIENT_ID_PATTERN}")
+    return value
+
+
+def read_entries(path: Path) -> list[KeyEntry]:
+    """Every entry of the keys file; :class:`KeysFileError` names the file and the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeysFileError(f"DIGITS_API_KEYS_FILE={str(path)!r} cannot be read: {exc}") from None
+    entries = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = msgspec.json.decode(line, type=KeyEntry)
+            _parse_client_id(entry.client_id)
+            if len(entry.key_sha256) != 64 or entry.key_sha256.strip("0123456789abcdef"):
+                raise ValueError("key_sha256 is not 64 lowercase hex digits")
+            unknown = set(entry.scopes) - set(SCOPES)
+            if unknown:
+                raise ValueError(f"unknown scope {sorted(unknown)[0]!r}")
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise KeysFileError(
+                f"DIGITS_API_KEYS_FILE={str(path)!r} line {number} is malformed: {exc}"
+            ) from None
+        entries.append(entry)
+    return entries
+
+
+class KeyRing:
+    """The keys file in memory, re-read when it changes (a revoke applies without restart)."""
+
+    def __init__(self, path: Path, check_seconds: float = 1.0) -> None:
+        self.path = path
+        self.check_seconds = check_seconds
+        self._by_digest: dict[str, KeyEntry] = {}
+        self._stamp: tuple[int, int] | None = None
+        self._next_check = 0.0
+        self.reload()  # start-up: an unreadable or malformed file raises KeysFileError
+
+    def _file_stamp(self) -> tuple[int, int]:
+        stat = self.path.stat()
+        return stat.st_mtime_ns, stat.st_size
+
+    def reload(self) -> None:
+        stamp = self._file_stamp() if self.path.exists() else None
+        entries = read_entries(self.path)
+        self._by_digest = {entry.key_sha256: entry for entry in entries}
+        self._stamp = stamp
+
+    def refresh(self, now: float) -> None:
+        """Re-read the file if it changed (checked at most every ``check_seconds``).
+
+        A file that became unreadable or malformed keeps the last good keys; the caller logs.
+        """
+        if now < self._next_check:
+            return
+        self._next_check = now + self.check_seconds
+        try:
+            stamp = self._file_stamp()
+        except OSError:
+            stamp = None
+        if stamp != self._stamp:
+            self.reload()
+
+    def verify(self, key: str) -> KeyEntry | None:
+        """The entry of ``key``, or None: hash lookup, then a constant-time comparison."""
+        digest = key_digest(key)
+        entry = self._by_digest.get(digest)
+        stored = entry.key_sha256 if entry is not None else "0" * 64
+        if hmac.compare_digest(stored, digest) and entry is not None:
+            return entry
+        return None
+
+
+def _write_atomically(path: Path, lines: Sequence[bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.writelines(line + b"\n" for line in lines)
+            out.flush()
+            os.fsync(out.fileno())
+        Path(temp).chmod(0o600)
+        Path(temp).replace(path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def add_key(path: Path, client_id: str, scopes: Sequence[str]) -> str:
+    """Append a new key's entry (hash only) and return the key (shown once)."""
+    _parse_client_id(client_id)
+    unknown = set(scopes) - set(SCOPES)
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}")
+    entries = read_entries(path) if path.exists() else []
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    entry = KeyEntry(
+        client_id=client_id,
+        key_sha256=key_digest(key),
+        scopes=sorted(set(scopes), key=SCOPES.index),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    _write_atomically(path, [msgspec.json.encode(e) for e in [*entries, entry]])
+    return key
+
+
+def revoke(path: Path, client_id: str) -> int:
+    """Remove every key of ``client_id``; returns how many were removed."""
+    entries = read_entries(path)
+    kept = [entry for entry in entries if entry.client_id != client_id]
+    _write_atomically(path, [msgspec.json.encode(entry) for entry in kept])
+    return len(entries) - len(kept)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.keys", description=__doc__)
+    parser.add_argument(
+        "--file",
+        default=os.environ.get("DIGITS_API_KEYS_FILE"),
+        help="keys file (default: $DIGITS_API_KEYS_FILE)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add", help="create a key for CLIENT_ID; prints it once")
+    add.add_argument("client_id")
+    add.add_argument("--scopes", required=True, help=f"comma-separated: {','.join(SCOPES)}")
+    commands.add_parser("list", help="client ids, scopes and creation times (never keys)")
+    rev = commands.add_parser("revoke", help="remove every key of CLIENT_ID")
+    rev.add_argument("client_id")
+    args = parser.parse_args(argv)
+    if not args.file:
+        parser.error("set DIGITS_API_KEYS_FILE or pass --file")
+    path = Path(args.file)
+    try:
+        if args.command == "add":
+            scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+            print(add_key(path, args.client_id, scopes))
+            print(
+                f"key for {args.client_id} shown once; only its sha256 is stored", file=sys.stderr
+            )
+        elif args.command == "list":
+            for entry in read_entries(path):
+                print(f"{entry.client_id}\t{','.join(entry.scopes)}\t{entry.created}")
+        else:
+            removed = revoke(path, args.client_id)
+            print(f"revoked {removed} key(s) of {args.client_id}", file=sys.stderr)
+            return 0 if removed else 1
+    except (KeysFileError, ValueError, OSError) as exc:
+        print(f"serving.keys: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Authentication and scopes over Litestar's TestClient: API keys, JWT, the error shapes."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from litestar.testing import TestClient
+
+from serving.app import create_app
+from serving.auth import CredentialsError, build_verifier
+from serving.keys import add_key, key_digest, main, read_entries, revoke
+from serving.schemas import EXAMPLE_FLAT
+from serving.settings import Settings, SettingsError, load_settings
+
+pytestmark = pytest.mark.unit
+REPO_ROOT = Path(__file__).resolve().parents[2]
+JSON = {"content-type": "application/json"}
+BODY = json.dumps({"samples": [EXAMPLE_FLAT]})
+OIP_BODY = json.dumps(
+    {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": EXAMPLE_FLAT}]}
+)
+ISSUER, AUDIENCE = "https://idp.example", "digits-api"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}", **JSON}
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    path = tmp_path_factory.mktemp("keys") / "api-keys.jsonl"
+    made = {
+        "predictor": add_key(path, "predictor", ["predict"]),
+        "reader": add_key(path, "reader", ["read"]),
+        "all": add_key(path, "all", ["predict", "explain", "read"]),
+        "gone": add_key(path, "gone", ["predict", "explain", "read"]),
+    }
+    assert revoke(path, "gone") == 1
+    return path, made
+
+
+@pytest.fixture(scope="module")
+def client(keys: tuple[Path, dict[str, str]]) -> Iterator[TestClient[Any]]:
+    settings = Settings(
+        lock_file_path=str(REPO_ROOT / "dvc.lock"),
+        auth="api-key",
+        api_keys_file=str(keys[0]),
+        metrics_auth=True,
+    )
+    with TestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+def test_keys_file_holds_hashes_only(keys: tuple[Path, dict[str, str]]) -> None:
+    path, made = keys
+    text = path.read_text()
+    for key in made.values():
+        assert key not in text
+    entries = {entry.client_id: entry for entry in read_entries(path)}
+    assert set(entries) == {"predictor", "reader", "all"}
+    assert entries["predictor"].key_sha256 == key_digest(made["predictor"])
+    assert path.stat().st_mode & 0o077 == 0
+
+
+def test_keys_cli_add_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "keys.jsonl"
+    assert main(["--file", str(path), "add", "alice", "--scopes", "predict,explain"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("dgk_")
+    assert len(key) > 40
+    assert key not in path.read_text()
+    assert main(["--file", str(path), "list"]) == 0
+    listed = capsys.readouterr().out
+    assert listed.startswith("alice\tpredict,explain\t")
+    assert key not in listed
+    assert main(["--file", str(path), "add", "bob", "--scopes", "admin"]) == 2
+    assert main(["--file", str(path), "revoke", "alice"]) == 0
+    assert main(["--file", str(path), "revoke", "alice"]) == 1
+    assert read_entries(path) == []
+
+
+def test_public_routes_need_no_credential(client: TestClient[Any]) -> None:
+    for path in ("/health", "/ready", "/v2/health/live", "/v2/health/ready", "/docs", "/"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/docs/openapi.json").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "body"),
+    [
+        ("/predict", "POST", BODY),
+        ("/explain", "POST", BODY),
+        ("/model", "GET", None),
+        ("/drift", "GET", None),
+        ("/metrics", "GET", None),
+        ("/v2", "GET", None),
+        ("/v2/models/digits-classifier", "GET", None),
+        ("/v2/models/digits-classifier/infer", "POST", OIP_BODY),
+        ("/no-such-route", "GET", None),
+    ],
+)
+def test_missing_and_bad_credentials_get_401(
+    client: TestClient[Any], keys: tuple[Path, dict[str, str]], path: str, method: str, body: Any
+) -> None:
+    answers = {}
+    for name, headers in {
+        "missing": JSON,
+        "wrong": bearer("dgk_not-a-key"),
+        "revoked": bearer(keys[1]["gone"]),
+        "basic": {"authorization": "Basic dXNlcjpwYXNz", **JSON},
+    }.items():
+        answer = client.request(method, path, content=body, headers=headers)
+        assert answer.status_code == 401, (name, answer.text)
+        assert answer.headers["www-authenticate"].startswith('Bearer realm="digits"')
+        answers[name] = answer.json()
+    if path.startswith("/v2"):
+        assert set(answers["missing"]) == {"error"}
+    else:
+        assert answers["missing"]["reason"] == "missing_credentials"
+        # An unknown key and a revoked key get the same answer: no key is revealed.
+        assert answers["wrong"]["message"] == answers["revoked"]["message"]
+        assert answers["wrong"]["reason"] == answers["revoked"]["reason"] == "invalid_credentials"
+
+
+def test_scopes(client: TestClient[Any], keys: tuple[Path, dict[str, str]]) -> None:
+    made = keys[1]
+    assert (
+        client.post("/predict", content=BODY, headers=bearer(made["predictor"])).status_code == 200
+    )
+    infer = "/v2/models/digits-classifier/infer"
+    assert (
+        client.post(infer, content=OIP_BODY, headers=bearer(made["predictor"])).status_code == 200
+    )
+    refused = client.post("/explain", content=BODY, headers=bearer(made["predictor"]))
+    assert refused.status_code == 403
+    assert refused.json()["reason"] == "insufficient_scope"
+    assert 'scope="explain"' in refused.headers["www-authenticate"]
+    assert client.get("/model", headers=bearer(made["predictor"])).status_code == 403
+    oip = client.get("/v2", headers=bearer(made["predictor"]))
+    assert (oip.status_code, set(oip.json())) == (403, {"error"})
+    assert client.get("/model", headers=bearer(made["reader"])).status_code == 200
+    assert client.get("/metrics", headers=bearer(made["reader"])).status_code == 200
+    assert client.post("/predict", content=BODY, headers=bearer(made["reader"])).status_code == 403
+    assert client.post("/explain", content=BODY, headers=bearer(made["all"])).status_code == 200
+    metrics = client.get("/metrics", headers=bearer(made["reader"])).text
+    assert 'auth_failures_total{reason="insufficient_scope"}' in metrics
+
+
+def test_revoke_applies_without_restart(tmp_path: Path) -> None:
+    path = tmp_path / "keys.jsonl"
+    key = add_key(path, "temp", ["read"])
+    settings = Settings(
+        lock_file_path=str(REPO_ROOT / "dvc.lock"), auth="api-key", api_keys_file=str(path)
+    )
+    with TestClient(app=create_app(settings)) as test_client:
+        assert test_client.get("/model", headers=bearer(key)).status_code == 200
+        revoke(path, "temp")
+        deadline = time.monotonic() + 5
+        while test_client.get("/model", headers=bearer(key)).status_code == 200:
+            assert time.monotonic() < deadline, "revoked key still accepted"
+            time.sleep(0.2)
+        assert test_client.get("/model", headers=bearer(key)).status_code == 401
+
+
+def test_unusable_keys_file_stops_start_up(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"client_id": "x", "key_sha256": "zz", "scopes": []}\n')
+    for path, expected in ((bad, "line 1 is malformed"), (tmp_path / "missing", "cannot be read")):
+        settings = Settings(auth="api-key", api_keys_file=str(path))
+        with pytest.raises(CredentialsError, match=expected) as caught:
+            build_verifier(settings)
+        assert "DIGITS_API_KEYS_FILE" in str(caught.value)
+        assert "\n" not in str(caught.value)
+
+
+def test_secure_default_depends_on_the_bind_address() -> None:
+    assert load_settings({}).auth_mode == "none"
+    assert load_settings({"DIGITS_HOST": "::1"}).auth_mode == "none"
+    with pytest.raises(SettingsError, match=r"^DIGITS_AUTH is not set") as caught:
+        load_settings({"DIGITS_HOST": "0.0.0.0"})  # noqa: S104 - the case under test
+    assert "\n" not in str(caught.value)
+    assert load_settings({"DIGITS_HOST": "0.0.0.0", "DIGITS_AUTH": "none"}).auth == "none"  # noqa: S104
+    with pytest.raises(SettingsError, match="DIGITS_JWT_JWKS is required"):
+        load_settings({"DIGITS_AUTH": "jwt"})
+    with pytest.raises(SettingsError, match="DIGITS_AUTH='basic'"):
+        load_settings({"DIGITS_AUTH": "basic"})
+    with pytest.raises(SettingsError, match="DIGITS_RATE_LIMIT="):
+        load_settings({"DIGITS_RATE_LIMIT": "lots"})
+
+
+# --- JWT ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path]:
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    jwks = {
+        "keys": [
+            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key())), "kid": "r1"},
+            {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec_key.public_key())), "kid": "e1"},
+        ]
+    }
+    path = tmp_path_factory.mktemp("jwks") / "jwks.json"
+    path.write_text(json.dumps(jwks))
+    return rsa_key, ec_key, path
+
+
+@pytest.fixture(scope="module")
+def jwt_client(signing_keys: tuple[Any, Any, Path]) -> Iterator[TestClient[Any]]:
+    settings = Settings(
+        lock_file_path=str(REPO_ROOT / "dvc.lock"),
+        auth="jwt",
+        jwt_jwks=str(signing_keys[2]),
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        jwt_leeway_seconds=30,
+    )
+    with TestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+def token(key: Any, alg: str, kid: str, **overrides: Any) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "svc-1", "exp": now + 60, "scope": "predict"}
+    claims.update(overrides)
+    return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
+
+
+def test_jwt_accepts_asymmetric_tokens_with_scopes(
+    jwt_client: TestClient[Any], signing_keys: tuple[Any, Any, Path]
+) -> None:
+    rsa_key, ec_key, _ = signing_keys
+    for key, alg, kid in ((rsa_key, "RS256", "r1"), (ec_key, "ES256", "e1")):
+        answer = jwt_client.post("/predict", content=BODY, headers=bearer(token(key, alg, kid)))
+        assert answer.status_code == 200, answer.text
+    no_scope = token(rsa_key, "RS256", "r1", scope="read")
+    assert jwt_client.post("/predict", content=BODY, headers=bearer(no_scope)).status_code == 403
+    listed = token(rsa_key, "RS256", "r1", scope=["read"])
+    assert jwt_client.get("/model", headers=bearer(listed)).status_code == 200
+    # Expired, but within the 30 s clock skew: accepted; beyond it: refused.
+    skewed = token(rsa_key, "RS256", "r1", exp=int(time.time()) - 10)
+    assert jwt_client.post("/predict", content=BODY, headers=bearer(skewed)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "case", ["expired", "issuer", "audience", "hs256", "none", "other-key", "no-exp", "garbage"]
+)
+def test_jwt_refusals(
+    jwt_client: TestClient[Any], signing_keys: tuple[Any, Any, Path], case: str
+) -> None:
+    rsa_key = signing_keys[0]
+    public_pem = rsa_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    now = int(time.time())
+    tokens: dict[str, Callable[[], str]] = {
+        "expired": lambda: token(rsa_key, "RS256", "r1", exp=now - 120),
+        "issuer": lambda: token(rsa_key, "RS256", "r1", iss="https://evil.example"),
+        "audience": lambda: token(rsa_key, "RS256", "r1", aud="someone-else"),
+        # The classic confusion attack: HMAC keyed with the public key.
+        "hs256": lambda: _hs256_token(public_pem, now),
+        "none": lambda: jwt.encode(
+            {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "exp": now + 60, "scope": "predict"},
+            "",
+            algorithm="none",
+        ),
+        "other-key": lambda: token(
+            rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256", "r1"
+        ),
+        "no-exp": lambda: jwt.encode(
+            {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "scope": "predict"},
+            rsa_key,
+            algorithm="RS256",
+            headers={"kid": "r1"},
+        ),
+        "garbage": lambda: "not.a.jwt",
+    }
+    bad = tokens[case]()
+    answer = jwt_client.post("/predict", content=BODY, headers=bearer(bad))
+    assert answer.status_code == 401, answer.text
+    assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+def _hs256_token(secret: bytes, now: int) -> str:
+    """An HS256 token signed with the RSA public key's PEM bytes as the HMAC secret."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "r1"}).encode())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "exp": now + 60, "scope": "predict"}
+    payload = b64(json.dumps(claims).encode())
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64(signature)}"
+
+
+def test_docs_and_demo_can_be_switched_off() -> None:
+    settings = Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"), docs="off", demo="off")
+    with TestClient(app=create_app(settings)) as test_client:
+        for path in ("/docs", "/docs/openapi.json", "/static/swagger-ui/swagger-ui.css", "/"):
+            assert test_client.get(path).status_code == 404, path
+        assert test_client.get("/static/demo/app.js").status_code == 404
+        assert test_client.post("/predict", content=BODY, headers=JSON).status_code == 200
+    assert load_settings({"DIGITS_DOCS": "OFF", "DIGITS_DEMO": "off"}).docs == "off"

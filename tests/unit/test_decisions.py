@@ -1,0 +1,195 @@
+"""Decision records over Litestar's TestClient: content, schema, query tool, failing disks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pytest
+from litestar.testing import TestClient
+
+from serving.app import create_app
+from serving.decisions.__main__ import main as decisions_main
+from serving.decisions.record import SCHEMA_FILE
+from serving.keys import add_key
+from serving.schemas import EXAMPLE_FLAT
+from serving.settings import Settings
+
+pytestmark = pytest.mark.unit
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INFER = "/v2/models/digits-classifier/infer"
+SCHEMA = json.loads(SCHEMA_FILE.read_text())
+
+
+def read_records(directory: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for path in sorted(directory.glob("decisions-*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+
+
+def make_settings(directory: Path, keys: Path, **extra: Any) -> Settings:
+    return Settings(
+        lock_file_path=str(REPO_ROOT / "dvc.lock"),
+        auth="api-key",
+        api_keys_file=str(keys),
+        decision_log_dir=str(directory),
+        decision_flush_seconds=0.05,
+        **extra,
+    )
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "keys.jsonl"
+    return path, add_key(path, "auditor", ["predict", "explain", "read"])
+
+
+def test_every_decision_is_recorded_with_inputs_that_hash_back(
+    tmp_path: Path, key_file: tuple[Path, str]
+) -> None:
+    directory = tmp_path / "decisions"
+    settings = make_settings(directory, key_file[0], decision_log_inputs=True)
+    auth = {"authorization": f"Bearer {key_file[1]}", "content-type": "application/json"}
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 17, size=(3, 64)).tolist()
+    answers = {}
+    with TestClient(app=create_app(settings)) as client:
+        for path, body in (
+            ("/predict", {"samples": rows}),
+            ("/explain", {"samples": [EXAMPLE_FLAT]}),
+            (
+                INFER,
+                {
+                    "inputs": [
+                        {"name": "pixels", "shape": [3, 64], "datatype": "FP32", "data": rows}
+                    ]
+                },
+            ),
+        ):
+            answer = client.post(path, content=json.dumps(body), headers=auth)
+            assert answer.status_code == 200, answer.text
+            answers[path] = (answer.headers["x-request-id"], answer.json())
+        assert client.get("/model", headers=auth).status_code == 200  # not a decision
+        bad = client.post("/predict", content=b"{}", headers=auth)  # refused: no record
+        assert bad.status_code == 400
+    records = {record["request_id"]: record for record in read_records(directory)}
+    assert len(records) == 3
+    for record in records.values():
+        jsonschema.validate(record, SCHEMA)
+        assert record["client_id"] == "auditor"
+        assert key_file[1] not in json.dumps(record)
+        pixels = np.asarray(record["inputs"], dtype="<f4")
+        assert hashlib.sha256(pixels.tobytes()).hexdigest() == record["input_sha256"]
+    rid, predicted = answers["/predict"]
+    record = records[rid]
+    assert (record["route"], record["status"], record["rows"]) == ("/predict", 200, 3)
+    assert record["labels"] == predicted["labels"]
+    assert record["ood"] == predicted["ood"]
+    assert record["ood_score"] == pytest.approx(predicted["ood_score"])
+    top = [max(p) for p in predicted["probabilities"]]
+    assert record["top_probability"] == pytest.approx(top, rel=1e-6)
+    assert record["model_version"] == predicted["model_version"]
+    assert record["inputs"] == rows
+    infer_id, _ = answers[INFER]
+    assert records[infer_id]["route"] == "/v2/models/{name}/infer"
+    assert records[infer_id]["input_sha256"] == record["input_sha256"]  # same rows, same hash
+    assert records[answers["/explain"][0]]["rows"] == 1
+
+
+def test_inputs_are_left_out_by_default(tmp_path: Path, key_file: tuple[Path, str]) -> None:
+    directory = tmp_path / "decisions"
+    auth = {"authorization": f"Bearer {key_file[1]}", "content-type": "application/json"}
+    with TestClient(app=create_app(make_settings(directory, key_file[0]))) as client:
+        body = json.dumps({"samples": [EXAMPLE_FLAT]})
+        assert client.post("/predict", content=body, headers=auth).status_code == 200
+    (record,) = read_records(directory)
+    jsonschema.validate(record, SCHEMA)
+    assert "inputs" not in record
+    expected = hashlib.sha256(np.asarray([EXAMPLE_FLAT], dtype="<f4").tobytes()).hexdigest()
+    assert record["input_sha256"] == expected
+
+
+def test_query_tool_across_rotated_files(
+    tmp_path: Path, key_file: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "decisions"
+    settings = make_settings(directory, key_file[0], decision_log_max_bytes=4096)
+    auth = {"authorization": f"Bearer {key_file[1]}", "content-type": "application/json"}
+    body = json.dumps({"samples": [EXAMPLE_FLAT] * 8})
+    ids = []
+    with TestClient(app=create_app(settings)) as client:
+        for _ in range(40):
+            answer = client.post("/predict", content=body, headers=auth)
+            ids.append(answer.headers["x-request-id"])
+            time.sleep(0.005)
+    files = sorted(directory.glob("decisions-*.jsonl"))
+    assert len(files) >= 3, files
+    assert all(path.stat().st_size <= 4096 for path in files)
+    assert decisions_main(["--dir", str(directory), "show", ids[0]]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["request_id"] == ids[0]
+    assert decisions_main(["--dir", str(directory), "show", "no-such-id"]) == 1
+    capsys.readouterr()
+    version = shown["model_version"]
+    assert (
+        decisions_main(
+            [
+                "--dir",
+                str(directory),
+                "list",
+                "--since",
+                "1h",
+                "--client",
+                "auditor",
+                "--model-version",
+                version,
+            ]
+        )
+        == 0
+    )
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [record["request_id"] for record in listed] == ids
+    assert decisions_main(["--dir", str(directory), "list", "--client", "someone-else"]) == 0
+    assert capsys.readouterr().out == ""
+    assert decisions_main(["--dir", str(directory), "list", "--since", "2999-01-01T00:00:00"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_a_full_disk_never_fails_a_prediction(tmp_path: Path, key_file: tuple[Path, str]) -> None:
+    """The worker's log file is /dev/full (ENOSPC): answers stay 200, the failure is counted
+    and flagged; once the disk accepts writes again, the kept records are written."""
+    directory = tmp_path / "decisions"
+    directory.mkdir()
+    target = directory / f"decisions-{socket.gethostname()}-{os.getpid()}-0000.jsonl"
+    target.symlink_to("/dev/full")
+    auth = {"authorization": f"Bearer {key_file[1]}", "content-type": "application/json"}
+    body = json.dumps({"samples": [EXAMPLE_FLAT]})
+    with TestClient(app=create_app(make_settings(directory, key_file[0]))) as client:
+        ids = [
+            client.post("/predict", content=body, headers=auth).headers["x-request-id"]
+            for _ in range(5)
+        ]
+        deadline = time.monotonic() + 10
+        while 'decision_log_write_errors_total{reason="ENOSPC"}' not in (
+            metrics := client.get("/metrics").text
+        ):
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.05)
+        assert "decision_log_healthy 0.0" in metrics
+        assert client.post("/predict", content=body, headers=auth).status_code == 200
+        target.unlink()  # space again
+        deadline = time.monotonic() + 10
+        while "decision_log_healthy 1.0" not in (metrics := client.get("/metrics").text):
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.05)
+    recorded = {record["request_id"] for record in read_records(directory)}
+    assert set(ids) <= recorded
