@@ -191,7 +191,17 @@ def test_prod_image_through_podman_is_v1_signed_and_labelled(
     another key it stays not ready."""
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed: this machine cannot build or run containers")
+    from serving.keys import add_key
     from tests.integration.test_container import podman, podman_env, wait_until_ready
+
+    # The image's DIGITS_AUTH=api-key reads the keys file at its default path.
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    keys_file = keys_dir / "api-keys.jsonl"
+    api_key = add_key(keys_file, "registry-test", ["read"])
+    keys_file.chmod(0o644)
+    keys_dir.chmod(0o755)
+    auth = {"authorization": f"Bearer {api_key}"}
     from tests.unit.test_signature import write_key_pair
 
     private, public = write_key_pair(tmp_path, "signer")
@@ -232,6 +242,8 @@ def test_prod_image_through_podman_is_v1_signed_and_labelled(
             "ALL",
             "--volume",
             f"{key}:/keys/model.pub:ro",
+            "--volume",
+            f"{keys_file}:/run/secrets/digits-api-keys:ro",
             "--env",
             "DIGITS_MODEL_PUBLIC_KEY=/keys/model.pub",
             "--publish",
@@ -247,7 +259,7 @@ def test_prod_image_through_podman_is_v1_signed_and_labelled(
         name, base_url = start(public)
         names.append(name)
         wait_until_ready(base_url, name)
-        model = httpx.get(f"{base_url}/model", timeout=5).json()
+        model = httpx.get(f"{base_url}/model", headers=auth, timeout=5).json()
         assert model["artifacts"]["models/model.onnx"]["md5"] == registry.v1_md5
         assert (model["registry"]["version"], model["registry"]["stage"]) == ("v1.0.0", "prod")
 
