@@ -1,1 +1,2 @@
-"""DVC pipeline stages: data-prep -> train -> evaluate -> robustness."""
+"""DVC pipeline stages: raw-data -> data-prep -> select -> train -> ood -> evaluate,
+robustness, ood-evaluate -> audit-docs (see dvc.yaml)."""
