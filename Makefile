@@ -74,7 +74,7 @@ bench-pipeline: $(STAMP) ## Time a forced full dvc repro on a fresh clone of HEA
 
 .PHONY: soak
 soak: $(STAMP) ## 60 s mixed-load soak (wrk): errors, p99, RSS growth -> Soak section of docs/performance.md
-	python bench/soak.py --duration 60 --output docs/performance.md
+	python -m bench.soak --duration 60 --output docs/performance.md
 
 .PHONY: bench-signature
 bench-signature: $(STAMP) ## Cost of the pre-start signature check (time, RSS) -> docs/performance.md

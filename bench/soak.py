@@ -36,6 +36,9 @@ from pathlib import Path
 
 import psutil
 
+from bench.sections import write_section
+from bench.serving_benchmark import measured_commit
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LUA_SCRIPT = Path(__file__).with_name("soak.lua")
 START_MARKER = "<!-- soak:start -->"
@@ -258,20 +261,6 @@ def soak(
     )
 
 
-def measured_commit() -> str:
-    """The commit the numbers were measured at (``+changes`` when the tree is dirty)."""
-
-    def git(*args: str) -> str:
-        result = subprocess.run(
-            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False
-        )
-        return result.stdout.strip()
-
-    commit = git("rev-parse", "--short=10", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "serving", "bench")
-    return f"{commit}+changes" if dirty else commit
-
-
 def render(result: SoakResult, workers: int, threads: int, connections: int) -> str:
     labels = ", ".join(label for label, _, _ in soak_bodies())
     verdict = "PASS" if result.passed else "FAIL"
@@ -311,19 +300,6 @@ def render(result: SoakResult, workers: int, threads: int, connections: int) -> 
     return "\n".join(lines) + "\n"
 
 
-def write_section(output: Path, section: str) -> None:
-    """Replace the soak section between the markers, or append it; keep everything else."""
-    text = output.read_text(encoding="utf-8") if output.exists() else ""
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        text = text[:start] + section + text[end + len(END_MARKER) :].lstrip("\n")
-    else:
-        text = (text.rstrip("\n") + "\n\n" if text else "") + section
-    temporary = output.with_suffix(output.suffix + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(output)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0)
@@ -335,7 +311,7 @@ def main() -> int:
     args = parser.parse_args()
     result = soak(args.duration, args.workers, args.threads, args.connections, args.warmup)
     section = render(result, args.workers, args.threads, args.connections)
-    write_section(args.output, section)
+    write_section(args.output, section, START_MARKER, END_MARKER)
     print(section)
     return 0 if result.passed else 1
 

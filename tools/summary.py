@@ -2,8 +2,8 @@
 
     python -m tools.summary [--root DIR]
 
-Reads reports/metrics.json, reports/robustness.json and dvc.lock and prints the accuracy,
-every gate with its threshold, measured value and verdict, the model version and where the
+Reads reports/metrics.json, reports/robustness.json, reports/ood.json and dvc.lock and prints
+the accuracy, every gate with its threshold, measured value and verdict, the model version and where the
 full reports are, in at most 80 columns. Gates are read generically: any ``gates`` entry
 (a list of gate objects, or an object keyed by gate name) and any ``*_gate`` object, each
 carrying ``passed`` and a threshold and measured value, under the names ``threshold`` /
@@ -24,12 +24,13 @@ from typing import Any
 
 import yaml
 
-REPORTS = ("reports/metrics.json", "reports/robustness.json")
+REPORTS = ("reports/metrics.json", "reports/robustness.json", "reports/ood.json")
 MODEL = "models/model.onnx"
 VERSION_LENGTH = 12
 NAME_WIDTH = 34
 FULL_REPORTS = (
-    "reports/metrics.json  reports/robustness.json  reports/per_class.md",
+    "reports/metrics.json  reports/robustness.json  reports/ood.json",
+    "reports/model_selection.json  reports/per_class.md",
     "docs/model_card.md  docs/evaluation_protocol.md  docs/risk_register.md",
     "dvc metrics show  (every metric: one wide table)",
     "dvc plots show    (confusion matrix and robustness curves)",
@@ -47,9 +48,13 @@ class Gate:
     value: float
     passed: bool
     source: str
+    kind: str | None = None  # "min" or "max" (stages/gates.py); older reports: name prefix
+    marginal: bool = False  # the 95 % interval straddles the threshold
 
     @property
     def comparison(self) -> str:
+        if self.kind in ("min", "max"):
+            return ">=" if self.kind == "min" else "<="
         if self.name.startswith("max_"):
             return "<="
         if self.name.startswith("min_"):
@@ -79,7 +84,15 @@ def parse_gate(gate: Any, default_name: str, source: str) -> Gate:
         raise SummaryError(f"{source}: gate {default_name!r} has no {missing.args[0]}") from None
     name = gate.get("name") or (threshold_key if threshold_key != "threshold" else default_name)
     try:
-        return Gate(str(name), float(threshold), float(value), gate["passed"], source)
+        return Gate(
+            str(name),
+            float(threshold),
+            float(value),
+            gate["passed"],
+            source,
+            kind=gate.get("kind"),
+            marginal=gate.get("marginal") is True,
+        )
     except (TypeError, ValueError):
         raise SummaryError(f"{source}: gate {name!r} threshold/value are not numbers") from None
 
@@ -155,6 +168,9 @@ def render(root: Path) -> tuple[str, bool]:
         lines.append(f"{name:<{NAME_WIDTH}} {threshold:>12} {_number(gate.value):>10}  {verdict}")
     failed = [gate.name for gate in gates if not gate.passed]
     lines.append(f"all {len(gates)} gates passed" if not failed else f"FAILED: {', '.join(failed)}")
+    marginal = [gate.name for gate in gates if gate.marginal]
+    if marginal:
+        lines.append(f"marginal (95 % interval straddles the threshold): {', '.join(marginal)}")
     lines += ["", "full reports:", *(f"  {line}" for line in FULL_REPORTS)]
     return "\n".join(lines) + "\n", not failed
 

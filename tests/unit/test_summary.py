@@ -27,7 +27,7 @@ def summarise(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 def copy_reports(tmp_path: Path) -> Path:
-    for name in ("dvc.lock", "reports/metrics.json", "reports/robustness.json"):
+    for name in ("dvc.lock", "reports/metrics.json", "reports/robustness.json", "reports/ood.json"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO_ROOT / name, tmp_path / name)
     return tmp_path
@@ -57,7 +57,16 @@ def test_summary_of_this_run_fits_a_terminal_and_quotes_the_reports(
     assert f"model version {md5[:12]}" in out
     assert md5 in out
     gate_rows = [line for line in out.splitlines() if re.search(r" (pass|FAIL)$", line)]
-    assert len(gate_rows) == 1 + len(robustness["gates"])
+    ood = json.loads((REPO_ROOT / "reports/ood.json").read_text(encoding="utf-8"))
+    assert len(gate_rows) == 1 + len(robustness["gates"]) + len(ood["gates"])
+    marginal = [
+        name
+        for report in (metrics, robustness, ood)
+        for name, gate in report["gates"].items()
+        if gate["marginal"]
+    ]
+    if marginal:  # the run's marginal gates are named, on one line
+        assert f"straddles the threshold): {', '.join(marginal)}" in out
     for row in gate_rows:
         assert row.endswith("pass")
     for path in ("reports/metrics.json", "reports/robustness.json", "docs/model_card.md"):
