@@ -2,12 +2,12 @@
 
     python -m tools.summary [--root DIR]
 
-Reads reports/metrics.json, reports/robustness.json, reports/ood.json and dvc.lock and prints
-the accuracy, every gate with its threshold, measured value and verdict, the model version
-and where the full reports are, in at most 80 columns. Gates are read generically: any ``gates`` entry
-(a list of gate objects, or an object keyed by gate name) and any ``*_gate`` object, each
-carrying ``passed`` and a threshold and measured value, under the names ``threshold`` /
-``value`` / ``measured`` or ``min_*`` / ``max_*`` / ``measured_*``.
+Reads reports/metrics.json, reports/robustness.json, reports/ood.json and dvc.lock and
+prints the accuracy, every gate with its threshold, measured value and verdict, the model
+version and where the full reports are, in at most 80 columns. Gates are read generically:
+any ``gates`` entry (a list of gate objects, or an object keyed by gate name) and any
+``*_gate`` object, each carrying ``passed`` and a threshold and measured value, under the
+names ``threshold`` / ``value`` / ``measured`` or ``min_*`` / ``max_*`` / ``measured_*``.
 
 Exit status: 0 every gate passed, 1 a gate failed, 2 the reports cannot be read.
 The full metric table stays available via ``dvc metrics show``.
