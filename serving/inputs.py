@@ -1,7 +1,11 @@
 """Decode a request body into a float32 ``[n, 64]`` array, or say exactly what is wrong.
 
 The happy path is msgspec decoding (types and the 0..16 range checked in C)
-followed by one ``np.array`` call; the per-row diagnosis runs only on failure.
+followed by one ``np.array`` call; the per-row diagnosis runs only on failure. Bodies of
+flat integer rows (what the demo page and most clients send) take a faster first try:
+validated as integers 0..16, the rows become one uint8 buffer (``bytes`` of each row),
+about 1.6x faster for 1000 rows than float decoding (docs/performance.md); anything
+else, errors included, is decoded by the general path, which gives every error message.
 """
 
 from __future__ import annotations
@@ -13,9 +17,17 @@ import numpy as np
 import numpy.typing as npt
 
 from serving.msgspec_text import field_name, split_location
-from serving.schemas import GRID, N_FEATURES, PIXEL_MAX, PIXEL_MIN, SamplesRequest
+from serving.schemas import (
+    GRID,
+    N_FEATURES,
+    PIXEL_MAX,
+    PIXEL_MIN,
+    IntSamplesRequest,
+    SamplesRequest,
+)
 
 _DECODER = msgspec.json.Decoder(SamplesRequest)
+_INT_DECODER = msgspec.json.Decoder(IntSamplesRequest)
 
 
 class ClientError(Exception):
@@ -55,6 +67,14 @@ def _validation_error(exc: msgspec.ValidationError) -> ClientError:
 
 def decode_samples(body: bytes, max_rows: int) -> npt.NDArray[np.float32]:
     """The samples in ``body`` as a contiguous float32 array of shape ``[n, 64]``."""
+    try:
+        rows = _INT_DECODER.decode(body).samples
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        pass  # not flat integer rows (or not valid): the general path decides and explains
+    else:
+        check_row_count(len(rows), max_rows, "samples")
+        pixels = np.frombuffer(b"".join(map(bytes, rows)), dtype=np.uint8)
+        return pixels.astype(np.float32).reshape(len(rows), N_FEATURES)
     try:
         request = _DECODER.decode(body)
     except msgspec.ValidationError as exc:

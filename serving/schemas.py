@@ -12,6 +12,7 @@ N_FEATURES = 64
 GRID = 8
 
 Pixel = Annotated[float, msgspec.Meta(ge=PIXEL_MIN, le=PIXEL_MAX)]
+IntPixel = Annotated[int, msgspec.Meta(ge=int(PIXEL_MIN), le=int(PIXEL_MAX))]
 
 
 class SamplesRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -22,6 +23,18 @@ class SamplesRequest(msgspec.Struct, forbid_unknown_fields=True):
     """
 
     samples: list[list[Pixel | list[Pixel]]]
+
+
+class IntSamplesRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The common case of :class:`SamplesRequest`: flat rows of 64 integer pixels.
+
+    Decoded first (integers 0..16 need no float objects: CPython caches small ints, and
+    the rows convert to one uint8 buffer); any other body falls back to the general type.
+    """
+
+    samples: list[
+        Annotated[list[IntPixel], msgspec.Meta(min_length=N_FEATURES, max_length=N_FEATURES)]
+    ]
 
 
 class ErrorResponse(msgspec.Struct):

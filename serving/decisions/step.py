@@ -8,26 +8,20 @@ has its record queued, and the graceful shutdown writes the queue (:meth:`Decisi
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-import msgspec
 from litestar import Litestar
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.access import EXPLAIN, PREDICT, required_access
 from serving.auth import CLIENT, Client
 from serving.decisions.outcome import Outcome, outcome_var
-from serving.decisions.record import (
-    SCHEMA_VERSION,
-    DecisionRecord,
-    canonical_rows,
-    input_sha256,
-    utc_time,
-)
+from serving.decisions.record import Pending, encode_records
 from serving.decisions.writer import DecisionWriter
 from serving.dispatch import ROUTE, Route
 from serving.logs import request_id_var
@@ -37,11 +31,6 @@ from serving.state import service_of
 log = logging.getLogger("serving")
 DECIDING = frozenset({PREDICT, EXPLAIN})
 REGISTRY_FILE = "models/registry.json"
-_ENCODER = msgspec.json.Encoder()
-
-# (request id, start epoch, client id, route, method, status, model version, registry tag,
-#  latency seconds, outcome)
-Pending = tuple[str, float, str | None, str, str, int, str, str | None, float, Outcome]
 
 
 def registry_tag(settings: Settings, version: str) -> str | None:
@@ -60,32 +49,9 @@ def registry_tag(settings: Settings, version: str) -> str | None:
     return tag if isinstance(tag, str) else None
 
 
-def record_encoder(with_inputs: bool) -> Any:
-    def encode(item: Pending) -> bytes:
-        rid, started, client, route, method, status, version, tag, seconds, out = item
-        rows = canonical_rows(out.samples)
-        record = DecisionRecord(
-            schema_version=SCHEMA_VERSION,
-            request_id=rid,
-            time=utc_time(started),
-            client_id=client,
-            route=route,
-            method=method,
-            status=status,
-            model_version=version,
-            registry_tag=tag,
-            rows=int(rows.shape[0]),
-            input_sha256=input_sha256(rows),
-            labels=out.labels.tolist(),
-            top_probability=out.probabilities.max(axis=1).tolist(),
-            ood=out.ood.tolist(),
-            ood_score=out.ood_score.tolist(),
-            latency_ms=round(seconds * 1000, 3),
-            inputs=rows.tolist() if with_inputs else None,
-        )
-        return _ENCODER.encode(record) + b"\n"
-
-    return encode
+def record_encoder(with_inputs: bool) -> Callable[[Sequence[Pending]], list[bytes]]:
+    """The writer's batch encoder: one JSON line per queued request."""
+    return functools.partial(encode_records, with_inputs=with_inputs)
 
 
 def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:

@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ class DecisionWriter:
     def __init__(
         self,
         directory: Path,
-        encode: Callable[[Any], bytes],
+        encode: Callable[[Sequence[Any]], list[bytes]],
         metrics: AccessMetrics,
         flush_seconds: float,
         max_bytes: int,
@@ -89,7 +89,7 @@ class DecisionWriter:
         """Encode everything queued and append it; failures keep the lines for a retry."""
         with self._lock:
             count = len(self._queue)
-            lines = [self._encode(self._queue.popleft()) for _ in range(count)]
+            lines = self._encode([self._queue.popleft() for _ in range(count)])
             for line in lines:
                 self._keep(line)
             if self._unwritten:

@@ -11,13 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import msgspec
 import numpy as np
 import pytest
 from litestar.testing import TestClient
 
 from serving.app import create_app
 from serving.decisions.__main__ import main as decisions_main
-from serving.decisions.record import SCHEMA_FILE
+from serving.decisions.outcome import Outcome
+from serving.decisions.record import (
+    SCHEMA_FILE,
+    DecisionRecord,
+    Pending,
+    canonical_rows,
+    encode_records,
+    input_sha256,
+    utc_time,
+)
 from serving.keys import add_key
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import Settings
@@ -193,3 +203,55 @@ def test_a_full_disk_never_fails_a_prediction(tmp_path: Path, key_file: tuple[Pa
             time.sleep(0.05)
     recorded = {record["request_id"] for record in read_records(directory)}
     assert set(ids) <= recorded
+
+
+def test_batch_encoding_gives_each_record_as_built_alone() -> None:
+    """encode_records (batch-wise) == each record built on its own from its own arrays."""
+    rng = np.random.default_rng(3)
+    items: list[Pending] = []
+    for index, n_rows in enumerate((1, 3, 1, 7, 2)):
+        samples: Any = rng.integers(0, 17, size=(n_rows, 64)).astype(np.float32)
+        if index == 1:
+            samples = np.asfortranarray(samples)  # not C-contiguous
+        if index == 2:
+            samples = samples.reshape(n_rows, 8, 8).astype(np.float64)  # another dtype and shape
+        probabilities = rng.random((n_rows, 10)).astype(np.float32)
+        outcome = Outcome(
+            samples,
+            rng.integers(0, 10, size=n_rows),
+            probabilities,
+            rng.random(n_rows) > 0.5,
+            rng.random(n_rows).astype(np.float32),
+        )
+        started = 1_764_480_000 + index * 0.4567 + (0.9999996 if index == 3 else 0.0)
+        items.append(
+            (f"r{index}", started, "c", "/predict", "POST", 200, "v", None, 0.0123, outcome)
+        )
+    for with_inputs in (False, True):
+        lines = encode_records(items, with_inputs)
+        assert len(lines) == len(items)
+        for line, (rid, started, client, route, method, status, version, tag, seconds, out) in zip(
+            lines, items, strict=True
+        ):
+            rows = canonical_rows(out.samples)
+            alone = DecisionRecord(
+                schema_version=1,
+                request_id=rid,
+                time=utc_time(started),
+                client_id=client,
+                route=route,
+                method=method,
+                status=status,
+                model_version=version,
+                registry_tag=tag,
+                rows=int(rows.shape[0]),
+                input_sha256=input_sha256(rows),
+                labels=out.labels.tolist(),
+                top_probability=out.probabilities.max(axis=1).tolist(),
+                ood=out.ood.tolist(),
+                ood_score=out.ood_score.tolist(),
+                latency_ms=round(seconds * 1000, 3),
+                inputs=rows.tolist() if with_inputs else None,
+            )
+            assert line == msgspec.json.encode(alone) + b"\n"
+            jsonschema.validate(json.loads(line), SCHEMA)

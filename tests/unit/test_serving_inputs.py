@@ -145,3 +145,38 @@ def test_large_request_round_trips_exactly() -> None:
     data = rng.integers(0, 17, size=(1000, 64)).astype(np.float32)
     X = decode_samples(msgspec.json.encode({"samples": data.tolist()}), MAX_ROWS)
     np.testing.assert_array_equal(X, data)
+
+
+def test_integer_rows_decode_exactly_like_the_same_values_as_floats() -> None:
+    """The integer fast path and the general path give identical arrays."""
+    rng = np.random.default_rng(7)
+    rows = rng.integers(0, 17, size=(300, 64))
+    from_ints = decode_samples(body(rows.tolist()), MAX_ROWS)
+    from_floats = decode_samples(body(rows.astype(float).tolist()), MAX_ROWS)
+    assert from_ints.dtype == np.float32
+    assert from_ints.flags.c_contiguous and from_ints.flags.writeable
+    np.testing.assert_array_equal(from_ints, rows.astype(np.float32))
+    np.testing.assert_array_equal(from_ints, from_floats)
+
+
+@pytest.mark.parametrize(
+    ("samples", "reason", "location"),
+    [
+        ([[0] * 63 + [17]], "out_of_range", "samples[0][63]"),
+        ([[0] * 63 + [-1]], "out_of_range", "samples[0][63]"),
+        ([[0] * 63], "row_length", "samples[0]"),
+        ([[0] * 65], "row_length", "samples[0]"),
+        ([[0] * 64, [True] * 64], "invalid_type", "samples[1][0]"),
+        ([], "empty", "samples"),
+    ],
+)
+def test_integer_rows_with_errors_get_the_general_answer(
+    samples: list[list[object]], reason: str, location: str
+) -> None:
+    error = rejected(body(samples))
+    assert (error.status, error.reason, error.location) == (400, reason, location)
+
+
+def test_too_many_integer_rows_are_refused_before_conversion() -> None:
+    error = rejected(body([[1] * 64] * 6), max_rows=5)
+    assert (error.status, error.reason) == (413, "too_many_rows")
