@@ -11,6 +11,7 @@ import pytest
 
 from serving.drift import (
     PSI_EPSILON,
+    SEARCHSORTED_MAX_ROWS,
     DriftMonitor,
     DriftSummary,
     ReferenceStats,
@@ -194,3 +195,17 @@ def test_malformed_reference_is_refused(mutate: object, fragment: str) -> None:
 def test_unparseable_reference_is_refused() -> None:
     with pytest.raises(LineageError, match="cannot be parsed"):
         parse_reference(b"{", REFERENCE_PATH)
+
+
+@pytest.mark.parametrize("rows", [1, SEARCHSORTED_MAX_ROWS, SEARCHSORTED_MAX_ROWS + 1, 300])
+def test_bin_indices_match_searchsorted_for_small_and_large_batches(
+    reference: ReferenceStats, rows: int
+) -> None:
+    """Both ways of binning (small batches, large batches) give searchsorted's answer."""
+    monitor = DriftMonitor(reference, window=10, min_rows=1, threshold=0.2)
+    rng = np.random.default_rng(rows)
+    X = rng.uniform(-1.0, 17.0, size=(rows, 64)).astype(np.float32)
+    X[:, :18] = np.asarray(reference.bin_edges, dtype=np.float32)[None, :18]  # exactly on edges
+    expected = np.searchsorted(np.asarray(reference.bin_edges[1:-1], np.float32), X, "right")
+    assert monitor.bin_indices(X).dtype == np.uint8
+    np.testing.assert_array_equal(monitor.bin_indices(X), expected)
