@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,67 +62,56 @@ def utc_time(epoch_seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _utc_times(epochs: Sequence[float]) -> list[str]:
-    """:func:`utc_time` of each epoch, formatting each distinct second once."""
-    seconds: dict[int, str] = {}
-    times = []
-    for epoch in epochs:
+class RecordTime:
+    """:func:`utc_time`, formatting the date and time of each second once (a cache of one)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, epoch: float) -> str:
         whole = math.floor(epoch)
         micros = round((epoch - whole) * 1e6)  # as datetime rounds: half to even
         if micros >= 1_000_000:
             whole, micros = whole + 1, micros - 1_000_000
-        prefix = seconds.get(whole)
-        if prefix is None:
-            prefix = seconds[whole] = utc_time(whole)[:-5]  # without ".000Z"
-        times.append(f"{prefix}.{micros // 1000:03d}Z")
-    return times
+        if whole != self._second:
+            self._second, self._prefix = whole, utc_time(whole)[:-5]  # without ".000Z"
+        return f"{self._prefix}.{micros // 1000:03d}Z"
 
 
-def encode_records(items: Sequence[Pending], with_inputs: bool) -> list[bytes]:
-    """One JSON line per queued request, built batch-wise.
+SMALL = 8  # rows: below this, Python's max over a list beats a numpy reduction
 
-    The per-row arrays of every request are concatenated so that the top probabilities
-    and the conversions to lists run once per batch instead of once per record; the
-    sha256 of each request's canonical rows is its own. Same bytes as building each
-    record alone (tests/unit/test_decisions.py).
-    """
-    if not items:
-        return []
-    outcomes = [item[9] for item in items]
-    bounds = np.cumsum([0, *(len(out.labels) for out in outcomes)]).tolist()
-    labels = np.concatenate([out.labels for out in outcomes]).tolist()
-    top = np.concatenate([out.probabilities for out in outcomes]).max(axis=1).tolist()
-    flags = np.concatenate([out.ood for out in outcomes]).tolist()
-    scores = np.concatenate([out.ood_score for out in outcomes]).tolist()
-    times = _utc_times([item[1] for item in items])
-    lines = []
-    for index, (rid, _, client, route, method, status, version, tag, seconds, out) in enumerate(
-        items
-    ):
-        rows = out.samples
-        if not (isinstance(rows, np.ndarray) and rows.ndim == 2 and rows.dtype.str == "<f4"):
-            rows = canonical_rows(rows)
-        elif not rows.flags.c_contiguous:
-            rows = np.ascontiguousarray(rows)
-        start, stop = bounds[index], bounds[index + 1]
-        record = DecisionRecord(  # positional, in field order (3x faster than keywords)
-            SCHEMA_VERSION,
-            rid,
-            times[index],
-            client,
-            route,
-            method,
-            status,
-            version,
-            tag,
-            stop - start,
-            hashlib.sha256(rows.data).hexdigest(),
-            labels[start:stop],
-            top[start:stop],
-            flags[start:stop],
-            scores[start:stop],
-            round(seconds * 1000, 3),
-            rows.tolist() if with_inputs else None,
-        )
-        lines.append(_ENCODER.encode(record) + b"\n")
-    return lines
+
+def record_line(item: Pending, with_inputs: bool, time_of: RecordTime) -> bytes:
+    """The JSON line of one answered request (what :class:`DecisionRecord` encodes to)."""
+    rid, started, client, route, method, status, version, tag, seconds, out = item
+    rows = out.samples
+    if not (isinstance(rows, np.ndarray) and rows.ndim == 2 and rows.dtype.str == "<f4"):
+        rows = canonical_rows(rows)
+    elif not rows.flags.c_contiguous:
+        rows = np.ascontiguousarray(rows)
+    n_rows = len(rows)
+    if n_rows < SMALL:
+        top = [max(row) for row in out.probabilities.tolist()]
+    else:
+        top = out.probabilities.max(axis=1).tolist()
+    record = DecisionRecord(  # positional, in field order (3x faster than keywords)
+        SCHEMA_VERSION,
+        rid,
+        time_of(started),
+        client,
+        route,
+        method,
+        status,
+        version,
+        tag,
+        n_rows,
+        hashlib.sha256(rows.data).hexdigest(),
+        out.labels.tolist(),
+        top,
+        out.ood.tolist(),
+        out.ood_score.tolist(),
+        round(seconds * 1000, 3),
+        rows.tolist() if with_inputs else None,
+    )
+    return _ENCODER.encode(record) + b"\n"

@@ -2,17 +2,16 @@
 
 The routes that decide are the ones that need the ``predict`` or ``explain`` scope
 (:mod:`serving.access`), so a new deciding route is recorded by declaring its scope. The
-record is queued before the last byte of the answer is sent: a client that has its answer
-has its record queued, and the graceful shutdown writes the queue (:meth:`DecisionWriter.close`).
+record is encoded and queued before the last byte of the answer is sent: a client that
+has its answer has its record queued, and the graceful shutdown writes the queue
+(:meth:`DecisionWriter.close`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from litestar import Litestar
@@ -21,7 +20,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from serving.access import EXPLAIN, PREDICT, required_access
 from serving.auth import CLIENT, Client
 from serving.decisions.outcome import Outcome, outcome_var
-from serving.decisions.record import Pending, encode_records
+from serving.decisions.record import RecordTime, record_line
 from serving.decisions.writer import DecisionWriter
 from serving.dispatch import ROUTE, Route
 from serving.logs import request_id_var
@@ -49,11 +48,6 @@ def registry_tag(settings: Settings, version: str) -> str | None:
     return tag if isinstance(tag, str) else None
 
 
-def record_encoder(with_inputs: bool) -> Callable[[Sequence[Pending]], list[bytes]]:
-    """The writer's batch encoder: one JSON line per queued request."""
-    return functools.partial(encode_records, with_inputs=with_inputs)
-
-
 def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
     """Chain step: queue a decision record for every 2xx answer of a deciding route."""
     service = service_of(app)
@@ -62,13 +56,14 @@ def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
         return inner
     writer = DecisionWriter(
         Path(settings.decision_log_dir),
-        record_encoder(settings.decision_log_inputs),
         service.metrics.access,
         settings.decision_flush_seconds,
         settings.decision_log_max_bytes,
     )
     service.closers.append(writer.close)
     tags: dict[str, str | None] = {}
+    with_inputs = settings.decision_log_inputs
+    time_of = RecordTime()
 
     async def step(scope: Scope, receive: Receive, send: Send) -> None:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
@@ -97,17 +92,21 @@ def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
                     tags[version] = registry_tag(settings, version)
                 client: Client | None = scope.get(CLIENT)  # type: ignore[assignment]
                 writer.submit(
-                    (
-                        request_id_var.get() or "unknown",
-                        started_wall,
-                        client.id if client is not None else None,
-                        route.template,
-                        scope["method"],  # type: ignore[typeddict-item]
-                        status,
-                        version,
-                        tags[version],
-                        time.perf_counter() - started,
-                        slot,
+                    record_line(
+                        (
+                            request_id_var.get() or "unknown",
+                            started_wall,
+                            client.id if client is not None else None,
+                            route.template,
+                            scope["method"],  # type: ignore[typeddict-item]
+                            status,
+                            version,
+                            tags[version],
+                            time.perf_counter() - started,
+                            slot,
+                        ),
+                        with_inputs,
+                        time_of,
                     )
                 )
                 recorded = True

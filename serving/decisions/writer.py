@@ -1,8 +1,11 @@
-"""Writes decision records off the hot path: a background thread, batches, rotation.
+"""Writes decision records off the request path: a background thread, batches, rotation.
 
-A request only appends a tuple to a deque (thread-safe). Every ``flush_seconds`` (or at
-``BATCH_WAKE`` pending records) the writer thread builds the records (hashes, top
-probabilities), encodes them and appends them with one ``write`` to this worker's file
+A request appends its encoded record (one JSON line, built on the event loop by
+:func:`serving.decisions.record.record_line`: building it in this thread instead
+cost more, since the thread shares the worker's GIL and the request's arrays had to
+be kept alive until the flush, and its batches held the GIL for tens of milliseconds)
+to a deque (thread-safe). Every ``flush_seconds`` (or at ``BATCH_WAKE`` pending records)
+the writer thread appends the pending lines with one ``write`` to this worker's file
 ``decisions-<host>-<pid>-<seq>.jsonl``; a file over ``max_bytes`` is closed and the next
 sequence number opened (size-based rotation; old files are kept for the query tool and
 for retention outside the service).
@@ -22,9 +25,7 @@ import os
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from serving.access_metrics import AccessMetrics, write_error_reason
 
@@ -36,19 +37,17 @@ class DecisionWriter:
     def __init__(
         self,
         directory: Path,
-        encode: Callable[[Sequence[Any]], list[bytes]],
         metrics: AccessMetrics,
         flush_seconds: float,
         max_bytes: int,
         max_pending_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.directory = directory
-        self._encode = encode
         self._metrics = metrics
         self._flush_seconds = flush_seconds
         self._max_bytes = max_bytes
         self._max_pending_bytes = max_pending_bytes
-        self._queue: deque[Any] = deque()
+        self._queue: deque[bytes] = deque()
         self._unwritten: deque[bytes] = deque()
         self._unwritten_bytes = 0
         self._wake = threading.Event()
@@ -60,9 +59,9 @@ class DecisionWriter:
         self._thread = threading.Thread(target=self._run, name="decision-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, item: Any) -> None:
-        """Queue one request's record material (called on the event loop; no I/O)."""
-        self._queue.append(item)
+    def submit(self, line: bytes) -> None:
+        """Queue one encoded record (called on the event loop; no I/O)."""
+        self._queue.append(line)
         if len(self._queue) >= BATCH_WAKE:
             self._wake.set()
 
@@ -86,12 +85,10 @@ class DecisionWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Encode everything queued and append it; failures keep the lines for a retry."""
+        """Append everything queued; failures keep the lines for a retry."""
         with self._lock:
-            count = len(self._queue)
-            lines = self._encode([self._queue.popleft() for _ in range(count)])
-            for line in lines:
-                self._keep(line)
+            for _ in range(len(self._queue)):
+                self._keep(self._queue.popleft())
             if self._unwritten:
                 self._write()
 

@@ -23,9 +23,10 @@ from serving.decisions.record import (
     SCHEMA_FILE,
     DecisionRecord,
     Pending,
+    RecordTime,
     canonical_rows,
-    encode_records,
     input_sha256,
+    record_line,
     utc_time,
 )
 from serving.keys import add_key
@@ -205,11 +206,11 @@ def test_a_full_disk_never_fails_a_prediction(tmp_path: Path, key_file: tuple[Pa
     assert set(ids) <= recorded
 
 
-def test_batch_encoding_gives_each_record_as_built_alone() -> None:
-    """encode_records (batch-wise) == each record built on its own from its own arrays."""
+def test_fast_record_line_is_the_record_built_field_by_field() -> None:
+    """record_line (positional struct, cached time prefix, direct hash) == the plain build."""
     rng = np.random.default_rng(3)
     items: list[Pending] = []
-    for index, n_rows in enumerate((1, 3, 1, 7, 2)):
+    for index, n_rows in enumerate((1, 3, 1, 7, 2, 40)):
         samples: Any = rng.integers(0, 17, size=(n_rows, 64)).astype(np.float32)
         if index == 1:
             samples = np.asfortranarray(samples)  # not C-contiguous
@@ -228,11 +229,10 @@ def test_batch_encoding_gives_each_record_as_built_alone() -> None:
             (f"r{index}", started, "c", "/predict", "POST", 200, "v", None, 0.0123, outcome)
         )
     for with_inputs in (False, True):
-        lines = encode_records(items, with_inputs)
-        assert len(lines) == len(items)
-        for line, (rid, started, client, route, method, status, version, tag, seconds, out) in zip(
-            lines, items, strict=True
-        ):
+        time_of = RecordTime()
+        for item in items:
+            line = record_line(item, with_inputs, time_of)
+            rid, started, client, route, method, status, version, tag, seconds, out = item
             rows = canonical_rows(out.samples)
             alone = DecisionRecord(
                 schema_version=1,
