@@ -8,7 +8,6 @@ files). Order, outermost first:
 1. ``resolve_route``: the route template (metrics label, later steps) and the handler;
 2. ``observe``: request id (log context, ``X-Request-ID``), HTTP metrics, access log;
 3. ``answer_errors``: an exception from any later step or FAST handler becomes its answer;
-4. ``limit_body``: body byte limit (413) and body-read deadline (408);
 4. ``authenticate``: the credential, and the scope the route declares (401/403);
 5. ``rate_limit``: per client id (or address), stricter for /explain (429);
 6. ``record_decisions``: a decision record of every answered prediction or explanation;
