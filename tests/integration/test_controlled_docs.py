@@ -1,0 +1,184 @@
+"""Controlled copies of the audit documents, made by `python -m tools.controlled_docs` in
+temporary clones of this repository with real `git` and `dvc`: the commit, its date and the
+history of each document's inputs, byte-identical runs, and the refusals."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from stages.doc_control import (
+    BEGIN,
+    COPY,
+    DATE,
+    END,
+    HISTORY,
+    OWNER,
+    VERSION,
+    load_yaml,
+    parse_rows,
+)
+from tests.conftest import REPO_ROOT
+from tests.integration.dvc_repo import clone, run, seed_from_checkout, tool_env
+
+pytestmark = pytest.mark.integration
+
+DOCUMENTS = {"model_card.md", "evaluation_protocol.md", "risk_register.md"}
+FIRST_DATE = "2031-02-03T04:05:06+01:00"
+SECOND_DATE = "2031-02-04T10:00:00-05:00"
+
+
+@dataclass(frozen=True)
+class Repo:
+    """A clone with two commits that change the documents' inputs (and `dvc repro` run)."""
+
+    path: Path
+    template_commit: str  # the risk register's template
+    readme_commit: str  # README.md only: no input of the documents
+    params_commit: str  # docs.owner in params.yaml: every document's input
+
+
+def commit(repo: Path, message: str, when: str) -> str:
+    """Commit everything with a fixed author and committer date; the new commit's hash."""
+    env = {**tool_env(), "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when}
+    for args in (["git", "add", "-A"], ["git", "commit", "--quiet", "-m", message]):
+        subprocess.run(args, cwd=repo, env=env, check=True, capture_output=True, timeout=60)
+    return run("git", "rev-parse", "HEAD", cwd=repo).strip()
+
+
+def controlled_docs(repo: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """The command as `make controlled-docs` runs it, on ``repo``."""
+    return subprocess.run(
+        [sys.executable, "-m", "tools.controlled_docs", "--repo", str(repo), "--out", str(out)],
+        cwd=REPO_ROOT,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def history_rows(text: str) -> list[list[str]]:
+    """The cells of the change-history table of a controlled copy."""
+    section = text[text.index("### Change history") : text.index(END)]
+    lines = [line for line in section.splitlines() if line.startswith("| `")]
+    return [[cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip("|"))] for line in lines]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    path = clone(tmp_path_factory.mktemp("controlled") / "repo")
+    seed_from_checkout(path)
+    template = path / "docs" / "templates" / "risk_register.md"
+    template.write_text(
+        template.read_text(encoding="utf-8") + "\nReviewed for the controlled copy.\n",
+        encoding="utf-8",
+    )
+    run("dvc", "repro", cwd=path)
+    first = commit(path, "Risk register: a reviewed note", FIRST_DATE)
+    readme = path / "README.md"
+    readme.write_text(readme.read_text(encoding="utf-8") + "\nNot an input.\n", encoding="utf-8")
+    unrelated = commit(path, "README: not an input of the documents", FIRST_DATE)
+    params = path / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    assert text.count("  owner: ML platform engineer\n") == 1
+    params.write_text(
+        text.replace("  owner: ML platform engineer\n", "  owner: Quality lead\n"), encoding="utf-8"
+    )
+    run("dvc", "repro", cwd=path)
+    second = commit(path, "Audit documents | owned by the quality lead", SECOND_DATE)
+    assert run("git", "status", "--porcelain", cwd=path) == ""
+    return Repo(path, first, unrelated, second)
+
+
+def test_copies_carry_version_date_and_history_and_are_byte_identical(
+    repo: Repo, tmp_path: Path
+) -> None:
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for out in runs:
+        result = controlled_docs(repo.path, out)
+        assert result.returncode == 0, result.stderr
+    assert {p.name for p in runs[0].iterdir()} == DOCUMENTS
+    for name in DOCUMENTS:
+        assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
+
+    lock = load_yaml(repo.path / "dvc.lock")
+    onnx = next(d for d in lock["stages"]["audit-docs"]["deps"] if d["path"] == "models/model.onnx")
+    head, first = repo.params_commit, repo.template_commit
+    risk = (runs[0] / "risk_register.md").read_text(encoding="utf-8")
+    rows = dict(parse_rows(risk, "risk_register.md"))
+    assert rows[VERSION] == f"`{onnx['md5'][:12]}+{head[:12]}`"
+    assert rows[DATE] == f"{SECOND_DATE} (committer date of `{head[:12]}`)"
+    assert rows[COPY].startswith(f"of commit `{head}`")
+    assert rows[OWNER] == "Quality lead"
+    assert "truncated" not in risk
+    history = history_rows(risk)
+    assert history[:2] == [
+        [f"`{head[:12]}`", SECOND_DATE, "Test", "Audit documents \\| owned by the quality lead"],
+        [f"`{first[:12]}`", FIRST_DATE, "Test", "Risk register: a reviewed note"],
+    ]
+    shown, total = map(int, re.findall(r"\d+", rows[HISTORY]))
+    assert shown == len(history) == 20  # bounded: this repository has a longer history
+    assert total > 20
+    assert f"Newest first, 20 of the {total} commits that changed this document's inputs" in risk
+
+    card = (runs[0] / "model_card.md").read_text(encoding="utf-8")
+    assert [row[0] for row in history_rows(card)][:2] == [f"`{head[:12]}`", f"`{first[:12]}`"]
+    assert repo.readme_commit[:12] not in card + risk
+
+    committed = (repo.path / "docs" / "risk_register.md").read_text(encoding="utf-8")
+    assert risk[: risk.index(BEGIN)] == committed[: committed.index(BEGIN)]
+    assert risk[risk.index(END) :] == committed[committed.index(END) :]
+    unfilled = dict(parse_rows(committed, "risk_register.md"))
+    assert {k: v for k, v in unfilled.items() if k not in (VERSION, DATE, HISTORY)} == {
+        k: v for k, v in rows.items() if k not in (VERSION, DATE, HISTORY, COPY)
+    }
+
+
+def test_uncommitted_inputs_are_refused_and_nothing_is_written(repo: Repo, tmp_path: Path) -> None:
+    template = repo.path / "docs" / "templates" / "model_card.md"
+    original = template.read_bytes()
+    template.write_bytes(original + b"\nA draft.\n")
+    try:
+        result = controlled_docs(repo.path, tmp_path / "out")
+    finally:
+        template.write_bytes(original)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "controlled-docs: refused: uncommitted changes to docs/templates/model_card.md: "
+        "a controlled copy is of a commit; commit or stash them first\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_commit_whose_dvc_lock_is_stale_is_refused(repo: Repo, tmp_path: Path) -> None:
+    stale = clone(tmp_path / "stale", source=repo.path)
+    template = stale / "docs" / "templates" / "evaluation_protocol.md"
+    template.write_text(template.read_text(encoding="utf-8") + "\nUnrendered.\n", encoding="utf-8")
+    commit(stale, "Template changed without dvc repro", FIRST_DATE)
+    result = controlled_docs(stale, tmp_path / "out")
+    assert result.returncode == 1
+    assert "dvc.lock does not record the committed docs/templates/evaluation_protocol.md" in (
+        result.stderr
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_shallow_clone_says_its_history_is_truncated(repo: Repo, tmp_path: Path) -> None:
+    shallow = tmp_path / "shallow"
+    run("git", "clone", "--quiet", "--depth", "1", repo.path.as_uri(), str(shallow), cwd=tmp_path)
+    assert run("git", "rev-parse", "--is-shallow-repository", cwd=shallow).strip() == "true"
+    result = controlled_docs(shallow, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "out" / "model_card.md").read_text(encoding="utf-8")
+    rows = dict(parse_rows(text, "model_card.md"))
+    assert rows[HISTORY] == "1 of 1 commits, below (**truncated**: shallow clone)"
+    assert "**History truncated:** this copy was made in a shallow clone" in text
+    assert rows[VERSION].endswith(f"+{repo.params_commit[:12]}`")
+    assert rows[DATE] == f"{SECOND_DATE} (committer date of `{repo.params_commit[:12]}`)"
