@@ -112,7 +112,7 @@ def approval_text(docs: DocsParams, fingerprint: str) -> str:
     """Who approved these inputs and when, or why the documents stand unapproved."""
     if not docs.approver:
         return "**not approved**: no approver recorded (`docs.approver` is empty)"
-    when = docs.approved_on.isoformat() if docs.approved_on else "?"
+    when = docs.approved_on
     if docs.approved_inputs != fingerprint:
         return (
             f"**not approved**: the approval by {docs.approver} on {when} covers inputs "

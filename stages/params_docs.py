@@ -14,6 +14,7 @@ import re
 import msgspec
 
 FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{12}$")
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NAME_LIMIT = 100
 
 
@@ -25,17 +26,29 @@ def _check_name(field: str, value: str) -> None:
         raise ValueError(f"{field} must be at most {_NAME_LIMIT} characters, got {len(value)}")
 
 
+def _is_date(value: str) -> bool:
+    """``YYYY-MM-DD`` naming a real day."""
+    if not DATE.match(value):
+        return False
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
 class DocsParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Document control of the audit documents (model card, evaluation protocol, risk register).
 
     ``owner`` maintains them. ``approver`` (a name; empty = not approved) approved them on
-    ``approved_on`` (YYYY-MM-DD) for ``approved_inputs``, the input fingerprint
-    (``sha256:`` and 12 hex digits) shown in their document-control section.
+    ``approved_on`` (a quoted ``"YYYY-MM-DD"``) for ``approved_inputs``, the input
+    fingerprint (``sha256:`` and 12 hex digits) shown in their document-control section.
     """
 
     owner: str = "ML platform engineer"
     approver: str = ""
-    approved_on: dt.date | None = None
+    # A quoted string: DVC cannot track a YAML date value ("Unsupported value of type 'date'").
+    approved_on: str = ""
     approved_inputs: str = ""
 
     def __post_init__(self) -> None:
@@ -44,13 +57,17 @@ class DocsParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
             raise ValueError("owner must name who maintains the documents, got ''")
         _check_name("owner", self.owner)
         _check_name("approver", self.approver)
+        if self.approved_on and not _is_date(self.approved_on):
+            raise ValueError(
+                f"approved_on must be a date written YYYY-MM-DD, got {self.approved_on!r}"
+            )
         if self.approved_inputs and not FINGERPRINT.match(self.approved_inputs):
             raise ValueError(
                 "approved_inputs must be the input fingerprint shown in the documents "
                 f"(sha256: and 12 hex digits), got {self.approved_inputs!r}"
             )
         given = {
-            "approved_on": self.approved_on is not None,
+            "approved_on": bool(self.approved_on),
             "approved_inputs": bool(self.approved_inputs),
         }
         if self.approver and not all(given.values()):

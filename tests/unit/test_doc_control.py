@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -57,7 +56,8 @@ def test_the_fingerprint_covers_deps_and_params_but_not_the_approval() -> None:
     assert base.startswith("sha256:")
     assert len(base) == len("sha256:") + 12
     approved = parse_params(
-        "docs: {approver: Jane Doe, approved_on: 2025-06-30, approved_inputs: sha256:0123456789ab}"
+        "docs: {approver: Jane Doe, approved_on: '2025-06-30', "
+        "approved_inputs: sha256:0123456789ab}"
     )
     assert input_fingerprint(deps, fingerprinted_params(approved)) == base
     assert input_fingerprint(dict(reversed(deps.items())), fingerprinted_params(Params())) == base
@@ -70,7 +70,7 @@ def test_an_approval_holds_only_for_the_inputs_it_names() -> None:
     fingerprint = "sha256:0123456789ab"
     assert approval_text(DocsParams(), fingerprint).startswith("**not approved**: no approver")
     approval = DocsParams(
-        approver="Jane Doe", approved_on=date(2025, 6, 30), approved_inputs=fingerprint
+        approver="Jane Doe", approved_on="2025-06-30", approved_inputs=fingerprint
     )
     assert approval_text(approval, fingerprint) == "approved by Jane Doe on 2025-06-30"
     lapsed = approval_text(approval, "sha256:ba9876543210")
