@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from stages.doc_control import (
+    APPROVAL,
     BEGIN,
     COPY,
     DATE,
     END,
     HISTORY,
+    INPUTS,
     OWNER,
     VERSION,
     load_yaml,
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.integration
 DOCUMENTS = {"model_card.md", "evaluation_protocol.md", "risk_register.md"}
 FIRST_DATE = "2031-02-03T04:05:06+01:00"
 SECOND_DATE = "2031-02-04T10:00:00-05:00"
+APPROVED_ON = "2031-02-04"
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class Repo:
     path: Path
     template_commit: str  # the risk register's template
     readme_commit: str  # README.md only: no input of the documents
-    params_commit: str  # docs.owner in params.yaml: every document's input
+    params_commit: str  # docs owner and approval in params.yaml: every document's input
 
 
 def commit(repo: Path, message: str, when: str) -> str:
@@ -71,6 +74,27 @@ def history_rows(text: str) -> list[list[str]]:
     return [[cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip("|"))] for line in lines]
 
 
+def fingerprint(repo: Path) -> str:
+    """The input fingerprint the committed model card states."""
+    rows = dict(parse_rows((repo / "docs" / "model_card.md").read_text(encoding="utf-8"), "card"))
+    return rows[INPUTS].split("`")[1]
+
+
+def set_docs(repo: Path, owner: str, approval: str) -> None:
+    """Owner and an approval by Jane Doe of the inputs ``approval``, as a user edits them."""
+    params = repo / "params.yaml"
+    old = (
+        '  owner: ML platform engineer\n  approver: ""\n  approved_on: ""\n  approved_inputs: ""\n'
+    )
+    new = (
+        f'  owner: {owner}\n  approver: Jane Doe\n  approved_on: "{APPROVED_ON}"\n'
+        f"  approved_inputs: {approval}\n"
+    )
+    text = params.read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    params.write_text(text.replace(old, new), encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     path = clone(tmp_path_factory.mktemp("controlled") / "repo")
@@ -85,14 +109,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     readme = path / "README.md"
     readme.write_text(readme.read_text(encoding="utf-8") + "\nNot an input.\n", encoding="utf-8")
     unrelated = commit(path, "README: not an input of the documents", FIRST_DATE)
-    params = path / "params.yaml"
-    text = params.read_text(encoding="utf-8")
-    assert text.count("  owner: ML platform engineer\n") == 1
-    params.write_text(
-        text.replace("  owner: ML platform engineer\n", "  owner: Quality lead\n"), encoding="utf-8"
-    )
+    set_docs(path, owner="Quality lead", approval=fingerprint(path))
     run("dvc", "repro", cwd=path)
-    second = commit(path, "Audit documents | owned by the quality lead", SECOND_DATE)
+    second = commit(path, "Audit documents | owned by the quality lead, approved", SECOND_DATE)
     assert run("git", "status", "--porcelain", cwd=path) == ""
     return Repo(path, first, unrelated, second)
 
@@ -120,7 +139,12 @@ def test_copies_carry_version_date_and_history_and_are_byte_identical(
     assert "truncated" not in risk
     history = history_rows(risk)
     assert history[:2] == [
-        [f"`{head[:12]}`", SECOND_DATE, "Test", "Audit documents \\| owned by the quality lead"],
+        [
+            f"`{head[:12]}`",
+            SECOND_DATE,
+            "Test",
+            "Audit documents \\| owned by the quality lead, approved",
+        ],
         [f"`{first[:12]}`", FIRST_DATE, "Test", "Risk register: a reviewed note"],
     ]
     shown, total = map(int, re.findall(r"\d+", rows[HISTORY]))
@@ -182,3 +206,25 @@ def test_a_shallow_clone_says_its_history_is_truncated(repo: Repo, tmp_path: Pat
     assert "**History truncated:** this copy was made in a shallow clone" in text
     assert rows[VERSION].endswith(f"+{repo.params_commit[:12]}`")
     assert rows[DATE] == f"{SECOND_DATE} (committer date of `{repo.params_commit[:12]}`)"
+
+
+def test_an_approval_holds_for_its_inputs_only(repo: Repo, tmp_path: Path) -> None:
+    """Recording the approval kept the fingerprint; changing an input lapses the approval."""
+    approved = fingerprint(repo.path)
+    card = (repo.path / "docs" / "model_card.md").read_text(encoding="utf-8")
+    assert dict(parse_rows(card, "card"))[APPROVAL] == f"approved by Jane Doe on {APPROVED_ON}"
+    parent = run("git", "show", "HEAD~1:docs/model_card.md", cwd=repo.path)
+    assert dict(parse_rows(parent, "card"))[INPUTS] == dict(parse_rows(card, "card"))[INPUTS]
+
+    changed = clone(tmp_path / "changed", source=repo.path)
+    seed_from_checkout(changed)
+    template = changed / "docs" / "templates" / "evaluation_protocol.md"
+    template.write_text(template.read_text(encoding="utf-8") + "\nChanged.\n", encoding="utf-8")
+    run("dvc", "repro", cwd=changed)
+    assert fingerprint(changed) != approved
+    for name in DOCUMENTS:
+        rows = dict(parse_rows((changed / "docs" / name).read_text(encoding="utf-8"), name))
+        assert rows[APPROVAL] == (
+            f"**not approved**: the approval by Jane Doe on {APPROVED_ON} covers inputs "
+            f"`{approved}`, not these"
+        ), name
