@@ -6,7 +6,7 @@ never be stale: this stage reruns whenever any of them changes, and the
 reproducibility check covers the rendered files. An unknown placeholder is an
 error, not a blank. Each template holds one ``${document_control}``: the block of
 ``stages/doc_control.py``, whose input fingerprint covers the stage's dependencies as
-``dvc.yaml`` declares them (``--dvc-yaml``) and its params but ``docs``.
+``dvc.yaml`` declares them (``--dvc-yaml``) and its params except ``docs``.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ class DocControlError(ValueError):
 
 
 def fingerprinted_params(params: Params) -> dict[str, object]:
-    """Every params section but ``docs``: recording an approval must not change what it covers."""
+    """Every params section except ``docs``: recording an approval must not change its scope."""
     data = to_builtins(params)
     data.pop("docs", None)
     return data
