@@ -1,10 +1,14 @@
-"""Controlled copies of the audit documents, made by `python -m tools.controlled_docs` in
-temporary clones of this repository with real `git` and `dvc`: the commit, its date and the
-history of each document's inputs, byte-identical runs, and the refusals."""
+"""Controlled copies of the audit documents, made by `python -m tools.controlled_docs` in a
+temporary repository holding this project's files, with real `git` and `dvc`: the commit,
+its date and the history of each document's inputs, byte-identical runs, and the refusals.
+
+The repository starts from one root commit of HEAD's files, so what the test expects does
+not depend on how deep CI cloned this project (a shallow checkout is the CI default)."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -31,6 +35,8 @@ from tests.integration.dvc_repo import clone, run, seed_from_checkout, tool_env
 pytestmark = pytest.mark.integration
 
 DOCUMENTS = {"model_card.md", "evaluation_protocol.md", "risk_register.md"}
+ROOT_DATE = "2031-01-01T00:00:00+00:00"
+NOTES = 20  # commits that change an input (a params.yaml comment) before the template change
 FIRST_DATE = "2031-02-03T04:05:06+01:00"
 SECOND_DATE = "2031-02-04T10:00:00-05:00"
 APPROVED_ON = "2031-02-04"
@@ -38,7 +44,8 @@ APPROVED_ON = "2031-02-04"
 
 @dataclass(frozen=True)
 class Repo:
-    """A clone with two commits that change the documents' inputs (and `dvc repro` run)."""
+    """Root commit, ``NOTES`` commenting ``params.yaml``, then the template, README-only and
+    params commits (`dvc repro` run after each input change)."""
 
     path: Path
     template_commit: str  # the risk register's template
@@ -98,7 +105,17 @@ def set_docs(repo: Path, owner: str, approval: str) -> None:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     path = clone(tmp_path_factory.mktemp("controlled") / "repo")
+    shutil.rmtree(path / ".git")  # HEAD's files as the root of a history the test controls
+    run("git", "init", "--quiet", cwd=path)
+    run("git", "config", "user.email", "test@example.invalid", cwd=path)
+    run("git", "config", "user.name", "Test", cwd=path)
+    commit(path, "The project at the start of the test", ROOT_DATE)
     seed_from_checkout(path)
+    params = path / "params.yaml"
+    for note in range(1, NOTES + 1):  # comments: no param value changes, dvc.lock stays valid
+        with params.open("a", encoding="utf-8") as handle:
+            handle.write(f"# note {note}\n")
+        commit(path, f"params.yaml: note {note}", f"2031-01-{note + 1:02d}T12:00:00+00:00")
     template = path / "docs" / "templates" / "risk_register.md"
     template.write_text(
         template.read_text(encoding="utf-8") + "\nReviewed for the controlled copy.\n",
@@ -147,9 +164,10 @@ def test_copies_carry_version_date_and_history_and_are_byte_identical(
         ],
         [f"`{first[:12]}`", FIRST_DATE, "Test", "Risk register: a reviewed note"],
     ]
-    shown, total = map(int, re.findall(r"\d+", rows[HISTORY]))
-    assert shown == len(history) == 20  # bounded: this repository has a longer history
-    assert total > 20
+    total = 1 + NOTES + 2  # root, notes, template and params commits; not the README one
+    assert rows[HISTORY] == f"20 of {total} commits, below"
+    assert len(history) == 20
+    assert history[-1][3] == f"params.yaml: note {NOTES + 2 - 20 + 1}"  # the newest 20 only
     assert f"Newest first, 20 of the {total} commits that changed this document's inputs" in risk
 
     card = (runs[0] / "model_card.md").read_text(encoding="utf-8")
