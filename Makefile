@@ -84,6 +84,11 @@ bench-signature: $(STAMP) ## Cost of the pre-start signature check (time, RSS) -
 drift-doc: pipeline ## Recompute the drift scores quoted in docs/drift.md (tools/drift_figures.py)
 	python -m tools.drift_figures --write docs/drift.md
 
+.PHONY: controlled-docs
+controlled-docs: $(STAMP) ## Controlled copies of the audit docs at HEAD (commit, date, history) -> build/controlled-docs/
+	rm -rf build/controlled-docs
+	python -m tools.controlled_docs --out build/controlled-docs
+
 .PHONY: lint
 lint: $(STAMP) ## ruff check + ruff format --check + bandit + zizmor (workflow audit, offline)
 	ruff check stages serving tests bench tools

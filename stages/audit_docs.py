@@ -4,7 +4,9 @@ Templates under ``docs/templates/`` use ``string.Template`` placeholders
 (``${accuracy}``). Every number comes from a pipeline output, so a document can
 never be stale: this stage reruns whenever any of them changes, and the
 reproducibility check covers the rendered files. An unknown placeholder is an
-error, not a blank.
+error, not a blank. Each template holds one ``${document_control}``: the block of
+``stages/doc_control.py``, whose input fingerprint covers the stage's dependencies as
+``dvc.yaml`` declares them (``--dvc-yaml``) and its params except ``docs``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ import numpy as np
 import yaml
 
 from stages.artifacts import atomic_write_bytes, read_bytes, read_json
+from stages.doc_control import (
+    HOW_TO,
+    DocControlError,
+    control_block,
+    fingerprinted_params,
+    input_fingerprint,
+    stage_files,
+    stage_rows,
+)
 from stages.doc_tables import (
     adversarial_table,
     class_counts_table,
@@ -38,12 +49,13 @@ from stages.doc_tables import (
     stress_table,
 )
 from stages.ood import onnx_scores
-from stages.params import Params, load_params, to_builtins
+from stages.params import Params, load_params
 from stages.runner import StageError, run_stage
 from stages.train import onnx_predict
 
 VERSION_LENGTH = 12  # the service reports the same md5 prefix as the model version
 N_CLASSES = 10
+CONTROL_SLOT = "\x00document-control\x00"  # where ${document_control} goes, filled last
 
 
 class TemplateError(StageError):
@@ -182,7 +194,7 @@ def render_context(inputs: Inputs) -> dict[str, str]:
         "ood_gated_sets": ", ".join(params.ood.gates.gated_sets),
         "lineage_table": lineage_table(inputs.lineage),
         "library_table": library_table(inputs.model_metadata),
-        "params_yaml": yaml.safe_dump(to_builtins(params), sort_keys=True).rstrip(),
+        "params_yaml": yaml.safe_dump(fingerprinted_params(params), sort_keys=True).rstrip(),
     }
 
 
@@ -208,6 +220,51 @@ def render(template: str, context: Mapping[str, str], source: str) -> str:
         raise TemplateError(f"{source}: unknown placeholder ${{{exc.args[0]}}}") from None
     except ValueError as exc:
         raise TemplateError(f"{source}: malformed placeholder: {exc}") from None
+
+
+def fingerprint_of(dvc_yaml: Path, params: Params) -> str:
+    """The input fingerprint: md5 of every dependency ``dvc.yaml`` declares, and the params."""
+    try:
+        deps, _ = stage_files(dvc_yaml)
+    except DocControlError as exc:
+        raise StageError(str(exc)) from None
+    md5s = {}
+    for dep in deps:
+        path = Path(dep)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: declared dependency is missing")
+        md5s[dep] = file_md5(path)
+    return input_fingerprint(md5s, fingerprinted_params(params))
+
+
+def render_document(
+    template_path: Path,
+    output_path: Path,
+    context: Mapping[str, str],
+    fingerprint: str,
+    params: Params,
+) -> str:
+    """One document, its document-control block filled from the pipeline."""
+    source = str(template_path)
+    text = render(
+        template_path.read_text(encoding="utf-8"),
+        {**context, "document_control": CONTROL_SLOT},
+        source,
+    )
+    if text.count(CONTROL_SLOT) != 1:
+        raise TemplateError(f"{source}: needs exactly one ${{document_control}} placeholder")
+    title = next((line[2:] for line in text.splitlines() if line.startswith("# ")), None)
+    if title is None:
+        raise TemplateError(f"{source}: needs a '# ' title line")
+    rows = stage_rows(
+        title=title,
+        document=str(output_path),
+        template=source,
+        model_version=context["model_version"],
+        fingerprint=fingerprint,
+        docs=params.docs,
+    )
+    return text.replace(CONTROL_SLOT, f"{control_block(rows)}\n\n{HOW_TO}")
 
 
 def load_inputs(args: argparse.Namespace) -> Inputs:
@@ -261,17 +318,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ood-report", type=Path, required=True)
     parser.add_argument("--lineage", type=Path, nargs="+", required=True)
     parser.add_argument("--render", action="append", required=True, metavar="TEMPLATE:OUTPUT")
+    parser.add_argument("--dvc-yaml", type=Path, required=True, help="declares this stage's deps")
     args = parser.parse_args(argv)
 
     def body() -> None:
         pairs = parse_render_pairs(args.render)
         inputs = load_inputs(args)
         context = render_context(inputs)
+        fingerprint = fingerprint_of(args.dvc_yaml, inputs.params)
         rendered = []
         for template_path, output_path in pairs:
             if not template_path.is_file():
                 raise FileNotFoundError(f"{template_path}: template is missing")
-            text = render(template_path.read_text(encoding="utf-8"), context, str(template_path))
+            text = render_document(template_path, output_path, context, fingerprint, inputs.params)
             rendered.append((output_path, text))
         for output_path, text in rendered:
             atomic_write_bytes(output_path, text.encode("utf-8"))

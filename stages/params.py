@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from stages.params_docs import DocsParams
 from stages.params_messages import one_line
 
 ModelType = Literal["logistic_regression", "mlp", "svc", "random_forest"]
@@ -296,6 +297,7 @@ class Params(_Strict, frozen=True):
     evaluate: EvaluateParams = EvaluateParams()
     robustness: RobustnessParams = RobustnessParams()
     ood: OodParams = OodParams()
+    docs: DocsParams = DocsParams()
 
 
 def parse_params(text: str, source: str = "params.yaml") -> Params:
@@ -311,6 +313,8 @@ def parse_params(text: str, source: str = "params.yaml") -> Params:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
         raise ParamsError(f"{source}: not valid YAML{where}: {problem}") from None
+    except ValueError as exc:  # a scalar YAML resolves but cannot build, e.g. 2025-02-31
+        raise ParamsError(f"{source}: not valid YAML: {exc}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -255,3 +255,24 @@ def test_release_image_is_built_from_the_registry_labelled_pushed_and_signed(
     cosign = _step(job, "Sign the image by digest")
     assert cosign["run"] == 'cosign sign --yes "$IMAGE_REF"'
     assert cosign["if"] == "steps.push.outputs.pushed == 'true'"
+
+
+def test_release_uploads_controlled_copies_of_the_audit_documents(
+    release: dict[Any, Any],
+) -> None:
+    job = release["jobs"]["publish"]
+    steps = job["steps"]
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0  # the change history needs the full log
+    copies = _step(job, "Controlled copies of the audit documents")
+    assert copies["run"] == "make controlled-docs"
+    upload = _step(job, "Attach the controlled copies")
+    assert PINNED.match(upload["uses"])
+    assert upload["uses"].startswith("actions/upload-artifact@")
+    assert upload["with"]["path"] == "build/controlled-docs/"
+    assert upload["with"]["if-no-files-found"] == "error"
+    assert "if" not in copies
+    assert "if" not in upload  # every release carries them: no secret is needed
+    assert steps.index(checkout) < steps.index(copies) < steps.index(upload)
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "python -m tools.controlled_docs --out build/controlled-docs\n" in makefile

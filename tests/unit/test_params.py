@@ -75,6 +75,35 @@ def test_to_builtins_round_trips() -> None:
         ("data: {histogram_bins: 1}", "data.histogram_bins: Expected `int` >= 2, got 1"),
         ("train: {logistic_regression: {max_iter: 2.5}}", "train.logistic_regression.max_iter"),
         ("data: [1, 2]", "data: Expected `object`, got `array`"),
+        ("docs: {approver: 3}", "docs.approver: Expected `str`, got `int`"),
+        ("docs: {reviewer: x}", "docs.reviewer: unknown key"),
+        ("docs: {owner: ''}", "docs: owner must name who maintains the documents, got ''"),
+        ("docs: {owner: 'a | b'}", "docs: owner must be one line without '|'"),
+        ("docs: {approver: ' Jane'}", "docs: approver must be one line without '|' or outer"),
+        (
+            "docs: {approver: Jane Doe}",
+            "docs: approver needs approved_on and approved_inputs too, got approver 'Jane Doe'",
+        ),
+        (
+            "docs: {approver: Jane Doe, approved_on: '2025-06-30'}",
+            "docs: approver needs approved_inputs too",
+        ),
+        ("docs: {approved_on: '2025-06-30'}", "docs: approved_on needs an approver (or clear it)"),
+        (
+            "docs: {approver: J, approved_on: '2025-06-30', approved_inputs: 0123456789ab}",
+            "docs: approved_inputs must be the input fingerprint shown in the documents "
+            "(sha256: and 12 hex digits), got '0123456789ab'",
+        ),
+        (
+            "docs: {approved_on: '2025-06-31'}",
+            "docs: approved_on must be a date written YYYY-MM-DD, got '2025-06-31'",
+        ),
+        (
+            "docs: {approved_on: '20250630'}",
+            "docs: approved_on must be a date written YYYY-MM-DD, got '20250630'",
+        ),
+        # DVC cannot track a YAML date ("Unsupported value of type 'date'"): it must be quoted.
+        ("docs: {approved_on: 2025-06-30}", "docs.approved_on: Expected `str`, got `date`"),
     ],
 )
 def test_invalid_value_names_the_key(text: str, expected: str) -> None:
@@ -106,3 +135,22 @@ def test_undecodable_file_is_a_params_error(tmp_path: Path) -> None:
     path.write_bytes(b"seed: \xff\xfe\n")
     with pytest.raises(ParamsError, match="cannot read params file"):
         load_params(path)
+
+
+def test_an_impossible_unquoted_date_is_a_params_error() -> None:
+    with pytest.raises(ParamsError, match=r"not valid YAML: day is out of range for month"):
+        parse_params("docs: {approved_on: 2025-02-31}\n")
+
+
+def test_a_complete_approval_decodes() -> None:
+    docs = parse_params(
+        "docs: {approver: Jane Doe, approved_on: '2025-06-30', "
+        "approved_inputs: sha256:0123456789ab}"
+    ).docs
+    assert (docs.approver, docs.approved_on, docs.approved_inputs) == (
+        "Jane Doe",
+        "2025-06-30",
+        "sha256:0123456789ab",
+    )
+    assert docs.owner == "ML platform engineer"  # the default of an unset owner
+    assert Params().docs.approver == ""  # no approval unless someone records one
