@@ -118,20 +118,20 @@ def pixel_batch(X: npt.NDArray[Any], max_rows: int, location: str) -> npt.NDArra
 
     ``X`` must be ``[n, 64]``; returns it as contiguous float32 after checking the row
     limit and that every pixel is finite and in 0..16 (two vectorised reductions; the
-    offending element is located only on failure).
+    offending element is located only on failure). The range is checked in ``X``'s own
+    dtype, before the cast: a float64 just past 16 must not round into range.
     """
     check_row_count(int(X.shape[0]), max_rows, location)
     if X.ndim != 2 or X.shape[1] != N_FEATURES:
         raise ClientError(
             400, "row_length", f"{location}: expected shape [n, {N_FEATURES}], got {list(X.shape)}"
         )
-    batch = np.ascontiguousarray(X, dtype=np.float32)
-    low, high = batch.min(), batch.max()
+    low, high = X.min(), X.max()
     if low >= PIXEL_MIN and high <= PIXEL_MAX:  # False for NaN too
-        return batch
-    bad = ~((batch >= PIXEL_MIN) & (batch <= PIXEL_MAX))
+        return np.ascontiguousarray(X, dtype=np.float32)
+    bad = ~((X >= PIXEL_MIN) & (X <= PIXEL_MAX))
     row, column = (int(index) for index in np.argwhere(bad)[0])
-    value = float(batch[row, column])
+    value = float(X[row, column])
     raise ClientError(
         400,
         "out_of_range",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from litestar import MediaType, Router
@@ -21,14 +21,8 @@ from litestar.openapi.spec import (
 )
 
 from serving.access import public
-from serving.protocol.oip import (
-    INPUT_DATATYPES,
-    INPUT_NAME,
-    MODEL_OUTPUTS,
-    OCTET_STREAM,
-    InferResponse,
-    OipErrorBody,
-)
+from serving.protocol.oip import INPUT_NAME, OCTET_STREAM, InferResponse, OipErrorBody
+from serving.protocol.oip_schema import infer_request_schema
 from serving.schemas import (
     EXAMPLE_DIGIT,
     EXAMPLE_FLAT,
@@ -80,31 +74,27 @@ def openapi_config(docs: bool = True) -> OpenAPIConfig | None:
     )
 
 
+# JSON Schema keyword -> Litestar ``Schema`` field, and which keywords hold subschemas.
+_SCHEMA_FIELDS = {field.metadata.get("alias", field.name): field.name for field in fields(Schema)}
+_SUBSCHEMA = frozenset({"items", "not", "additionalProperties"})
+_SUBSCHEMA_LISTS = frozenset({"oneOf", "anyOf", "allOf", "prefixItems"})
+
+
 def _schema_from_dict(spec: dict[str, Any]) -> Schema:
-    """Turn a small JSON-schema dict into Litestar's OpenAPI ``Schema`` object."""
+    """Turn a JSON-schema dict into Litestar's OpenAPI ``Schema`` object (KeyError: unknown)."""
     kwargs: dict[str, Any] = {}
-    names = {
-        "title": "title",
-        "description": "description",
-        "minItems": "min_items",
-        "maxItems": "max_items",
-        "minimum": "minimum",
-        "maximum": "maximum",
-        "required": "required",
-    }
     for key, value in spec.items():
-        if key in names:
-            kwargs[names[key]] = value
-        elif key == "type":
-            kwargs["type"] = OpenAPIType(value)
-        elif key == "items":
-            kwargs["items"] = _schema_from_dict(value)
-        elif key == "oneOf":
-            kwargs["one_of"] = [_schema_from_dict(item) for item in value]
+        if key == "type":
+            value = (
+                [OpenAPIType(v) for v in value] if isinstance(value, list) else OpenAPIType(value)
+            )
+        elif key in _SUBSCHEMA and isinstance(value, dict):
+            value = _schema_from_dict(value)
+        elif key in _SUBSCHEMA_LISTS:
+            value = [_schema_from_dict(item) for item in value]
         elif key == "properties":
-            kwargs["properties"] = {name: _schema_from_dict(sub) for name, sub in value.items()}
-        elif key == "additionalProperties":
-            kwargs["additional_properties"] = value
+            value = {name: _schema_from_dict(sub) for name, sub in value.items()}
+        kwargs[_SCHEMA_FIELDS[key]] = value
     return Schema(**kwargs)
 
 
@@ -190,94 +180,44 @@ def status_only(description: str) -> ResponseSpec:
     )
 
 
-_ANY_OBJECT = Schema(type=OpenAPIType.OBJECT)
-
-
-def _infer_request_schema() -> Schema:
-    """The inference request JSON object (what :func:`decode_request` accepts)."""
-    tensor = Schema(
-        type=OpenAPIType.OBJECT,
-        required=["name", "shape", "datatype"],
-        additional_properties=False,
-        properties={
-            "name": Schema(type=OpenAPIType.STRING, enum=[INPUT_NAME]),
-            "shape": Schema(
-                type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.INTEGER, minimum=0)
-            ),
-            "datatype": Schema(type=OpenAPIType.STRING, enum=list(INPUT_DATATYPES)),
-            "parameters": _nullable(_ANY_OBJECT),
-            "data": Schema(
-                type=OpenAPIType.ARRAY,
-                description="Flat or nested (up to 3 levels) numbers, row-major",
-            ),
-        },
-    )
-    output = Schema(
-        type=OpenAPIType.OBJECT,
-        required=["name"],
-        additional_properties=False,
-        properties={
-            "name": Schema(type=OpenAPIType.STRING, enum=[out.name for out in MODEL_OUTPUTS]),
-            "parameters": _nullable(_ANY_OBJECT),
-        },
-    )
-    # What the decoder accepts: exactly one input tensor (named 'pixels'); null for the
-    # optional members means the same as leaving them out (every output, no id).
-    return Schema(
-        type=OpenAPIType.OBJECT,
-        required=["inputs"],
-        additional_properties=False,
-        properties={
-            "inputs": Schema(type=OpenAPIType.ARRAY, items=tensor, min_items=1, max_items=1),
-            "id": Schema(type=[OpenAPIType.STRING, OpenAPIType.NULL]),
-            "parameters": _nullable(_ANY_OBJECT),
-            "outputs": Schema(
-                type=[OpenAPIType.ARRAY, OpenAPIType.NULL],
-                items=output,
-                description="null or absent: every output",
-            ),
-        },
-    )
-
-
-def _nullable(schema: Schema) -> Schema:
-    return Schema(one_of=[schema, Schema(type=OpenAPIType.NULL)])
-
-
-@dataclass
-class InferOperation(Operation):
-    """Documents the infer request body and the binary (octet-stream) form of the answer."""
-
-    def __post_init__(self) -> None:
-        self.request_body = RequestBody(
-            required=True,
-            description="Inference request JSON object (optionally followed by binary tensors)",
-            content={
-                MediaType.JSON.value: OpenAPIMediaType(
-                    schema=_infer_request_schema(),
-                    examples={
-                        "flat": Example(
-                            summary="One flat FP32 sample",
-                            value={
-                                "inputs": [
-                                    {
-                                        "name": INPUT_NAME,
-                                        "shape": [1, N_FEATURES],
-                                        "datatype": "FP32",
-                                        "data": EXAMPLE_FLAT,
-                                    }
-                                ]
-                            },
-                        )
-                    },
-                )
-            },
-        )
-        ok = (self.responses or {}).get("200")
-        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
-            ok.content[OCTET_STREAM] = OpenAPIMediaType(
-                schema=Schema(type=OpenAPIType.STRING, format=None),
+def infer_operation(max_rows: int) -> type[Operation]:
+    """An Operation class documenting the infer request body and the binary answer."""
+    body = RequestBody(
+        required=True,
+        description="Inference request JSON object (optionally followed by binary tensors)",
+        content={
+            MediaType.JSON.value: OpenAPIMediaType(
+                schema=_schema_from_dict(infer_request_schema(max_rows)),
+                examples={
+                    "flat": Example(
+                        summary="One flat FP32 sample",
+                        value={
+                            "inputs": [
+                                {
+                                    "name": INPUT_NAME,
+                                    "shape": [1, N_FEATURES],
+                                    "datatype": "FP32",
+                                    "data": EXAMPLE_FLAT,
+                                }
+                            ]
+                        },
+                    )
+                },
             )
+        },
+    )
+
+    @dataclass
+    class InferOperation(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = body
+            ok = (self.responses or {}).get("200")
+            if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+                ok.content[OCTET_STREAM] = OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, format=None),
+                )
+
+    return InferOperation
 
 
 OIP_TAGS = ["Open Inference Protocol (v2)"]

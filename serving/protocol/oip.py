@@ -49,7 +49,9 @@ INPUT_DATATYPES: dict[str, np.dtype[Any]] = {
 _ENCODER = msgspec.json.Encoder()
 
 
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+# A shape's sizes are integers as JSON Schema means them, so 3.0 is 3 (the OpenAPI document
+# says "integer"); they decode as floats and the decoder keeps whole numbers only.
+Dimension = Annotated[float, msgspec.Meta(ge=0)]
 
 
 class OipError(ClientError):
@@ -65,7 +67,7 @@ class OipErrorBody(msgspec.Struct):
 
 class RequestInput(msgspec.Struct, forbid_unknown_fields=True):
     name: str
-    shape: list[NonNegative]
+    shape: list[Dimension]
     datatype: str
     parameters: dict[str, Any] | None = None
     data: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)  # empty: absent
@@ -87,7 +89,7 @@ class FlatRequestInput(msgspec.Struct, forbid_unknown_fields=True):
     """The common case decoded in one pass: flat JSON numbers (no binary data)."""
 
     name: str
-    shape: list[NonNegative]
+    shape: list[Dimension]
     datatype: str
     data: list[float]
     parameters: dict[str, Any] | None = None

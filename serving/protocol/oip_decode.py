@@ -29,15 +29,10 @@ from serving.protocol.oip import (
 from serving.schemas import GRID, N_FEATURES, PIXEL_MAX, PIXEL_MIN
 
 _INTEGER_DATATYPES = frozenset(name for name in INPUT_DATATYPES if "INT" in name)
-_NESTED_TYPES: dict[tuple[bool, int], Any] = {
-    (False, 1): list[float],
-    (False, 2): list[list[float]],
-    (False, 3): list[list[list[float]]],
-    (True, 1): list[int],
-    (True, 2): list[list[int]],
-    (True, 3): list[list[list[int]]],
-}
-_DATA_DECODERS = {key: msgspec.json.Decoder(kind) for key, kind in _NESTED_TYPES.items()}
+# Data decodes as float64 for every datatype: an integer datatype takes whole numbers,
+# written 3 or 3.0 alike (JSON Schema's integer), checked after decoding.
+_NESTED_TYPES: dict[int, Any] = {1: list[float], 2: list[list[float]], 3: list[list[list[float]]]}
+_DATA_DECODERS = {depth: msgspec.json.Decoder(kind) for depth, kind in _NESTED_TYPES.items()}
 _OPEN_BRACKET = ord("[")
 _WHITESPACE = frozenset(b" \t\r\n")
 
@@ -113,7 +108,7 @@ def decode_request(header: bytes) -> AnyInferRequest:
         raise _bad("malformed_json", f"inference request is not valid UTF-8: {exc}") from None
 
 
-def _json_values(tensor: RequestInput, integer: bool) -> Any:
+def _json_values(tensor: RequestInput) -> Any:
     raw = tensor.data
     depth = 0
     for byte in bytes(memoryview(raw)[:64]):
@@ -121,21 +116,31 @@ def _json_values(tensor: RequestInput, integer: bool) -> Any:
             depth += 1
         elif byte not in _WHITESPACE:
             break
-    decoder = _DATA_DECODERS.get((integer, depth))
+    decoder = _DATA_DECODERS.get(depth)
     if decoder is None:
         raise _bad(
             "invalid_data",
             f"input '{tensor.name}': data must be a flat or nested (up to 3 levels) array "
-            f"of {'integers' if integer else 'numbers'}",
+            "of numbers",
         )
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        kind = "integer" if integer else "number"
+        kind = "integer" if tensor.datatype in _INTEGER_DATATYPES else "number"
         raise _bad(
             "invalid_data",
             f"input '{tensor.name}': data for {tensor.datatype} must hold only {kind}s: {exc}",
         ) from None
+
+
+def _dimensions(tensor: RequestInput | FlatRequestInput) -> list[int]:
+    """The shape as integers; a size must be a whole number (3 or 3.0)."""
+    if not all(size.is_integer() for size in tensor.shape):
+        raise _bad(
+            "invalid_shape",
+            f"input '{tensor.name}': shape sizes must be whole numbers, got {tensor.shape}",
+        )
+    return [int(size) for size in tensor.shape]
 
 
 def input_batch(request: AnyInferRequest, binary: bytes, max_rows: int) -> npt.NDArray[np.float32]:
@@ -154,7 +159,7 @@ def input_batch(request: AnyInferRequest, binary: bytes, max_rows: int) -> npt.N
             f"input '{tensor.name}': datatype {tensor.datatype!r} is not supported; "
             f"use one of {', '.join(INPUT_DATATYPES)}",
         )
-    shape = tensor.shape
+    shape = _dimensions(tensor)
     if len(shape) not in (2, 3) or shape[1:] not in ([N_FEATURES], [GRID, GRID]):
         raise _bad(
             "invalid_shape",
@@ -169,8 +174,7 @@ def input_batch(request: AnyInferRequest, binary: bytes, max_rows: int) -> npt.N
     if isinstance(tensor, FlatRequestInput):
         if binary_size is not None or binary:
             raise _bad("invalid_data", f"input '{tensor.name}': both data and binary data")
-        with np.errstate(over="ignore"):  # beyond float32 becomes inf: rejected below
-            values = np.fromiter(tensor.data, dtype=np.float32, count=len(tensor.data))
+        values = np.fromiter(tensor.data, dtype=np.float64, count=len(tensor.data))
     elif binary_size is not None:
         if len(tensor.data):
             raise _bad("invalid_data", f"input '{tensor.name}': both data and binary_data_size")
@@ -192,14 +196,17 @@ def input_batch(request: AnyInferRequest, binary: bytes, max_rows: int) -> npt.N
             raise _bad("invalid_data", "binary data after the JSON header but no input uses it")
         if not len(tensor.data):
             raise _bad("invalid_data", f"input '{tensor.name}': data is missing")
-        nested = _json_values(tensor, tensor.datatype in _INTEGER_DATATYPES)
         try:
-            with np.errstate(over="ignore"):  # beyond float32 becomes inf: rejected below
-                values = np.array(nested, dtype=np.float32)
-        except (ValueError, TypeError, OverflowError):
+            values = np.array(_json_values(tensor), dtype=np.float64)
+        except (ValueError, TypeError):
             raise _bad(
                 "invalid_data", f"input '{tensor.name}': data is ragged (rows of different sizes)"
             ) from None
+        if tensor.datatype in _INTEGER_DATATYPES and not np.array_equal(values, np.trunc(values)):
+            raise _bad(
+                "invalid_data",
+                f"input '{tensor.name}': data for {tensor.datatype} must hold only integers",
+            )
     if values.size != expected:
         raise _bad(
             "shape_mismatch",

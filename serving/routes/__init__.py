@@ -27,7 +27,10 @@ def route_table(settings: Settings) -> list[ControllerRouterHandler]:
     ``DIGITS_DOCS=off`` drops Swagger UI (and the OpenAPI document, :func:`serving.app`),
     ``DIGITS_DEMO=off`` the demo page.
     """
-    table: list[ControllerRouterHandler] = [*native_routes(settings), *oip_routes()]
+    table: list[ControllerRouterHandler] = [
+        *native_routes(settings),
+        *oip_routes(settings.max_rows),
+    ]
     if settings.docs == "on":
         table.append(
             create_static_files_router(

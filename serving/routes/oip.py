@@ -24,7 +24,7 @@ from serving.openapi import (
     OIP_INFER_RESPONSES,
     OIP_READY_CODES,
     OIP_TAGS,
-    InferOperation,
+    infer_operation,
 )
 from serving.payloads import canonical_infer_payload, infer_payload
 from serving.protocol.oip import (
@@ -153,8 +153,8 @@ async def model_version_infer(
     return await _infer(request, name, version)
 
 
-def oip_routes() -> list[HTTPRouteHandler]:
-    """The ``/v2`` routes' paths and documentation."""
+def oip_routes(max_rows: int) -> list[HTTPRouteHandler]:
+    """The ``/v2`` routes' paths and documentation (``max_rows``: the row limit in force)."""
     model = f"{OIP_PREFIX}/models/{{name:str}}"
     version = f"{model}/versions/{{version:str}}"
     common: dict[str, Any] = {"sync_to_thread": False, "tags": OIP_TAGS}
@@ -166,7 +166,7 @@ def oip_routes() -> list[HTTPRouteHandler]:
         "description": INFER_DESCRIPTION,
         "tags": OIP_TAGS,
         "responses": {**OIP_INFER_RESPONSES, **OIP_AUTH_RESPONSES},
-        "operation_class": InferOperation,
+        "operation_class": infer_operation(max_rows),
         "opt": {FAST: True, **needs(PREDICT)},
         "security": BEARER,
     }
