@@ -154,7 +154,8 @@ def test_integer_rows_decode_exactly_like_the_same_values_as_floats() -> None:
     from_ints = decode_samples(body(rows.tolist()), MAX_ROWS)
     from_floats = decode_samples(body(rows.astype(float).tolist()), MAX_ROWS)
     assert from_ints.dtype == np.float32
-    assert from_ints.flags.c_contiguous and from_ints.flags.writeable
+    assert from_ints.flags.c_contiguous
+    assert from_ints.flags.writeable
     np.testing.assert_array_equal(from_ints, rows.astype(np.float32))
     np.testing.assert_array_equal(from_ints, from_floats)
 
