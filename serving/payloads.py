@@ -25,7 +25,12 @@ from serving.protocol.oip import (
     ResponseOutput,
     encode_response,
 )
-from serving.protocol.oip_decode import CanonicalInferRequest, input_batch, requested_outputs
+from serving.protocol.oip_decode import (
+    CanonicalInferRequest,
+    CanonicalIntInferRequest,
+    input_batch,
+    requested_outputs,
+)
 from serving.schemas import GRID, ExplainResponse, PredictResponse, SampleExplanation
 from serving.state import ServiceState
 
@@ -120,7 +125,9 @@ async def infer_payload(
 
 
 async def canonical_infer_payload(
-    state: ServiceState, request: CanonicalInferRequest, X: npt.NDArray[np.float32]
+    state: ServiceState,
+    request: CanonicalInferRequest | CanonicalIntInferRequest,
+    X: npt.NDArray[np.float32],
 ) -> bytes:
     """The JSON answer to a canonical OIP request: the bytes :func:`infer_payload` gives."""
     bundle = state.ready_bundle()

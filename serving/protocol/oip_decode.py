@@ -26,7 +26,7 @@ from serving.protocol.oip import (
     OipError,
     RequestInput,
 )
-from serving.schemas import GRID, N_FEATURES, PIXEL_MAX, PIXEL_MIN
+from serving.schemas import GRID, N_FEATURES, PIXEL_MAX, PIXEL_MIN, IntPixel
 
 _INTEGER_DATATYPES = frozenset(name for name in INPUT_DATATYPES if "INT" in name)
 # Data decodes as float64 for every datatype: an integer datatype takes whole numbers,
@@ -55,8 +55,25 @@ class CanonicalInferRequest(msgspec.Struct, forbid_unknown_fields=True):
     id: str | None = None
 
 
+class CanonicalIntInput(msgspec.Struct, forbid_unknown_fields=True):
+    """:class:`CanonicalInput` with integer pixels 0..16, tried first (as for /predict)."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[IntPixel]
+
+
+class CanonicalIntInferRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """:class:`CanonicalInferRequest` whose pixels are all integers."""
+
+    inputs: list[CanonicalIntInput]
+    id: str | None = None
+
+
 _FLAT_DECODER = msgspec.json.Decoder(FlatInferRequest)
 _CANONICAL_DECODER = msgspec.json.Decoder(CanonicalInferRequest)
+_CANONICAL_INT_DECODER = msgspec.json.Decoder(CanonicalIntInferRequest)
 _FLOAT_DATATYPES = frozenset({"FP32", "FP64"})
 _PIXEL_SHAPES = ([N_FEATURES], [GRID, GRID])
 
@@ -254,18 +271,23 @@ def requested_outputs(request: AnyInferRequest) -> list[tuple[str, bool]]:
 
 def canonical_batch(
     body: bytes, max_rows: int
-) -> tuple[CanonicalInferRequest, npt.NDArray[np.float32]] | None:
+) -> tuple[CanonicalInferRequest | CanonicalIntInferRequest, npt.NDArray[np.float32]] | None:
     """The request and validated batch of a canonical request, else None.
 
     Canonical: one FP32 ``pixels`` input of shape ``[n, 64]`` or ``[n, 8, 8]`` with
     ``n * 64`` flat values in 0..16 and 1 to ``max_rows`` rows, no parameters, no
     outputs named. Those values are accepted by :func:`input_batch` too and give the
-    same array; anything else (including every error) takes the general path.
+    same array; anything else (including every error) takes the general path. Integer
+    pixels are decoded first and converted through one uint8 buffer, as for ``/predict``.
     """
+    request: CanonicalInferRequest | CanonicalIntInferRequest
     try:
-        request = _CANONICAL_DECODER.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-        return None
+        request = _CANONICAL_INT_DECODER.decode(body)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        try:
+            request = _CANONICAL_DECODER.decode(body)
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+            return None
     if len(request.inputs) != 1:
         return None
     tensor = request.inputs[0]
@@ -275,4 +297,7 @@ def canonical_batch(
     n_rows = shape[0]
     if not 1 <= n_rows <= max_rows or len(tensor.data) != n_rows * N_FEATURES:
         return None
+    if isinstance(request, CanonicalIntInferRequest):
+        pixels = np.frombuffer(bytes(request.inputs[0].data), dtype=np.uint8)
+        return request, pixels.astype(np.float32).reshape(n_rows, N_FEATURES)
     return request, np.array(tensor.data, dtype=np.float32).reshape(n_rows, N_FEATURES)

@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PATH = "/v2/models/digits-classifier/infer"
 ROWS = np.random.default_rng(3).integers(0, 17, size=(3, 64)).tolist()
 FLAT = [float(value) for row in ROWS for value in row]
+INTS = [int(value) for value in FLAT]  # the same pixels as JSON integers (integer decoder)
 
 
 def _tensor(**changes: Any) -> dict[str, Any]:
@@ -37,6 +38,9 @@ async def _raw_call(app: Any, body: bytes) -> tuple[int, bytes]:
         {"inputs": [_tensor()], "id": "abc"},
         {"inputs": [_tensor(shape=[3, 8, 8])]},
         {"inputs": [_tensor(shape=[1, 64], data=FLAT[:64])], "id": "one"},
+        {"inputs": [_tensor(data=INTS)]},
+        {"inputs": [_tensor(shape=[3, 8, 8], data=INTS)], "id": "ints"},
+        {"inputs": [_tensor(data=[*INTS[:-1], 7.5])]},  # one float: the float decoder
     ],
 )
 def test_canonical_answer_is_byte_identical_to_the_general_path(
@@ -67,6 +71,10 @@ def test_canonical_answer_is_byte_identical_to_the_general_path(
         {"inputs": [_tensor(data=[*FLAT[:-1], 16.000001])]},
         {"inputs": [_tensor(data=[*FLAT[:-1], -0.5])]},
         {"inputs": [_tensor(data=FLAT[:-1])]},
+        {"inputs": [_tensor(data=INTS[:-1])]},
+        {"inputs": [_tensor(data=[*INTS[:-1], 17])]},
+        {"inputs": [_tensor(data=[*INTS[:-1], -1])]},
+        {"inputs": [_tensor(datatype="INT32", data=INTS)]},
         {"inputs": [_tensor(name="image")]},
         {"inputs": [_tensor(shape=[3, 4, 16])]},
         {"inputs": [_tensor(shape=[0, 64], data=[])]},
@@ -85,3 +93,15 @@ def test_row_limit_and_malformed_bodies_take_the_general_path() -> None:
     canonical = canonical_batch(json.dumps({"inputs": [_tensor()]}).encode(), 3)
     assert canonical is not None
     np.testing.assert_array_equal(canonical[1], np.asarray(ROWS, dtype=np.float32))
+
+
+def test_integer_and_float_pixels_give_the_same_batch() -> None:
+    def batch(data: list[Any]) -> np.ndarray:
+        decoded = canonical_batch(json.dumps({"inputs": [_tensor(data=data)]}).encode(), 50)
+        assert decoded is not None
+        return decoded[1]
+
+    from_ints, from_floats = batch(INTS), batch(FLAT)
+    assert from_ints.dtype == from_floats.dtype == np.float32
+    np.testing.assert_array_equal(from_ints, from_floats)
+    np.testing.assert_array_equal(from_ints, np.asarray(ROWS, dtype=np.float32))
