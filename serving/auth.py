@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from serving.access import AUTHENTICATED, PUBLIC, SCOPES, required_access
+from serving.access import AUTHENTICATED, PUBLIC, SCOPES
 from serving.dispatch import ROUTE, Route
 from serving.http_io import header
 from serving.inputs import ClientError
@@ -33,11 +33,14 @@ from serving.state import service_of
 log = logging.getLogger("serving")
 CLIENT = "digits.client"  # scope key: the authenticated Client
 REALM = 'Bearer realm="digits"'
+NO_SCOPES: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class Client:
-    """Who is asking: a client id (None without authentication), scopes and address."""
+class Client(msgspec.Struct, frozen=True):
+    """Who is asking: a client id (None without authentication), scopes and address.
+
+    A msgspec struct: one is built per request, ~7x cheaper than a frozen dataclass.
+    """
 
     id: str | None
     scopes: frozenset[str]
@@ -144,16 +147,16 @@ def authenticate(inner: ASGIApp, app: Litestar) -> ASGIApp:
     if verify is None:
 
         async def anonymous(scope: Scope, receive: Receive, send: Send) -> None:
-            scope[CLIENT] = Client(None, frozenset(), client_address(scope))  # type: ignore[literal-required]
+            scope[CLIENT] = Client(None, NO_SCOPES, client_address(scope))  # type: ignore[literal-required]
             await inner(scope, receive, send)
 
         return anonymous
 
     async def step(scope: Scope, receive: Receive, send: Send) -> None:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
-        needed = required_access(route.handler if route is not None else None)
+        needed = route.access if route is not None else AUTHENTICATED
         if needed == PUBLIC:  # credentials are not looked at
-            scope[CLIENT] = Client(None, frozenset(), client_address(scope))  # type: ignore[literal-required]
+            scope[CLIENT] = Client(None, NO_SCOPES, client_address(scope))  # type: ignore[literal-required]
             await inner(scope, receive, send)
             return
         credential = bearer(scope)

@@ -31,6 +31,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils import normalize_path
 from litestar.utils.helpers import get_enum_string_value
 
+from serving.access import required_access
 from serving.errors import error_response
 from serving.http_io import send_answer
 from serving.state import service_of
@@ -50,6 +51,7 @@ class Route:
     handler: Any
     fast: FastHandler | None
     head_as_get: bool
+    access: str  # what the handler needs (serving.access), resolved once per cached route
 
 
 def route_finder(app: Litestar) -> Callable[[str, str], Route | None]:
@@ -59,7 +61,7 @@ def route_finder(app: Litestar) -> Callable[[str, str], Route | None]:
     def lookup(path: str, method: str) -> Route:
         _, handler, _, params, template = router.handle_routing(path, method)
         fast = handler.fn if handler.opt.get(FAST) else None
-        return Route(template, params, handler, fast, head_as_get=False)
+        return Route(template, params, handler, fast, False, required_access(handler))
 
     @lru_cache(1024)
     def find(path: str, method: str) -> Route | None:
@@ -70,7 +72,7 @@ def route_finder(app: Litestar) -> Callable[[str, str], Route | None]:
             except (NotFoundException, MethodNotAllowedException):
                 pass
             else:
-                return Route(route.template, route.params, route.handler, None, head_as_get=True)
+                return Route(route.template, route.params, route.handler, None, True, route.access)
         try:
             return lookup(path, method)
         except (NotFoundException, MethodNotAllowedException):

@@ -33,7 +33,7 @@ from limits.strategies import FixedWindowRateLimiter
 from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from serving.access import EXPLAIN, PUBLIC, required_access
+from serving.access import AUTHENTICATED, EXPLAIN, PUBLIC
 from serving.access_metrics import AccessMetrics
 from serving.auth import CLIENT, Client
 from serving.dispatch import ROUTE, Route
@@ -115,6 +115,10 @@ class Limiter:
                     log.warning("rate-limit store reachable again; limits shared again")
                     self.redis_down_until = 0.0
                 return result
+        return self.local_hit(item, key)
+
+    def local_hit(self, item: RateLimitItem, key: str) -> float | None:
+        """:meth:`hit` in this worker's memory (no await: the path without Redis)."""
         if self.local.hit(item, key):
             return None
         return self.local.get_window_stats(item, key).reset_time - time.time()
@@ -147,12 +151,16 @@ def rate_limit(inner: ASGIApp, app: Litestar) -> ASGIApp:
 
     async def step(scope: Scope, receive: Receive, send: Send) -> None:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
-        needed = required_access(route.handler if route is not None else None)
+        needed = route.access if route is not None else AUTHENTICATED
         item = explain if needed == EXPLAIN else general
         if needed != PUBLIC and item is not None:
             client: Client = scope[CLIENT]  # type: ignore[literal-required]
             bucket = "explain" if needed == EXPLAIN else "all"
-            wait = await limiter.hit(item, f"{bucket}:{client.limit_key}")
+            key = f"{bucket}:{client.limit_key}"
+            if limiter.shared is None:
+                wait = limiter.local_hit(item, key)
+            else:
+                wait = await limiter.hit(item, key)
             if wait is not None:
                 limited.labels(route.template if route is not None else "unmatched").inc()
                 raise too_many(item, wait)

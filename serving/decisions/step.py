@@ -17,7 +17,7 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.access import EXPLAIN, PREDICT, required_access
+from serving.access import EXPLAIN, PREDICT
 from serving.auth import CLIENT, Client
 from serving.decisions.outcome import Outcome, outcome_var
 from serving.decisions.record import RecordTime, record_line
@@ -67,7 +67,7 @@ def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
 
     async def step(scope: Scope, receive: Receive, send: Send) -> None:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
-        if route is None or required_access(route.handler) not in DECIDING:
+        if route is None or route.access not in DECIDING:
             await inner(scope, receive, send)
             return
         started_wall, started = time.time(), time.perf_counter()
