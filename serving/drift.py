@@ -4,9 +4,8 @@ Each worker keeps the bin indices of its last ``window`` input rows in a preallo
 ring buffer ``[window, 64]`` (uint8) and a running count matrix ``[64, bins]``. A batch
 updates the counts by subtracting the rows it evicts and adding its own rows (one
 unbuffered ``np.add.at`` / ``np.subtract.at`` each over ``feature * bins + bin``, cheaper
-than a full-length ``bincount`` for the small batches of single-row traffic), so the
-cost is O(rows x 64) and the
-PSI is computed from the counts, never by rescanning the window.
+than a full-length ``bincount`` for the small batches of single-row traffic), so the cost
+is O(rows x 64) and the PSI is computed from the counts, never by rescanning the window.
 
 PSI of one feature: ``sum_b (p_b - q_b) * ln(p_b / q_b)`` with ``p`` the window's and
 ``q`` the training distribution over the reference bins; empty bins are floored at
@@ -32,7 +31,7 @@ from serving.lineage import LineageError
 PSI_EPSILON = 1e-4
 TOP_K = 5
 PENDING_MAX_ROWS = 64  # observe: small batches are added to the window together
-SEARCHSORTED_MAX_ROWS = 8  # bin_indices: below ~12 rows one searchsorted call is cheaper
+SEARCHSORTED_MAX_ROWS = 8  # bin_indices: small batches take one searchsorted call
 N_FEATURES = 64
 GRID = 8
 
@@ -177,9 +176,9 @@ class DriftMonitor:
         """Reference bin of every pixel (values beyond the outer edges go to the outer bins).
 
         The same result as ``np.searchsorted(edges, X, side="right")``, which it is for
-        small batches; from ``SEARCHSORTED_MAX_ROWS`` rows on, counting the edges each
-        value has reached is faster (one comparison per edge over the whole batch:
-        1000 rows ~13x faster; a single row ~12x slower, so both are kept).
+        small batches; above ``SEARCHSORTED_MAX_ROWS`` rows, counting the edges each
+        value has reached (one comparison per edge over the whole batch) is faster, and
+        slower for a row or two, so both are kept.
         """
         if X.shape[0] <= SEARCHSORTED_MAX_ROWS:
             return np.searchsorted(self._edges, X, side="right").astype(np.uint8)

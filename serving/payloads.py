@@ -27,7 +27,6 @@ from serving.protocol.oip import (
 )
 from serving.protocol.oip_decode import (
     CanonicalInferRequest,
-    CanonicalIntInferRequest,
     input_batch,
     requested_outputs,
 )
@@ -126,7 +125,7 @@ async def infer_payload(
 
 async def canonical_infer_payload(
     state: ServiceState,
-    request: CanonicalInferRequest | CanonicalIntInferRequest,
+    request: CanonicalInferRequest[Any],
     X: npt.NDArray[np.float32],
 ) -> bytes:
     """The JSON answer to a canonical OIP request: the bytes :func:`infer_payload` gives."""

@@ -7,13 +7,13 @@ every problem is an :class:`~serving.protocol.oip.OipError` (400) that says what
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from serving.inputs import check_row_count, pixel_batch
+from serving.inputs import check_row_count, integer_pixels, pixel_batch
 from serving.protocol.oip import (
     INPUT_DATATYPES,
     INPUT_NAME,
@@ -26,7 +26,7 @@ from serving.protocol.oip import (
     OipError,
     RequestInput,
 )
-from serving.schemas import GRID, N_FEATURES, PIXEL_MAX, PIXEL_MIN, IntPixel
+from serving.schemas import GRID, N_FEATURES, IntPixel, Pixel
 
 _INTEGER_DATATYPES = frozenset(name for name in INPUT_DATATYPES if "INT" in name)
 # Data decodes as float64 for every datatype: an integer datatype takes whole numbers,
@@ -39,41 +39,31 @@ _WHITESPACE = frozenset(b" \t\r\n")
 _REQUEST_DECODER = msgspec.json.Decoder(InferRequest)
 
 
-class CanonicalInput(msgspec.Struct, forbid_unknown_fields=True):
+P = TypeVar("P")  # a pixel: integer (tried first) or float, 0..16 either way
+
+
+class CanonicalInput(msgspec.Struct, Generic[P], forbid_unknown_fields=True):
     """The input most clients send: flat JSON pixels, range-checked while decoding."""
 
     name: str
     shape: list[int]
     datatype: str
-    data: list[Annotated[float, msgspec.Meta(ge=PIXEL_MIN, le=PIXEL_MAX)]]
+    data: list[P]
 
 
-class CanonicalInferRequest(msgspec.Struct, forbid_unknown_fields=True):
+class CanonicalInferRequest(msgspec.Struct, Generic[P], forbid_unknown_fields=True):
     """One input, no parameters, every output as JSON: the request most clients send."""
 
-    inputs: list[CanonicalInput]
-    id: str | None = None
-
-
-class CanonicalIntInput(msgspec.Struct, forbid_unknown_fields=True):
-    """:class:`CanonicalInput` with integer pixels 0..16, tried first (as for /predict)."""
-
-    name: str
-    shape: list[int]
-    datatype: str
-    data: list[IntPixel]
-
-
-class CanonicalIntInferRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """:class:`CanonicalInferRequest` whose pixels are all integers."""
-
-    inputs: list[CanonicalIntInput]
+    inputs: list[CanonicalInput[P]]
     id: str | None = None
 
 
 _FLAT_DECODER = msgspec.json.Decoder(FlatInferRequest)
-_CANONICAL_DECODER = msgspec.json.Decoder(CanonicalInferRequest)
-_CANONICAL_INT_DECODER = msgspec.json.Decoder(CanonicalIntInferRequest)
+# (integer pixels?, decoder): integers first, they convert through one uint8 buffer.
+_CANONICAL_DECODERS = (
+    (True, msgspec.json.Decoder(CanonicalInferRequest[IntPixel])),
+    (False, msgspec.json.Decoder(CanonicalInferRequest[Pixel])),
+)
 _FLOAT_DATATYPES = frozenset({"FP32", "FP64"})
 _PIXEL_SHAPES = ([N_FEATURES], [GRID, GRID])
 
@@ -269,9 +259,19 @@ def requested_outputs(request: AnyInferRequest) -> list[tuple[str, bool]]:
     return chosen
 
 
+def _decode_canonical(body: bytes) -> tuple[CanonicalInferRequest[Any], bool] | None:
+    """The canonical request and whether its pixels are integers; None if not canonical."""
+    for integer, decoder in _CANONICAL_DECODERS:
+        try:
+            return decoder.decode(body), integer
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+            continue
+    return None
+
+
 def canonical_batch(
     body: bytes, max_rows: int
-) -> tuple[CanonicalInferRequest | CanonicalIntInferRequest, npt.NDArray[np.float32]] | None:
+) -> tuple[CanonicalInferRequest[Any], npt.NDArray[np.float32]] | None:
     """The request and validated batch of a canonical request, else None.
 
     Canonical: one FP32 ``pixels`` input of shape ``[n, 64]`` or ``[n, 8, 8]`` with
@@ -280,14 +280,10 @@ def canonical_batch(
     same array; anything else (including every error) takes the general path. Integer
     pixels are decoded first and converted through one uint8 buffer, as for ``/predict``.
     """
-    request: CanonicalInferRequest | CanonicalIntInferRequest
-    try:
-        request = _CANONICAL_INT_DECODER.decode(body)
-    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-        try:
-            request = _CANONICAL_DECODER.decode(body)
-        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-            return None
+    decoded = _decode_canonical(body)
+    if decoded is None:
+        return None
+    request, integer = decoded
     if len(request.inputs) != 1:
         return None
     tensor = request.inputs[0]
@@ -297,7 +293,6 @@ def canonical_batch(
     n_rows = shape[0]
     if not 1 <= n_rows <= max_rows or len(tensor.data) != n_rows * N_FEATURES:
         return None
-    if isinstance(request, CanonicalIntInferRequest):
-        pixels = np.frombuffer(bytes(request.inputs[0].data), dtype=np.uint8)
-        return request, pixels.astype(np.float32).reshape(n_rows, N_FEATURES)
+    if integer:
+        return request, integer_pixels(bytes(tensor.data), n_rows)
     return request, np.array(tensor.data, dtype=np.float32).reshape(n_rows, N_FEATURES)

@@ -207,7 +207,7 @@ def test_a_full_disk_never_fails_a_prediction(tmp_path: Path, key_file: tuple[Pa
 
 
 def test_fast_record_line_is_the_record_built_field_by_field() -> None:
-    """record_line (positional struct, cached time prefix, direct hash) == the plain build."""
+    """record_line (positional struct, cached time prefix) == the record built field by field."""
     rng = np.random.default_rng(3)
     items: list[Pending] = []
     for index, n_rows in enumerate((1, 3, 1, 7, 2, 40)):
