@@ -16,6 +16,18 @@ memory limits** for ``REDIS_RETRY_SECONDS``, then tries Redis again: a Redis out
 not take predictions down (authentication still applies, and the per-worker limit still
 bounds each client), and it never answers 500. Each fallback is counted in
 ``rate_limit_backend_errors_total`` and logged when it starts and ends.
+
+Leases: for a limit of at least ``2 x LEASE_SHARE`` hits per window, a client's hits are
+taken from the limiter ``lease_size`` at a time (one ``hit(cost=n)``, after ``test``
+says the window has room for all ``n``) and then used one per request until the window
+the limiter counted them in ends. Counting, windows and storage stay the library's; the
+lease only calls it less often (one call per ``n`` requests, a Redis round trip saved
+per request with Redis). A lease is taken only when all of it fits, and a window's
+unused lease ends with it, so a worker never admits more than the limit. In a worker's
+memory the answers are exactly those of one hit per request
+(tests/unit/test_ratelimit.py); with Redis, hits another worker holds unused (at most
+``lease_size - 1`` each, <= 0.1 % of the limit) are not available to this worker, so a
+client can be refused up to that many requests early, and never admitted more.
 """
 
 from __future__ import annotations
@@ -44,6 +56,51 @@ from serving.state import service_of
 log = logging.getLogger("serving")
 REDIS_TIMEOUT_SECONDS = 0.25
 REDIS_RETRY_SECONDS = 5.0
+LEASE_MAX = 64  # hits taken from the limiter at once, at most
+LEASE_SHARE = 1000  # and at most this share of the limit (1/1000)
+
+
+def lease_size(item: RateLimitItem) -> int:
+    """Hits one lease takes: 1 (a hit per request) below ``2 x LEASE_SHARE`` per window."""
+    return max(1, min(LEASE_MAX, item.amount // LEASE_SHARE))
+
+
+class Lease:
+    """Hits the limiter has counted for one key in the window ending at ``until`` (epoch
+    seconds, the limiter's reset time), ``left`` of them not yet used."""
+
+    __slots__ = ("item", "left", "until")
+
+    def __init__(self, item: RateLimitItem, left: int, until: float) -> None:
+        self.item, self.left, self.until = item, left, until
+
+
+class Leases:
+    """Unused leases by key; expired ones are swept at most once per ``SWEEP_SECONDS``."""
+
+    SWEEP_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, Lease] = {}
+        self._next_sweep = 0.0
+
+    def use(self, item: RateLimitItem, key: str) -> bool:
+        """Use one leased hit of ``key`` for ``item``, if a lease has one left."""
+        lease = self.by_key.get(key)
+        if lease is None or not lease.left or lease.item is not item:
+            return False
+        if time.time() >= lease.until:
+            return False
+        lease.left -= 1
+        return True
+
+    def keep(self, item: RateLimitItem, key: str, left: int, until: float) -> None:
+        """The ``left`` unused hits of a lease just taken (one was used by its request)."""
+        now = time.time()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.SWEEP_SECONDS
+            self.by_key = {k: v for k, v in self.by_key.items() if v.until > now}
+        self.by_key[key] = Lease(item, left, until)
 
 
 class LocalStorage(MemoryStorage):
@@ -76,7 +133,9 @@ class Limiter:
 
     def __init__(self, redis_url: str | None, metrics: AccessMetrics) -> None:
         self.local = FixedWindowRateLimiter(LocalStorage())
+        self.local_leases = Leases()
         self.shared: SharedLimiter | None = None
+        self.shared_leases = Leases()
         if redis_url:
             storage: Any = storage_from_string(
                 "async+" + redis_url,
@@ -91,6 +150,15 @@ class Limiter:
     async def _shared_hit(
         self, shared: SharedLimiter, item: RateLimitItem, key: str
     ) -> float | None:
+        size = lease_size(item)
+        if (
+            size > 1
+            and await shared.test(item, key, cost=size)
+            and await shared.hit(item, key, cost=size)
+        ):
+            stats = await shared.get_window_stats(item, key)
+            self.shared_leases.keep(item, key, size - 1, stats.reset_time)
+            return None
         if await shared.hit(item, key):
             return None
         stats = await shared.get_window_stats(item, key)
@@ -99,6 +167,8 @@ class Limiter:
     async def hit(self, item: RateLimitItem, key: str) -> float | None:
         """None when allowed, else the seconds until the window resets."""
         if self.shared is not None and time.monotonic() >= self.redis_down_until:
+            if self.shared_leases.use(item, key):
+                return None
             try:
                 result = await asyncio.wait_for(
                     self._shared_hit(self.shared, item, key), REDIS_TIMEOUT_SECONDS * 2
@@ -119,9 +189,17 @@ class Limiter:
 
     def local_hit(self, item: RateLimitItem, key: str) -> float | None:
         """:meth:`hit` in this worker's memory (no await: the path without Redis)."""
-        if self.local.hit(item, key):
+        if self.local_leases.use(item, key):
             return None
-        return self.local.get_window_stats(item, key).reset_time - time.time()
+        local = self.local
+        size = lease_size(item)
+        if size > 1 and local.test(item, key, cost=size) and local.hit(item, key, cost=size):
+            reset = local.get_window_stats(item, key).reset_time
+            self.local_leases.keep(item, key, size - 1, reset)
+            return None
+        if local.hit(item, key):
+            return None
+        return local.get_window_stats(item, key).reset_time - time.time()
 
 
 def too_many(limit: RateLimitItem, wait: float) -> ClientError:

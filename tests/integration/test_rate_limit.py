@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from limits import parse
 
 from serving.keys import add_key
+from serving.ratelimit import LEASE_SHARE, lease_size
 from serving.schemas import EXAMPLE_FLAT
 from tests.integration.conftest import RunningServer, free_port
 
@@ -91,7 +93,7 @@ def workers_that_answered(decisions: Path) -> int:
 
 
 def start(
-    serve: Callable[..., RunningServer], tmp_path: Path, redis_url: str | None
+    serve: Callable[..., RunningServer], tmp_path: Path, redis_url: str | None, limit: int = LIMIT
 ) -> tuple[RunningServer, dict[str, str], Path]:
     keys_file = tmp_path / "keys.jsonl"
     keys = {name: add_key(keys_file, name, ["predict", "explain", "read"]) for name in ("a", "b")}
@@ -99,7 +101,7 @@ def start(
     env = {
         "DIGITS_AUTH": "api-key",
         "DIGITS_API_KEYS_FILE": str(keys_file),
-        "DIGITS_RATE_LIMIT": f"{LIMIT}/hour",
+        "DIGITS_RATE_LIMIT": f"{limit}/hour",
         "DIGITS_EXPLAIN_RATE_LIMIT": "5/hour",
         "DIGITS_DECISION_LOG_DIR": str(decisions),
         "DIGITS_DECISION_FLUSH_SECONDS": "0.05",
@@ -151,6 +153,23 @@ def test_a_limit_holds_across_workers_through_redis(
     assert float(errors[0].split()[1]) >= 1
     assert "failing open to per-worker limits" in server.log_text()
     metrics.close()
+
+
+def test_leased_hits_never_exceed_a_shared_limit(
+    serve: Callable[..., RunningServer], tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A limit large enough for leases (serving/ratelimit.py): each worker takes its hits
+    from Redis a lease at a time, and the two together still admit at most the limit,
+    short of it by no more than the unused part of one lease per worker."""
+    limit = 2 * LEASE_SHARE + 101
+    size = lease_size(parse(f"{limit}/hour"))
+    assert size > 1
+    server, keys, decisions = start(serve, tmp_path, redis_server.url, limit)
+    statuses = [post(server, "/predict", keys["a"])[0] for _ in range(limit + 60)]
+    assert set(statuses) == {200, 429}
+    assert limit - 2 * (size - 1) <= statuses.count(200) <= limit
+    time.sleep(0.3)
+    assert workers_that_answered(decisions) == 2
 
 
 def test_without_redis_each_worker_counts_alone(
