@@ -58,7 +58,8 @@ class AccessMetrics:
         )
         self.decisions_dropped = counter(
             "decision_records_dropped_total",
-            "Decision records dropped because the pending buffer was full while writes failed.",
+            "Decision records dropped: the pending buffer was full while writes failed, or a "
+            "record could not be encoded.",
             registry=None,
         )
         self.decision_log_healthy = gauge(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +44,6 @@ class DecisionRecord(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=T
     inputs: list[list[float]] | None = None
 
 
-def canonical_rows(samples: Any) -> np.ndarray[Any, np.dtype[np.float32]]:
-    """The canonical form of validated input rows: C-contiguous float32 ``[n, 64]``."""
-    rows = np.ascontiguousarray(samples, dtype=np.float32)
-    return rows.reshape(rows.shape[0], -1)
-
-
-def input_sha256(samples: Any) -> str:
-    """sha256 of the canonical float32 rows' bytes (little-endian, row-major)."""
-    rows = canonical_rows(samples).astype("<f4", copy=False)
-    return hashlib.sha256(rows.tobytes()).hexdigest()
-
-
 def utc_time(epoch_seconds: float) -> str:
     """RFC 3339 UTC time with milliseconds."""
     moment = dt.datetime.fromtimestamp(epoch_seconds, dt.UTC)
@@ -63,43 +51,85 @@ def utc_time(epoch_seconds: float) -> str:
 
 
 class RecordTime:
-    """:func:`utc_time`, formatting the date and time of each second once (a cache of one)."""
+    """:func:`utc_time` of many epochs at once, formatting the date and time of each second
+    once (a cache of one second)."""
 
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
 
-    def __call__(self, epoch: float) -> str:
-        whole = math.floor(epoch)
-        micros = round((epoch - whole) * 1e6)  # as datetime rounds: half to even
-        if micros >= 1_000_000:
-            whole, micros = whole + 1, micros - 1_000_000
-        if whole != self._second:
-            self._second, self._prefix = whole, utc_time(whole)[:-5]  # without ".000Z"
-        return f"{self._prefix}.{micros // 1000:03d}Z"
+    def __call__(self, epochs: Sequence[float]) -> list[str]:
+        stamps = np.asarray(epochs, dtype=np.float64)
+        whole = np.floor(stamps)
+        micros = np.rint((stamps - whole) * 1e6)  # as datetime rounds: half to even
+        whole += micros >= 1_000_000
+        millis = (micros % 1_000_000) // 1000
+        texts = []
+        for second, milli in zip(
+            whole.astype(np.int64).tolist(), millis.astype(np.int64).tolist(), strict=True
+        ):
+            if second != self._second:
+                self._second, self._prefix = second, utc_time(second)[:-5]  # without ".000Z"
+            texts.append(f"{self._prefix}.{milli:03d}Z")
+        return texts
 
 
-def record_line(item: Pending, with_inputs: bool, time_of: RecordTime) -> bytes:
-    """The JSON line of one answered request (what :class:`DecisionRecord` encodes to)."""
-    rid, started, client, route, method, status, version, tag, seconds, out = item
-    rows = canonical_rows(out.samples)
-    record = DecisionRecord(  # positional, in field order: cheaper than keywords
-        SCHEMA_VERSION,
-        rid,
-        time_of(started),
-        client,
-        route,
-        method,
-        status,
-        version,
-        tag,
-        len(rows),
-        input_sha256(rows),
-        out.labels.tolist(),
-        out.probabilities.max(axis=1).tolist(),
-        out.ood.tolist(),
-        out.ood_score.tolist(),
-        round(seconds * 1000, 3),
-        rows.tolist() if with_inputs else None,
+def latency_ms(seconds: Sequence[float]) -> list[float]:
+    """Latencies in milliseconds, rounded to whole microseconds."""
+    return (np.rint(np.asarray(seconds, dtype=np.float64) * 1e6) / 1000).tolist()  # type: ignore[no-any-return]
+
+
+def _joined(arrays: list[Any]) -> Any:
+    """The arrays stacked along their first axis (one array for many records)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def record_lines(items: Sequence[Pending], with_inputs: bool, time_of: RecordTime) -> list[bytes]:
+    """The JSON lines of answered requests, in order (what :class:`DecisionRecord` encodes to).
+
+    Built for many records at once (the writer thread's batches): every record's rows are
+    converted to canonical float32 in one copy (each record's input bytes are a slice of
+    it), the per-row and per-record fields are converted to Python values together, and
+    the lines are encoded in one call.
+    """
+    if not items:
+        return []
+    outcomes = [item[9] for item in items]
+    flat = np.concatenate(
+        [out.samples for out in outcomes], axis=None, dtype="<f4", casting="unsafe"
     )
-    return _ENCODER.encode(record) + b"\n"
+    pixels = flat.data
+    labels = _joined([out.labels for out in outcomes]).tolist()
+    top = _joined([out.probabilities for out in outcomes]).max(axis=1).tolist()
+    ood = _joined([out.ood for out in outcomes]).tolist()
+    scores = _joined([out.ood_score for out in outcomes]).tolist()
+    times = time_of([item[1] for item in items])
+    latencies = latency_ms([item[8] for item in items])
+    records = []
+    start = first = 0
+    for index, (rid, _, client, route, method, status, version, tag, _, out) in enumerate(items):
+        n = len(out.samples)
+        stop, last = start + n, first + out.samples.size
+        records.append(
+            DecisionRecord(  # positional, in field order: cheaper than keywords
+                SCHEMA_VERSION,
+                rid,
+                times[index],
+                client,
+                route,
+                method,
+                status,
+                version,
+                tag,
+                n,
+                hashlib.sha256(pixels[first:last]).hexdigest(),
+                labels[start:stop],
+                top[start:stop],
+                ood[start:stop],
+                scores[start:stop],
+                latencies[index],
+                flat[first:last].reshape(n, -1).tolist() if with_inputs else None,
+            )
+        )
+        start, first = stop, last
+    return _ENCODER.encode_lines(records).splitlines(keepends=True)

@@ -2,9 +2,10 @@
 
 The routes that decide are the ones that need the ``predict`` or ``explain`` scope
 (:mod:`serving.access`), so a new deciding route is recorded by declaring its scope. The
-record is encoded and queued before the last byte of the answer is sent: a client that
-has its answer has its record queued, and the graceful shutdown writes the queue
-(:meth:`DecisionWriter.close`).
+record is queued before the last byte of the answer is sent: a client that has its
+answer has its record queued, and the graceful shutdown encodes and writes the queue
+(:meth:`DecisionWriter.close`). Encoding happens in the writer's batches, off the
+request path.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from serving.access import EXPLAIN, PREDICT
 from serving.auth import CLIENT, Client
 from serving.decisions.outcome import Outcome, outcome_var
-from serving.decisions.record import RecordTime, record_line
 from serving.decisions.writer import DecisionWriter
 from serving.dispatch import ROUTE, Route
 from serving.logs import request_id_var
@@ -59,11 +59,10 @@ def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
         service.metrics.access,
         settings.decision_flush_seconds,
         settings.decision_log_max_bytes,
+        settings.decision_log_inputs,
     )
     service.closers.append(writer.close)
     tags: dict[str, str | None] = {}
-    with_inputs = settings.decision_log_inputs
-    time_of = RecordTime()
 
     async def step(scope: Scope, receive: Receive, send: Send) -> None:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
@@ -92,21 +91,17 @@ def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
                     tags[version] = registry_tag(settings, version)
                 client: Client | None = scope.get(CLIENT)  # type: ignore[assignment]
                 writer.submit(
-                    record_line(
-                        (
-                            request_id_var.get() or "unknown",
-                            started_wall,
-                            client.id if client is not None else None,
-                            route.template,
-                            scope["method"],  # type: ignore[typeddict-item]
-                            status,
-                            version,
-                            tags[version],
-                            time.perf_counter() - started,
-                            slot,
-                        ),
-                        with_inputs,
-                        time_of,
+                    (
+                        request_id_var.get() or "unknown",
+                        started_wall,
+                        client.id if client is not None else None,
+                        route.template,
+                        scope["method"],  # type: ignore[typeddict-item]
+                        status,
+                        version,
+                        tags[version],
+                        time.perf_counter() - started,
+                        slot,
                     )
                 )
                 recorded = True

@@ -15,7 +15,9 @@ import msgspec
 import numpy as np
 import pytest
 from litestar.testing import TestClient
+from prometheus_client import Counter, Gauge
 
+from serving.access_metrics import AccessMetrics
 from serving.app import create_app
 from serving.decisions.__main__ import main as decisions_main
 from serving.decisions.outcome import Outcome
@@ -24,11 +26,10 @@ from serving.decisions.record import (
     DecisionRecord,
     Pending,
     RecordTime,
-    canonical_rows,
-    input_sha256,
-    record_line,
+    record_lines,
     utc_time,
 )
+from serving.decisions.writer import DecisionWriter
 from serving.keys import add_key
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import Settings
@@ -206,8 +207,28 @@ def test_a_full_disk_never_fails_a_prediction(tmp_path: Path, key_file: tuple[Pa
     assert set(ids) <= recorded
 
 
-def test_fast_record_line_is_the_record_built_field_by_field() -> None:
-    """record_line (positional struct, cached time prefix) == the record built field by field."""
+def test_a_record_that_cannot_be_encoded_costs_only_itself(tmp_path: Path) -> None:
+    """The writer thread encodes; one broken record is dropped, counted and logged, and the
+    records around it (and the thread) carry on."""
+    metrics = AccessMetrics(Counter, Gauge)
+    writer = DecisionWriter(tmp_path, metrics, flush_seconds=60.0, max_bytes=1 << 20)
+    row = np.zeros((1, 64), dtype=np.float32)
+    good = Outcome(row, np.array([1]), np.ones((1, 10), np.float32), np.array([False]), row[0, :1])
+    broken = Outcome(row, None, None, None, None)
+    dropped, written = metrics.decisions_dropped._value, metrics.decisions_written._value
+    before = dropped.get(), written.get()  # per-process values (multiprocess mode)
+    for rid, outcome in (("a", good), ("b", broken), ("c", good)):
+        writer.submit(
+            (rid, 1_764_480_000.0, "c", "/predict", "POST", 200, "v", None, 0.001, outcome)
+        )
+    writer.close()
+    assert [record["request_id"] for record in read_records(tmp_path)] == ["a", "c"]
+    assert (dropped.get() - before[0], written.get() - before[1]) == (1, 2)
+
+
+def test_record_lines_of_a_chunk_are_the_records_built_field_by_field() -> None:
+    """record_lines (a chunk converted together, positional structs, cached time prefix,
+    one encode call) == each record built field by field, for any chunk split."""
     rng = np.random.default_rng(3)
     items: list[Pending] = []
     for index, n_rows in enumerate((1, 3, 1, 7, 2, 40)):
@@ -228,12 +249,11 @@ def test_fast_record_line_is_the_record_built_field_by_field() -> None:
         items.append(
             (f"r{index}", started, "c", "/predict", "POST", 200, "v", None, 0.0123, outcome)
         )
+    expected: dict[bool, list[bytes]] = {False: [], True: []}
     for with_inputs in (False, True):
-        time_of = RecordTime()
         for item in items:
-            line = record_line(item, with_inputs, time_of)
             rid, started, client, route, method, status, version, tag, seconds, out = item
-            rows = canonical_rows(out.samples)
+            rows = np.ascontiguousarray(out.samples, dtype=np.float32).reshape(len(out.samples), -1)
             alone = DecisionRecord(
                 schema_version=1,
                 request_id=rid,
@@ -245,13 +265,24 @@ def test_fast_record_line_is_the_record_built_field_by_field() -> None:
                 model_version=version,
                 registry_tag=tag,
                 rows=int(rows.shape[0]),
-                input_sha256=input_sha256(rows),
+                input_sha256=hashlib.sha256(rows.astype("<f4").tobytes()).hexdigest(),
                 labels=out.labels.tolist(),
                 top_probability=out.probabilities.max(axis=1).tolist(),
                 ood=out.ood.tolist(),
                 ood_score=out.ood_score.tolist(),
-                latency_ms=round(seconds * 1000, 3),
+                latency_ms=round(seconds * 1e6) / 1000,
                 inputs=rows.tolist() if with_inputs else None,
             )
-            assert line == msgspec.json.encode(alone) + b"\n"
+            expected[with_inputs].append(msgspec.json.encode(alone) + b"\n")
+    for with_inputs in (False, True):
+        for split in (1, 2, 4, len(items)):
+            time_of = RecordTime()
+            lines = [
+                line
+                for start in range(0, len(items), split)
+                for line in record_lines(items[start : start + split], with_inputs, time_of)
+            ]
+            assert lines == expected[with_inputs]
+        for line in expected[with_inputs]:
             jsonschema.validate(json.loads(line), SCHEMA)
+    assert record_lines([], False, RecordTime()) == []
