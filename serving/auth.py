@@ -67,7 +67,7 @@ def build_verifier(settings: Settings) -> Verifier | None:
     mode = settings.auth_mode
     try:
         if mode == "api-key":
-            return _api_key_verifier(KeyRing(Path(settings.api_keys_file)))
+            return ApiKeyVerifier(KeyRing(Path(settings.api_keys_file)))
         if mode == "jwt":
             return JwtVerifier(settings).verify
     except (KeysFileError, JwksError) as exc:
@@ -75,18 +75,39 @@ def build_verifier(settings: Settings) -> Verifier | None:
     return None
 
 
-def _api_key_verifier(ring: KeyRing) -> Verifier:
-    def verify(key: str) -> tuple[str, frozenset[str]]:
+class ApiKeyVerifier:
+    """The keys-file check: sha256 of the key, hash lookup, constant-time comparison
+    (:meth:`KeyRing.verify`).
+
+    A key that verified is remembered, in this worker's memory only and never written
+    anywhere, until the keys file changes (a revoke applies as before, at the next
+    check): its next requests skip the sha256. Only verified keys are remembered, so
+    the set is bounded by the keys file. Finding one is a dict lookup, whose timing
+    depends on a per-process random string hash, not on how much of a key matches.
+    """
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+        self._verified: dict[str, tuple[str, frozenset[str]]] = {}
+        self._generation = ring.generation
+
+    def __call__(self, key: str) -> tuple[str, frozenset[str]]:
+        ring = self.ring
         try:
             ring.refresh(time.monotonic())
         except KeysFileError as exc:  # keep the last good keys
             log.error("keys file not reloaded, keeping the last good keys: %s", exc)
+        if ring.generation != self._generation:
+            self._verified.clear()
+            self._generation = ring.generation
+        known = self._verified.get(key)
+        if known is not None:
+            return known
         entry = ring.verify(key)
         if entry is None:
             raise CredentialRejectedError("invalid")
-        return entry.client_id, frozenset(entry.scopes)
-
-    return verify
+        known = self._verified[key] = (entry.client_id, frozenset(entry.scopes))
+        return known
 
 
 def unauthorized(reason: str) -> ClientError:

@@ -88,6 +88,7 @@ class KeyRing:
         self._by_digest: dict[str, KeyEntry] = {}
         self._stamp: tuple[int, int] | None = None
         self._next_check = 0.0
+        self.generation = 0  # bumped by every reload: what callers remember is stale
         self.reload()  # start-up: an unreadable or malformed file raises KeysFileError
 
     def _file_stamp(self) -> tuple[int, int]:
@@ -99,6 +100,7 @@ class KeyRing:
         entries = read_entries(self.path)
         self._by_digest = {entry.key_sha256: entry for entry in entries}
         self._stamp = stamp
+        self.generation += 1
 
     def refresh(self, now: float) -> None:
         """Re-read the file if it changed (checked at most every ``check_seconds``).

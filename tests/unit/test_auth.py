@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.auth import CredentialsError, build_verifier
-from serving.keys import add_key, key_digest, main, read_entries, revoke
+from serving.auth import ApiKeyVerifier, CredentialsError, build_verifier
+from serving.jwt_auth import CredentialRejectedError
+from serving.keys import KeyEntry, KeyRing, add_key, key_digest, main, read_entries, revoke
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import Settings, SettingsError, load_settings
 
@@ -168,6 +169,38 @@ def test_revoke_applies_without_restart(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "revoked key still accepted"
             time.sleep(0.2)
         assert test_client.get("/model", headers=bearer(key)).status_code == 401
+
+
+def test_a_verified_key_is_remembered_until_the_keys_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Repeated requests with one key hash it once; a change to the file forgets it, so a
+    revoke or a scope change applies; an unknown key is never remembered."""
+    path = tmp_path / "keys.jsonl"
+    key = add_key(path, "temp", ["read"])
+    ring = KeyRing(path, check_seconds=0.0)
+    verify = ApiKeyVerifier(ring)
+    hashed: list[str] = []
+    original = KeyRing.verify
+
+    def counting(self: KeyRing, presented: str) -> KeyEntry | None:
+        hashed.append(presented)
+        return original(self, presented)
+
+    monkeypatch.setattr(KeyRing, "verify", counting)
+    assert [verify(key) for _ in range(3)] == [("temp", frozenset({"read"}))] * 3
+    assert hashed == [key]
+    for _ in range(2):
+        with pytest.raises(CredentialRejectedError):
+            verify(key + "x")
+    assert hashed == [key, key + "x", key + "x"]
+    other = add_key(path, "other", ["predict"])  # the file changed: forget what was verified
+    assert verify(key) == ("temp", frozenset({"read"}))
+    assert verify(other) == ("other", frozenset({"predict"}))
+    assert hashed[-2:] == [key, other]
+    revoke(path, "temp")
+    with pytest.raises(CredentialRejectedError):
+        verify(key)
 
 
 def test_unusable_keys_file_stops_start_up(tmp_path: Path) -> None:
