@@ -87,18 +87,14 @@ def _joined(arrays: list[Any]) -> Any:
 def record_lines(items: Sequence[Pending], with_inputs: bool, time_of: RecordTime) -> list[bytes]:
     """The JSON lines of answered requests, in order (what :class:`DecisionRecord` encodes to).
 
-    Built for many records at once (the writer thread's batches): every record's rows are
-    converted to canonical float32 in one copy (each record's input bytes are a slice of
-    it), the per-row and per-record fields are converted to Python values together, and
-    the lines are encoded in one call.
+    Built for many records at once (the writer's chunks): the per-row and per-record
+    fields are converted to Python values together, and the lines are encoded in one
+    call. A record's input bytes are its rows as C-contiguous little-endian float32 (the
+    array itself when it already is).
     """
     if not items:
         return []
     outcomes = [item[9] for item in items]
-    flat = np.concatenate(
-        [out.samples for out in outcomes], axis=None, dtype="<f4", casting="unsafe"
-    )
-    pixels = flat.data
     labels = _joined([out.labels for out in outcomes]).tolist()
     top = _joined([out.probabilities for out in outcomes]).max(axis=1).tolist()
     ood = _joined([out.ood for out in outcomes]).tolist()
@@ -106,10 +102,11 @@ def record_lines(items: Sequence[Pending], with_inputs: bool, time_of: RecordTim
     times = time_of([item[1] for item in items])
     latencies = latency_ms([item[8] for item in items])
     records = []
-    start = first = 0
+    start = 0
     for index, (rid, _, client, route, method, status, version, tag, _, out) in enumerate(items):
-        n = len(out.samples)
-        stop, last = start + n, first + out.samples.size
+        rows = np.ascontiguousarray(out.samples, dtype="<f4")  # as is when already canonical
+        n = len(rows)
+        stop = start + n
         records.append(
             DecisionRecord(  # positional, in field order: cheaper than keywords
                 SCHEMA_VERSION,
@@ -122,14 +119,14 @@ def record_lines(items: Sequence[Pending], with_inputs: bool, time_of: RecordTim
                 version,
                 tag,
                 n,
-                hashlib.sha256(pixels[first:last]).hexdigest(),
+                hashlib.sha256(rows.data).hexdigest(),
                 labels[start:stop],
                 top[start:stop],
                 ood[start:stop],
                 scores[start:stop],
                 latencies[index],
-                flat[first:last].reshape(n, -1).tolist() if with_inputs else None,
+                rows.reshape(n, -1).tolist() if with_inputs else None,
             )
         )
-        start, first = stop, last
+        start = stop
     return _ENCODER.encode_lines(records).splitlines(keepends=True)
