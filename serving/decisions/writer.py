@@ -2,10 +2,10 @@
 
 A request appends what its record needs (a :data:`~serving.decisions.record.Pending`
 tuple: ids, timings and references to the request's arrays, which are not mutated) to a
-deque. Records are encoded ``ENCODE_CHUNK`` at a time
-(:func:`serving.decisions.record.record_lines`: a chunk's per-row fields are converted
-together and its lines encoded in one call): on the event loop when a chunk is full
-(a fraction of a millisecond every ``ENCODE_CHUNK`` requests; encoding in the writer
+deque. Records are encoded in chunks (:func:`serving.decisions.record.record_lines`: a
+chunk's per-row fields are converted together and its lines encoded in one call): on the
+event loop once ``ENCODE_CHUNK`` input rows are pending (a fraction of a millisecond per
+64 single-row requests; a large request is encoded on its own; encoding in the writer
 thread instead cost more, and its GIL hand-offs added milliseconds to p99), and by the
 writer thread for the last, short chunk when traffic pauses. Every ``flush_seconds``
 (or at ``BATCH_WAKE`` encoded lines) the writer thread appends the lines with one
@@ -36,7 +36,7 @@ from serving.decisions.record import Pending, RecordTime, record_lines
 
 log = logging.getLogger("serving")
 BATCH_WAKE = 2048
-ENCODE_CHUNK = 64  # records encoded together (a fraction of a millisecond)
+ENCODE_CHUNK = 64  # rows (and records) encoded together (a fraction of a millisecond)
 
 
 class DecisionWriter:
@@ -57,6 +57,7 @@ class DecisionWriter:
         self._with_inputs = with_inputs
         self._time_of = RecordTime()
         self._pending: deque[Pending] = deque()  # answered, not yet encoded
+        self._pending_rows = 0  # their input rows
         self._encoding = threading.Lock()  # one chunk encoded at a time, in order
         self._queue: deque[bytes] = deque()  # encoded, not yet taken by the thread
         self._unwritten: deque[bytes] = deque()
@@ -73,17 +74,19 @@ class DecisionWriter:
     def submit(self, item: Pending) -> None:
         """Queue one answered request's record (called on the event loop; no I/O).
 
-        Every ``ENCODE_CHUNK``-th call encodes the chunk, here on the event loop: a
-        fraction of a millisecond, with no GIL hand-off to the writer thread."""
-        pending = self._pending
-        pending.append(item)
-        if len(pending) >= ENCODE_CHUNK:
+        Once ``ENCODE_CHUNK`` rows are pending (64 single-row requests, or one request of
+        64 rows or more), they are encoded here, on the event loop: no GIL hand-off to
+        the writer thread, whose own encoding would hold the GIL against the loop."""
+        self._pending.append(item)
+        self._pending_rows += len(item[9].samples)
+        if self._pending_rows >= ENCODE_CHUNK:
             self.encode_pending()
 
     def encode_pending(self) -> None:
         """Encode every pending record, ``ENCODE_CHUNK`` at a time, for the writer thread."""
         with self._encoding:
             pending = self._pending
+            self._pending_rows = 0
             while pending:
                 chunk = [pending.popleft() for _ in range(min(len(pending), ENCODE_CHUNK))]
                 self._queue.extend(self._encode(chunk))
