@@ -1,9 +1,28 @@
-"""Call an ASGI app in-process with a raw POST body (no sockets, no test client)."""
+"""Run the app in-process: a started TestClient, or a raw POST body with no test client."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from litestar.testing import TestClient
+
+from serving.app import create_app
+from serving.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def service_client(**settings: Any) -> Iterator[TestClient[Any]]:
+    """A TestClient of the app on the repository's dvc.lock with ``settings``, started
+    (lifespan run) and stopped afterwards."""
+    app = create_app(Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"), **settings))
+    with TestClient(app=app) as client:
+        yield client
 
 
 async def post_raw(app: Any, path: str, body: bytes) -> tuple[int, bytes]:

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from serving.app import create_app
 from serving.demo import CONTENT_SECURITY_POLICY, DEMO_DIR
-from serving.settings import Settings
+from tests.unit.asgi import service_client
 
 pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,8 +28,7 @@ SVG_NAMESPACE = "http://www.w3.org/2000/svg"
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient[Any]]:
-    settings = Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"))
-    with TestClient(app=create_app(settings)) as test_client:
+    with service_client() as test_client:
         yield test_client
 
 

@@ -18,8 +18,7 @@ import jsonschema
 import pytest
 from litestar.testing import TestClient
 
-from serving.app import create_app
-from serving.settings import Settings
+from tests.unit.asgi import service_client
 
 pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,8 +31,7 @@ JUST_BELOW_0 = math.nextafter(0.0, -math.inf)
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient[Any]]:
-    settings = Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"), max_rows=MAX_ROWS)
-    with TestClient(app=create_app(settings)) as test_client:
+    with service_client(max_rows=MAX_ROWS) as test_client:
         yield test_client
 
 

@@ -13,9 +13,8 @@ import pytest
 import yaml
 from litestar.testing import TestClient
 
-from serving.app import create_app
 from serving.schemas import EXAMPLE_DIGIT, EXAMPLE_FLAT
-from serving.settings import Settings
+from tests.unit.asgi import service_client
 
 pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,10 +24,7 @@ ERROR_KEYS = {"status", "reason", "message", "location", "request_id"}
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient[Any]]:
-    settings = Settings(
-        lock_file_path=str(REPO_ROOT / "dvc.lock"), max_rows=50, max_body_bytes=65536
-    )
-    with TestClient(app=create_app(settings)) as test_client:
+    with service_client(max_rows=50, max_body_bytes=65536) as test_client:
         yield test_client
 
 
