@@ -1,9 +1,17 @@
-"""The decision record (schema version 1) and the input fingerprint."""
+"""The decision record (schema version 1), its input fingerprint, and the packed chunk.
+
+A chunk of answered requests is packed on the event loop (:func:`pack`: ids and timings
+as columns, the arrays stacked as bytes: cheap) and turned into JSON lines elsewhere
+(:func:`chunk_lines`: the sha256 of each record's canonical float32 rows, the per-row
+fields and one msgspec ``encode_lines`` call), normally in the encoder process
+(:mod:`serving.decisions.encoder`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +21,7 @@ import numpy as np
 
 from serving.decisions.outcome import Outcome
 
+log = logging.getLogger("serving")
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).with_name("decision_record.v1.schema.json")
 _ENCODER = msgspec.json.Encoder()
@@ -79,45 +88,109 @@ def latency_ms(seconds: Sequence[float]) -> list[float]:
     return (np.rint(np.asarray(seconds, dtype=np.float64) * 1e6) / 1000).tolist()  # type: ignore[no-any-return]
 
 
-def _joined(arrays: list[Any]) -> Any:
+def _joined(arrays: Sequence[Any]) -> Any:
     """The arrays stacked along their first axis (one array for many records)."""
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
-def record_lines(items: Sequence[Pending], with_inputs: bool, time_of: RecordTime) -> list[bytes]:
-    """The JSON lines of answered requests, in order (what :class:`DecisionRecord` encodes to).
+class Packed(msgspec.Struct, array_like=True, frozen=True):
+    """A numeric array as its dtype, shape and C-order bytes (no pickle, no object arrays)."""
 
-    Built for many records at once (the writer's chunks): the per-row and per-record
-    fields are converted to Python values together, and the lines are encoded in one
-    call. A record's input bytes are its rows as C-contiguous little-endian float32 (the
-    array itself when it already is).
-    """
-    if not items:
-        return []
-    outcomes = [item[9] for item in items]
-    labels = _joined([out.labels for out in outcomes]).tolist()
-    top = _joined([out.probabilities for out in outcomes]).max(axis=1).tolist()
-    ood = _joined([out.ood for out in outcomes]).tolist()
-    scores = _joined([out.ood_score for out in outcomes]).tolist()
-    times = time_of([item[1] for item in items])
-    latencies = latency_ms([item[8] for item in items])
+    dtype: str
+    shape: tuple[int, ...]
+    data: bytes
+
+    @classmethod
+    def of(cls, array: Any, rows: int) -> Packed:
+        array = np.ascontiguousarray(array)
+        if array.dtype.hasobject or array.ndim == 0 or len(array) != rows:
+            raise ValueError(f"not a numeric array of {rows} rows: {array.dtype} {array.shape}")
+        return cls(array.dtype.str, array.shape, array.data)
+
+    def array(self) -> Any:
+        return np.frombuffer(self.data, dtype=np.dtype(self.dtype)).reshape(self.shape)
+
+
+class Chunk(msgspec.Struct, array_like=True, frozen=True):
+    """Answered requests in columns: what :func:`pack` hands to the encoder (process)."""
+
+    request_ids: tuple[str, ...]
+    started: tuple[float, ...]
+    clients: tuple[str | None, ...]
+    routes: tuple[str, ...]
+    methods: tuple[str, ...]
+    statuses: tuple[int, ...]
+    versions: tuple[str, ...]
+    tags: tuple[str | None, ...]
+    seconds: tuple[float, ...]
+    rows: tuple[int, ...]
+    samples: Packed  # every record's rows as C-contiguous little-endian float32, stacked
+    labels: Packed
+    probabilities: Packed
+    ood: Packed
+    ood_score: Packed
+
+
+_PACKER = msgspec.msgpack.Encoder()
+_UNPACKER = msgspec.msgpack.Decoder(Chunk)
+
+
+def pack(items: Sequence[Pending]) -> bytes:
+    """Answered requests as one msgpack :class:`Chunk` (their arrays stacked, not converted).
+
+    Raises ``ValueError``/``TypeError`` when an item's arrays do not fit its row count."""
+    ids, started, clients, routes, methods, statuses, versions, tags, seconds, outs = zip(
+        *items, strict=True
+    )
+    canonical = [np.ascontiguousarray(out.samples, dtype="<f4") for out in outs]
+    rows = tuple(len(sample) for sample in canonical)
+    total = sum(rows)
+    return _PACKER.encode(
+        Chunk(
+            ids,
+            started,
+            clients,
+            routes,
+            methods,
+            statuses,
+            versions,
+            tags,
+            seconds,
+            rows,
+            Packed.of(_joined([sample.reshape(len(sample), -1) for sample in canonical]), total),
+            Packed.of(_joined([out.labels for out in outs]), total),
+            Packed.of(_joined([out.probabilities for out in outs]), total),
+            Packed.of(_joined([out.ood for out in outs]), total),
+            Packed.of(_joined([out.ood_score for out in outs]), total),
+        )
+    )
+
+
+def _records(chunk: Chunk, with_inputs: bool, time_of: RecordTime) -> list[DecisionRecord]:
+    """The chunk's records: per-row and per-record fields converted for all at once."""
+    samples = chunk.samples.array()
+    labels = chunk.labels.array().tolist()
+    top = chunk.probabilities.array().max(axis=1).tolist()
+    ood = chunk.ood.array().tolist()
+    scores = chunk.ood_score.array().tolist()
+    times = time_of(chunk.started)
+    latencies = latency_ms(chunk.seconds)
     records = []
     start = 0
-    for index, (rid, _, client, route, method, status, version, tag, _, out) in enumerate(items):
-        rows = np.ascontiguousarray(out.samples, dtype="<f4")  # as is when already canonical
-        n = len(rows)
+    for index, n in enumerate(chunk.rows):
         stop = start + n
+        rows = samples[start:stop]
         records.append(
             DecisionRecord(  # positional, in field order: cheaper than keywords
                 SCHEMA_VERSION,
-                rid,
+                chunk.request_ids[index],
                 times[index],
-                client,
-                route,
-                method,
-                status,
-                version,
-                tag,
+                chunk.clients[index],
+                chunk.routes[index],
+                chunk.methods[index],
+                chunk.statuses[index],
+                chunk.versions[index],
+                chunk.tags[index],
                 n,
                 hashlib.sha256(rows.data).hexdigest(),
                 labels[start:stop],
@@ -125,8 +198,37 @@ def record_lines(items: Sequence[Pending], with_inputs: bool, time_of: RecordTim
                 ood[start:stop],
                 scores[start:stop],
                 latencies[index],
-                rows.reshape(n, -1).tolist() if with_inputs else None,
+                rows.tolist() if with_inputs else None,
             )
         )
         start = stop
-    return _ENCODER.encode_lines(records).splitlines(keepends=True)
+    return records
+
+
+def chunk_lines(frame: bytes, with_inputs: bool, time_of: RecordTime) -> tuple[bytes, int]:
+    """The JSON lines of a :func:`pack` frame, in order, and how many records were dropped.
+
+    A record that cannot be encoded is dropped alone (logged with its request id)."""
+    chunk = _UNPACKER.decode(frame)
+    records = _records(chunk, with_inputs, time_of)
+    try:
+        return _ENCODER.encode_lines(records), 0
+    except Exception:  # one by one: only the bad record is lost
+        lines, dropped = [], 0
+        for record in records:
+            try:
+                lines.append(_ENCODER.encode_lines([record]))
+            except Exception:
+                dropped += 1
+                log.exception("decision record %s could not be encoded; dropped", record.request_id)
+        return b"".join(lines), dropped
+
+
+def record_lines(items: Sequence[Pending], with_inputs: bool, time_of: RecordTime) -> list[bytes]:
+    """The JSON lines of answered requests, in order (what :class:`DecisionRecord` encodes to).
+
+    A record's input bytes are its rows as C-contiguous little-endian float32."""
+    if not items:
+        return []
+    lines, _ = chunk_lines(pack(items), with_inputs, time_of)
+    return lines.splitlines(keepends=True)

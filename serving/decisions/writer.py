@@ -1,25 +1,25 @@
-"""Writes decision records off the request path: chunked encoding, a background thread, rotation.
+"""Writes decision records off the request path: packed chunks, an encoder process, rotation.
 
 A request appends what its record needs (a :data:`~serving.decisions.record.Pending`
 tuple: ids, timings and references to the request's arrays, which are not mutated) to a
-deque. Records are encoded in chunks (:func:`serving.decisions.record.record_lines`: a
-chunk's per-row fields are converted together and its lines encoded in one call): on the
-event loop once ``ENCODE_CHUNK`` input rows are pending (a fraction of a millisecond per
-64 single-row requests; a large request is encoded on its own; encoding in the writer
-thread instead cost more, and its GIL hand-offs added milliseconds to p99), and by the
-writer thread for the last, short chunk when traffic pauses. Every ``flush_seconds``
-(or at ``BATCH_WAKE`` encoded lines) the writer thread appends the lines with one
-``write`` to this worker's file ``decisions-<host>-<pid>-<seq>.jsonl``; a file over
-``max_bytes`` is closed and the next sequence number opened (size-based rotation; old
-files are kept for the query tool and for retention outside the service).
+deque. Once ``ENCODE_CHUNK`` input rows are pending (64 single-row requests, or one large
+request) they are packed on the event loop (:func:`serving.decisions.record.pack`: the
+columns and stacked array bytes as one msgpack frame, about a microsecond per record).
+Every ``flush_seconds`` (or at ``WAKE_FRAMES`` frames) the writer thread packs the last,
+short chunk, has the frames turned into JSON lines by this worker's encoder process
+(:mod:`serving.decisions.encoder`: the sha256 of the inputs and the JSON are made off the
+event loop's GIL; in this thread when the process is unavailable), and appends the lines
+with one ``write`` to this worker's file ``decisions-<host>-<pid>-<seq>.jsonl``; a file
+over ``max_bytes`` is closed and the next sequence number opened (size-based rotation;
+old files are kept for the query tool and for retention outside the service).
 
 A failed write (full or read-only disk) never reaches a request: it is logged once per
 failure streak, counted in ``decision_log_write_errors_total{reason}``, and
 ``decision_log_healthy`` drops to 0 (alert: deploy/prometheus/rules). The unwritten lines
 are kept and retried at the next flush, up to ``max_pending_bytes``; beyond that the
 oldest are dropped and counted (``decision_records_dropped_total``). :meth:`close` (the
-lifespan's shutdown, on SIGTERM) encodes and writes everything pending before the worker
-exits.
+lifespan's shutdown, on SIGTERM) encodes and writes everything pending, then stops the
+encoder process, before the worker exits.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ from collections import deque
 from pathlib import Path
 
 from serving.access_metrics import AccessMetrics, write_error_reason
-from serving.decisions.record import Pending, RecordTime, record_lines
+from serving.decisions.encoder import Encoder
+from serving.decisions.record import Pending, pack
 
 log = logging.getLogger("serving")
-BATCH_WAKE = 2048
-ENCODE_CHUNK = 64  # rows (and records) encoded together (a fraction of a millisecond)
+WAKE_FRAMES = 32  # packed chunks that wake the writer thread before its flush interval
+ENCODE_CHUNK = 64  # rows (and records) packed together
 
 
 class DecisionWriter:
@@ -48,19 +49,19 @@ class DecisionWriter:
         max_bytes: int,
         with_inputs: bool = False,
         max_pending_bytes: int = 256 * 1024 * 1024,
+        encoder: Encoder | None = None,
     ) -> None:
         self.directory = directory
         self._metrics = metrics
         self._flush_seconds = flush_seconds
         self._max_bytes = max_bytes
         self._max_pending_bytes = max_pending_bytes
-        self._with_inputs = with_inputs
-        self._time_of = RecordTime()
-        self._pending: deque[Pending] = deque()  # answered, not yet encoded
+        self._pending: deque[Pending] = deque()  # answered, not yet packed
         self._pending_rows = 0  # their input rows
-        self._encoding = threading.Lock()  # one chunk encoded at a time, in order
-        self._queue: deque[bytes] = deque()  # encoded, not yet taken by the thread
-        self._unwritten: deque[bytes] = deque()
+        self._packing = threading.Lock()  # one chunk packed at a time, in order
+        self._packed: deque[tuple[bytes, int]] = deque()  # (frame, records), not yet encoded
+        self.encoder = encoder or Encoder(with_inputs)
+        self._unwritten: deque[bytes] = deque()  # encoded: blocks of whole lines
         self._unwritten_bytes = 0
         self._wake = threading.Event()
         self._stopping = False
@@ -75,23 +76,38 @@ class DecisionWriter:
         """Queue one answered request's record (called on the event loop; no I/O).
 
         Once ``ENCODE_CHUNK`` rows are pending (64 single-row requests, or one request of
-        64 rows or more), they are encoded here, on the event loop: no GIL hand-off to
-        the writer thread, whose own encoding would hold the GIL against the loop."""
+        64 rows or more), they are packed here (:func:`~serving.decisions.record.pack`:
+        arrays stacked, no per-record conversion); the encoder process makes the JSON."""
         self._pending.append(item)
         self._pending_rows += len(item[9].samples)
         if self._pending_rows >= ENCODE_CHUNK:
-            self.encode_pending()
+            self.pack_pending()
 
-    def encode_pending(self) -> None:
-        """Encode every pending record, ``ENCODE_CHUNK`` at a time, for the writer thread."""
-        with self._encoding:
+    def pack_pending(self) -> None:
+        """Pack every pending record, ``ENCODE_CHUNK`` at a time, for the writer thread."""
+        with self._packing:
             pending = self._pending
             self._pending_rows = 0
             while pending:
                 chunk = [pending.popleft() for _ in range(min(len(pending), ENCODE_CHUNK))]
-                self._queue.extend(self._encode(chunk))
-        if len(self._queue) >= BATCH_WAKE:
+                self._packed.extend(self._pack(chunk))
+        if len(self._packed) >= WAKE_FRAMES:
             self._wake.set()
+
+    def _pack(self, chunk: list[Pending]) -> list[tuple[bytes, int]]:
+        """The chunk as one frame; a record that cannot be packed is dropped, counted and
+        logged (every other record carries on)."""
+        try:
+            return [(pack(chunk), len(chunk))]
+        except Exception:  # one by one: only the bad record is lost
+            frames = []
+            for item in chunk:
+                try:
+                    frames.append((pack([item]), 1))
+                except Exception:
+                    self._metrics.decisions_dropped.inc()
+                    log.exception("decision record %s could not be encoded; dropped", item[0])
+            return frames
 
     def _last_seq(self) -> int:
         try:
@@ -113,46 +129,58 @@ class DecisionWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Encode what is pending, append every line; failures keep the lines for a retry."""
-        self.encode_pending()  # the last, short chunk when traffic pauses
+        """Pack what is pending, encode, append every line; failures keep them for a retry."""
+        self.pack_pending()  # the last, short chunk when traffic pauses
         with self._lock:
-            for _ in range(len(self._queue)):
-                self._keep(self._queue.popleft())
+            frames = [self._packed.popleft() for _ in range(len(self._packed))]
+            if frames:
+                replies = self.encoder.lines([frame for frame, _ in frames])
+                for (_, records), reply in zip(frames, replies, strict=True):
+                    if reply is None:
+                        self._metrics.decisions_dropped.inc(records)
+                        continue
+                    lines, dropped = reply
+                    self._metrics.decisions_dropped.inc(dropped)
+                    self._keep(lines)
             if self._unwritten:
                 self._write()
 
-    def _encode(self, chunk: list[Pending]) -> list[bytes]:
-        """The chunk's lines; a record that cannot be encoded is dropped, counted and logged
-        (the thread, and every other record, carry on)."""
-        try:
-            return record_lines(chunk, self._with_inputs, self._time_of)
-        except Exception:  # one by one: only the bad record is lost
-            lines: list[bytes] = []
-            for item in chunk:
-                try:
-                    lines += record_lines([item], self._with_inputs, self._time_of)
-                except Exception:
-                    self._metrics.decisions_dropped.inc()
-                    log.exception("decision record %s could not be encoded; dropped", item[0])
-            return lines
-
-    def _keep(self, line: bytes) -> None:
-        self._unwritten.append(line)
-        self._unwritten_bytes += len(line)
+    def _keep(self, lines: bytes) -> None:
+        if not lines:
+            return
+        self._unwritten.append(lines)
+        self._unwritten_bytes += len(lines)
         while self._unwritten_bytes > self._max_pending_bytes and self._unwritten:
-            self._unwritten_bytes -= len(self._unwritten.popleft())
-            self._metrics.decisions_dropped.inc()
+            oldest = self._unwritten.popleft()
+            self._unwritten_bytes -= len(oldest)
+            self._metrics.decisions_dropped.inc(oldest.count(b"\n"))
 
-    def _next_chunk(self, size: int) -> list[bytes]:
-        """The pending lines that fit in a file of ``size`` bytes (one line at least if empty)."""
-        room, taken = self._max_bytes - size, 0
-        chunk: list[bytes] = []
-        for line in self._unwritten:
-            if taken + len(line) > room and (chunk or size):
-                break
-            chunk.append(line)
-            taken += len(line)
-        return chunk
+    def _take(self, size: int) -> list[bytes]:
+        """Take the unwritten lines that fit in a file of ``size`` bytes (one line at least
+        if it is empty), splitting a block only where it crosses the limit."""
+        room, taken = self._max_bytes - size, []
+        unwritten = self._unwritten
+        while unwritten:
+            block = unwritten[0]
+            if len(block) <= room:
+                taken.append(unwritten.popleft())
+                room -= len(block)
+                continue
+            lines = block.splitlines(keepends=True)
+            fit = 0
+            while fit < len(lines) and len(lines[fit]) <= room:
+                room -= len(lines[fit])
+                fit += 1
+            if fit == 0 and not taken and size == 0:
+                fit = 1  # a line longer than a whole file still gets written
+            if fit:
+                taken.append(b"".join(lines[:fit]))
+                if fit < len(lines):
+                    unwritten[0] = b"".join(lines[fit:])
+                else:
+                    unwritten.popleft()
+            break
+        return taken
 
     def _append(self, path: Path, data: bytes) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
@@ -169,15 +197,18 @@ class DecisionWriter:
             self.directory.mkdir(parents=True, exist_ok=True)
             while self._unwritten:
                 path = self.current_path()
-                chunk = self._next_chunk(path.stat().st_size if path.exists() else 0)
-                if not chunk:  # this file is full: the next sequence number
+                taken = self._take(path.stat().st_size if path.exists() else 0)
+                if not taken:  # this file is full: the next sequence number
                     self._seq += 1
                     continue
-                self._append(path, b"".join(chunk))
-                for line in chunk:
-                    self._unwritten.popleft()
-                    self._unwritten_bytes -= len(line)
-                self._metrics.decisions_written.inc(len(chunk))
+                data = b"".join(taken)
+                try:
+                    self._append(path, data)
+                except OSError:
+                    self._unwritten.extendleft(reversed(taken))  # kept, in order, for a retry
+                    raise
+                self._unwritten_bytes -= len(data)
+                self._metrics.decisions_written.inc(data.count(b"\n"))
         except OSError as exc:
             self._metrics.decision_write_errors.labels(write_error_reason(exc)).inc()
             self._metrics.decision_log_healthy.set(0)
@@ -200,6 +231,7 @@ class DecisionWriter:
         self._wake.set()
         self._thread.join(timeout=30)
         self.flush()
+        self.encoder.close()
         if self._unwritten:
             log.error(
                 "decision log: %d records could not be written at shutdown",

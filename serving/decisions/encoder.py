@@ -1,0 +1,215 @@
+"""The decision-record encoder process: JSON lines made off the worker's event loop and GIL.
+
+Each worker that writes decision records starts one child, ``python -m
+serving.decisions.encoder`` (numpy and msgspec only; no model, no pickle), when its first
+chunk is written. The writer thread sends it packed chunks
+(:func:`serving.decisions.record.pack`) on its stdin and reads the JSON lines back from
+its stdout; the writer thread, not the child, appends them to the worker's file, so
+rotation, retries, the write-error metrics and the shutdown flush stay in one place
+(:mod:`serving.decisions.writer`). Frames are a 4-byte little-endian length and the
+payload; a reply also says how many records were dropped (a record that cannot be
+encoded is dropped alone, logged by the child with its request id).
+
+The child ignores SIGINT and SIGTERM and exits when its stdin closes: when the worker
+closes it at shutdown, after the last chunk, or when the worker dies (even by SIGKILL), so
+it never outlives its worker. If the child cannot be started, stops answering within
+``REPLY_TIMEOUT_SECONDS`` or dies, the worker logs it, encodes in its own writer thread
+(the same :func:`~serving.decisions.record.chunk_lines`) and tries a new child after
+``RESTART_SECONDS``: no record is lost to an encoder failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import select
+import signal
+import struct
+import subprocess  # nosec B404 - runs our own module, fixed arguments, no shell
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from serving.decisions.record import RecordTime, chunk_lines
+
+log = logging.getLogger("serving")
+LENGTH = struct.Struct("<I")
+REPLY = struct.Struct("<II")  # lines length, dropped records
+PIPE_BYTES = 1 << 20  # asked of the kernel for both pipes (Linux: fs.pipe-max-size)
+REPLY_TIMEOUT_SECONDS = 10.0
+RESTART_SECONDS = 5.0
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def _widen(fd: int) -> int:
+    """Ask for a PIPE_BYTES pipe; its actual capacity (64 KiB when the kernel refuses)."""
+    try:
+        return fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except OSError:
+        return 1 << 16
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _fileno(pipe: IO[bytes] | None) -> int:
+    if pipe is None:
+        raise OSError("encoder process started without a pipe")
+    return pipe.fileno()
+
+
+def _write_all(fd: int, data: bytes, deadline: float | None) -> None:
+    view = memoryview(data)
+    while view:
+        if not select.select([], [fd], [], _left(deadline))[1]:
+            raise TimeoutError("encoder process did not read its input in time")
+        view = view[os.write(fd, view) :]
+
+
+def _read_exact(fd: int, size: int, deadline: float | None) -> bytes:
+    parts, missing = [], size
+    while missing:
+        if not select.select([fd], [], [], _left(deadline))[0]:
+            raise TimeoutError("encoder process did not answer in time")
+        part = os.read(fd, min(missing, PIPE_BYTES))
+        if not part:
+            raise EOFError("encoder process exited")
+        parts.append(part)
+        missing -= len(part)
+    return b"".join(parts)
+
+
+class Encoder:
+    """The worker's side: JSON lines of packed chunks, from the child (or encoded here)."""
+
+    def __init__(self, with_inputs: bool, reply_timeout: float = REPLY_TIMEOUT_SECONDS) -> None:
+        self._with_inputs = with_inputs
+        self._reply_timeout = reply_timeout
+        self._time_of = RecordTime()  # for chunks encoded here
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pipes = (-1, -1)  # the child's stdin and stdout
+        self._capacity = 1 << 16
+        self._retry_at = 0.0
+
+    def lines(self, frames: Sequence[bytes]) -> list[tuple[bytes, int] | None]:
+        """Each frame's JSON lines and dropped-record count, in order (None: a frame that
+        could not be encoded at all; the caller counts its records as dropped)."""
+        replies: list[tuple[bytes, int] | None] = []
+        while len(replies) < len(frames):
+            rest = frames[len(replies) :]
+            if time.monotonic() >= self._retry_at:
+                try:
+                    replies += self._ask(rest)
+                    continue
+                except (OSError, EOFError, TimeoutError, ValueError) as exc:
+                    log.error(
+                        "decision-record encoder process failed; encoding in the worker, "
+                        "retrying in %.0f s: %r",
+                        RESTART_SECONDS,
+                        exc,
+                    )
+                    self.close()
+                    self._retry_at = time.monotonic() + RESTART_SECONDS
+            try:
+                replies.append(chunk_lines(rest[0], self._with_inputs, self._time_of))
+            except Exception:
+                log.exception("a packed chunk of decision records could not be decoded")
+                replies.append(None)
+        return replies
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (PACKAGE_ROOT, path)))}
+        inputs = "--inputs" if self._with_inputs else "--no-inputs"
+        process = subprocess.Popen(  # noqa: S603  # nosec B603 - our module, fixed arguments
+            [sys.executable, "-m", "serving.decisions.encoder", inputs],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        self._pipes = (_fileno(process.stdin), _fileno(process.stdout))
+        self._capacity = min(_widen(self._pipes[0]), _widen(self._pipes[1]))
+        os.set_blocking(self._pipes[0], False)
+        self._process = process
+        return process
+
+    def _ask(self, frames: Sequence[bytes]) -> list[tuple[bytes, int] | None]:
+        """Send as many frames as fit in the pipe at once (one at least), read their replies.
+
+        The child has read everything sent before, so the pipe is empty and the write
+        cannot wait on the child's output: no deadlock."""
+        if self._process is None:
+            self._start()
+        to_child, from_child = self._pipes
+        batch: list[bytes] = []
+        size = 0
+        for frame in frames:
+            if batch and size + LENGTH.size + len(frame) > self._capacity:
+                break
+            batch += [LENGTH.pack(len(frame)), frame]
+            size += LENGTH.size + len(frame)
+        deadline = time.monotonic() + self._reply_timeout
+        _write_all(to_child, b"".join(batch), deadline)
+        replies: list[tuple[bytes, int] | None] = []
+        for _ in range(len(batch) // 2):
+            length, dropped = REPLY.unpack(_read_exact(from_child, REPLY.size, deadline))
+            replies.append((_read_exact(from_child, length, deadline), dropped))
+        return replies
+
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id (None before the first chunk, or after a failure)."""
+        return self._process.pid if self._process is not None else None
+
+    def close(self) -> None:
+        """Close the child's stdin (it exits) and reap it."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()
+        try:
+            process.wait(timeout=self._reply_timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def serve(source: int, sink: int, with_inputs: bool) -> None:
+    """The child's loop: a reply per frame until ``source`` closes."""
+    time_of = RecordTime()
+    while True:
+        try:
+            (length,) = LENGTH.unpack(_read_exact(source, LENGTH.size, None))
+        except EOFError:
+            return
+        lines, dropped = chunk_lines(_read_exact(source, length, None), with_inputs, time_of)
+        _write_all(sink, REPLY.pack(len(lines), dropped) + lines, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Encode packed decision records (internal).")
+    parser.add_argument(
+        "--inputs", action=argparse.BooleanOptionalAction, default=False, help="input pixels"
+    )
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker's shutdown closes stdin
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from serving.logs import configure_logging
+
+    configure_logging(os.environ.get("DIGITS_LOG_LEVEL", "info"))
+    try:
+        serve(sys.stdin.fileno(), sys.stdout.fileno(), args.inputs)
+    except BrokenPipeError:  # the worker is gone
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The decision-record encoder process (serving/decisions/encoder.py), run for real.
+
+It writes the bytes the worker would have written; a killed or hung encoder loses no
+record (the worker encodes them itself, then starts a new one); it never outlives its
+worker, even one killed by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from prometheus_client import Counter, Gauge
+
+import serving.decisions.encoder as encoder_module
+from serving.access_metrics import AccessMetrics
+from serving.decisions.encoder import Encoder
+from serving.decisions.outcome import Outcome
+from serving.decisions.record import Pending, RecordTime, record_lines
+from serving.decisions.writer import DecisionWriter
+
+pytestmark = pytest.mark.unit
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def answered(start: int, count: int) -> list[Pending]:
+    """Answered requests of 1 to 3 rows, and one of 100 rows (a chunk on its own)."""
+    rng = np.random.default_rng(start)
+    items: list[Pending] = []
+    for index in range(start, start + count):
+        n = 100 if index % 97 == 5 else 1 + index % 3
+        samples = rng.integers(0, 17, size=(n, 64)).astype(np.float32)
+        outcome = Outcome(
+            samples,
+            rng.integers(0, 10, size=n),
+            rng.random((n, 10)).astype(np.float32),
+            rng.random(n) > 0.8,
+            rng.random(n).astype(np.float32),
+        )
+        started = 1_764_480_000.0 + index * 0.0137
+        items.append(
+            (f"r{index}", started, "c", "/predict", "POST", 200, "v", None, 0.002, outcome)
+        )
+    return items
+
+
+def written(directory: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in sorted(directory.glob("decisions-*.jsonl")))
+
+
+def make_writer(directory: Path, encoder: Encoder, inputs: bool = False) -> DecisionWriter:
+    metrics = AccessMetrics(Counter, Gauge)
+    return DecisionWriter(directory, metrics, 60.0, 1 << 20, inputs, encoder=encoder)
+
+
+def submit_and_flush(writer: DecisionWriter, items: list[Pending]) -> None:
+    for item in items:
+        writer.submit(item)
+    writer.flush()
+
+
+def test_the_encoder_process_writes_the_bytes_the_worker_would(tmp_path: Path) -> None:
+    items = answered(0, 300)
+    writer = make_writer(tmp_path, Encoder(True), inputs=True)
+    submit_and_flush(writer, items)
+    pid = writer.encoder.pid
+    assert pid is not None
+    assert "serving.decisions.encoder" in psutil.Process(pid).cmdline()
+    writer.close()
+    assert not psutil.pid_exists(pid)  # stopped and reaped with the writer
+    assert written(tmp_path) == b"".join(record_lines(items, True, RecordTime()))
+
+
+def test_a_killed_encoder_process_loses_no_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second, third = answered(0, 200), answered(200, 200), answered(400, 200)
+    monkeypatch.setattr(encoder_module, "RESTART_SECONDS", 1.0)
+    writer = make_writer(tmp_path, Encoder(False, reply_timeout=5.0))
+    submit_and_flush(writer, first)
+    killed = writer.encoder.pid
+    assert killed is not None
+    os.kill(killed, signal.SIGKILL)
+    with caplog.at_level(logging.ERROR, logger="serving"):
+        submit_and_flush(writer, second)  # encoded by the worker itself
+    assert "encoder process failed" in caplog.text
+    assert writer.encoder.pid is None  # not restarted before RESTART_SECONDS
+    time.sleep(1.1)
+    submit_and_flush(writer, third)  # a new process
+    restarted: int | None = writer.encoder.pid  # (read again: a new process)
+    assert restarted not in (None, killed)
+    writer.close()
+    assert written(tmp_path) == b"".join(record_lines(first + second + third, False, RecordTime()))
+
+
+def test_a_hung_encoder_process_is_replaced(tmp_path: Path) -> None:
+    items = answered(0, 400)
+    writer = make_writer(tmp_path, Encoder(False, reply_timeout=0.5))
+    submit_and_flush(writer, items[:100])
+    hung = writer.encoder.pid
+    assert hung is not None
+    os.kill(hung, signal.SIGSTOP)
+    started = time.monotonic()
+    submit_and_flush(writer, items[100:])
+    assert time.monotonic() - started < 5.0  # the reply timeout, then the worker encodes
+    assert not psutil.pid_exists(hung)  # killed and reaped
+    writer.close()
+    assert written(tmp_path) == b"".join(record_lines(items, False, RecordTime()))
+
+
+def test_the_encoder_process_exits_when_its_worker_is_killed(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        sys.path.insert(0, {str(REPO_ROOT)!r})
+        from pathlib import Path
+        from tests.unit.test_decision_encoder import answered, make_writer, submit_and_flush
+        from serving.decisions.encoder import Encoder
+        writer = make_writer(Path({str(tmp_path)!r}), Encoder(False))
+        submit_and_flush(writer, answered(0, 100))
+        print(writer.encoder.pid, flush=True)
+        time.sleep(120)
+        """
+    )
+    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None
+        pid = int(worker.stdout.readline())
+        child = psutil.Process(pid)
+        assert child.ppid() == worker.pid
+    finally:
+        worker.kill()
+        worker.wait()
+    deadline = time.monotonic() + 10  # stdin closed with the worker: the encoder exits
+    while True:
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:  # exited, not reaped by its new parent
+                break
+        except psutil.NoSuchProcess:
+            break
+        assert time.monotonic() < deadline, "the encoder outlived its killed worker"
+        time.sleep(0.05)
