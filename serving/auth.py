@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -167,19 +167,18 @@ def authenticate(inner: ASGIApp, app: Litestar) -> ASGIApp:
 
     if verify is None:
 
-        async def anonymous(scope: Scope, receive: Receive, send: Send) -> None:
+        def anonymous(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
             scope[CLIENT] = Client(None, NO_SCOPES, client_address(scope))  # type: ignore[literal-required]
-            await inner(scope, receive, send)
+            return inner(scope, receive, send)
 
         return anonymous
 
-    async def step(scope: Scope, receive: Receive, send: Send) -> None:
+    def step(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
         needed = route.access if route is not None else AUTHENTICATED
         if needed == PUBLIC:  # credentials are not looked at
             scope[CLIENT] = Client(None, NO_SCOPES, client_address(scope))  # type: ignore[literal-required]
-            await inner(scope, receive, send)
-            return
+            return inner(scope, receive, send)
         credential = bearer(scope)
         if not credential:
             reason = "missing" if credential is None else "malformed"
@@ -195,6 +194,6 @@ def authenticate(inner: ASGIApp, app: Litestar) -> ASGIApp:
             failures.labels("insufficient_scope").inc()
             raise forbidden(missing)
         scope[CLIENT] = Client(client_id, scopes, client_address(scope))  # type: ignore[literal-required]
-        await inner(scope, receive, send)
+        return inner(scope, receive, send)
 
     return step

@@ -36,7 +36,8 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, NoReturn
 
 from limits import RateLimitItem, parse
 from limits.aio.strategies import FixedWindowRateLimiter as SharedLimiter
@@ -227,21 +228,32 @@ def rate_limit(inner: ASGIApp, app: Litestar) -> ASGIApp:
     limiter = Limiter(service.settings.rate_limit_redis_url, service.metrics.access)
     limited = service.metrics.access.rate_limited
 
-    async def step(scope: Scope, receive: Receive, send: Send) -> None:
+    def step(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
         needed = route.access if route is not None else AUTHENTICATED
         item = explain if needed == EXPLAIN else general
-        if needed != PUBLIC and item is not None:
-            client: Client = scope[CLIENT]  # type: ignore[literal-required]
-            bucket = "explain" if needed == EXPLAIN else "all"
-            key = f"{bucket}:{client.limit_key}"
-            if limiter.shared is None:
-                wait = limiter.local_hit(item, key)
-            else:
-                wait = await limiter.hit(item, key)
-            if wait is not None:
-                limited.labels(route.template if route is not None else "unmatched").inc()
-                raise too_many(item, wait)
+        if needed == PUBLIC or item is None:
+            return inner(scope, receive, send)
+        client: Client = scope[CLIENT]  # type: ignore[literal-required]
+        key = f"{'explain' if needed == EXPLAIN else 'all'}:{client.limit_key}"
+        if limiter.shared is not None:
+            return shared_step(scope, receive, send, item, key)
+        wait = limiter.local_hit(item, key)
+        if wait is not None:
+            refuse(scope, item, wait)
+        return inner(scope, receive, send)
+
+    async def shared_step(
+        scope: Scope, receive: Receive, send: Send, item: RateLimitItem, key: str
+    ) -> None:
+        wait = await limiter.hit(item, key)
+        if wait is not None:
+            refuse(scope, item, wait)
         await inner(scope, receive, send)
+
+    def refuse(scope: Scope, item: RateLimitItem, wait: float) -> NoReturn:
+        route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
+        limited.labels(route.template if route is not None else "unmatched").inc()
+        raise too_many(item, wait)
 
     return step

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 from litestar import Litestar
@@ -64,14 +65,13 @@ def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
     service.closers.append(writer.close)
     tags: dict[str, str | None] = {}
 
-    async def step(scope: Scope, receive: Receive, send: Send) -> None:
+    def step(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
         if route is None or route.access not in DECIDING:
-            await inner(scope, receive, send)
-            return
+            return inner(scope, receive, send)
         started_wall, started = time.time(), time.perf_counter()
         slot = Outcome()
-        token = outcome_var.set(slot)
+        outcome_var.set(slot)  # in this request's task context, discarded with it
         status = 0
         recorded = False
 
@@ -107,9 +107,6 @@ def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
                 recorded = True
             await send(message)
 
-        try:
-            await inner(scope, receive, recording_send)
-        finally:
-            outcome_var.reset(token)
+        return inner(scope, receive, recording_send)
 
     return step
