@@ -71,17 +71,32 @@ def _write_all(fd: int, data: bytes, deadline: float | None) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _read_exact(fd: int, size: int, deadline: float | None) -> bytes:
-    parts, missing = [], size
-    while missing:
-        if not select.select([fd], [], [], _left(deadline))[0]:
-            raise TimeoutError("encoder process did not answer in time")
-        part = os.read(fd, min(missing, PIPE_BYTES))
-        if not part:
-            raise EOFError("encoder process exited")
-        parts.append(part)
-        missing -= len(part)
-    return b"".join(parts)
+def _complete(
+    buffer: bytearray, header: struct.Struct, limit: int
+) -> list[tuple[tuple[int, ...], bytes]]:
+    """Take up to ``limit`` complete frames (header fields, payload) off ``buffer``'s front;
+    a header's first field is its payload's length."""
+    frames: list[tuple[tuple[int, ...], bytes]] = []
+    offset = 0
+    while len(frames) < limit and len(buffer) - offset >= header.size:
+        fields = header.unpack_from(buffer, offset)
+        end = offset + header.size + fields[0]
+        if len(buffer) < end:
+            break
+        frames.append((fields, bytes(buffer[offset + header.size : end])))
+        offset = end
+    del buffer[:offset]
+    return frames
+
+
+def _read_more(fd: int, buffer: bytearray, deadline: float | None) -> None:
+    """Append what ``fd`` has (one read of up to PIPE_BYTES) to ``buffer``."""
+    if not select.select([fd], [], [], _left(deadline))[0]:
+        raise TimeoutError("encoder process did not answer in time")
+    data = os.read(fd, PIPE_BYTES)
+    if not data:
+        raise EOFError("encoder process exited")
+    buffer += data
 
 
 class Encoder:
@@ -156,9 +171,11 @@ class Encoder:
         deadline = time.monotonic() + self._reply_timeout
         _write_all(to_child, b"".join(batch), deadline)
         replies: list[tuple[bytes, int] | None] = []
-        for _ in range(len(batch) // 2):
-            length, dropped = REPLY.unpack(_read_exact(from_child, REPLY.size, deadline))
-            replies.append((_read_exact(from_child, length, deadline), dropped))
+        buffer = bytearray()
+        while len(replies) < len(batch) // 2:  # the child answers a batch in one write
+            _read_more(from_child, buffer, deadline)
+            for (_, dropped), lines in _complete(buffer, REPLY, len(batch) // 2 - len(replies)):
+                replies.append((lines, dropped))
         return replies
 
     @property
@@ -182,15 +199,21 @@ class Encoder:
 
 
 def serve(source: int, sink: int, with_inputs: bool) -> None:
-    """The child's loop: a reply per frame until ``source`` closes."""
+    """The child's loop until ``source`` closes: the frames of each read answered together,
+    in one write (few wake-ups, and so few GIL hand-offs, in the worker's writer thread)."""
     time_of = RecordTime()
+    buffer = bytearray()
     while True:
         try:
-            (length,) = LENGTH.unpack(_read_exact(source, LENGTH.size, None))
+            _read_more(source, buffer, None)
         except EOFError:
             return
-        lines, dropped = chunk_lines(_read_exact(source, length, None), with_inputs, time_of)
-        _write_all(sink, REPLY.pack(len(lines), dropped) + lines, None)
+        replies = []
+        for _, frame in _complete(buffer, LENGTH, len(buffer)):
+            lines, dropped = chunk_lines(frame, with_inputs, time_of)
+            replies += [REPLY.pack(len(lines), dropped), lines]
+        if replies:
+            _write_all(sink, b"".join(replies), None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,9 +9,10 @@ Every ``flush_seconds`` (or at ``WAKE_FRAMES`` frames) the writer thread packs t
 short chunk, has the frames turned into JSON lines by this worker's encoder process
 (:mod:`serving.decisions.encoder`: the sha256 of the inputs and the JSON are made off the
 event loop's GIL; in this thread when the process is unavailable), and appends the lines
-with one ``write`` to this worker's file ``decisions-<host>-<pid>-<seq>.jsonl``; a file
-over ``max_bytes`` is closed and the next sequence number opened (size-based rotation;
-old files are kept for the query tool and for retention outside the service).
+with one ``write`` to this worker's file ``decisions-<host>-<pid>-<seq>.jsonl``
+(:mod:`serving.decisions.logfile`, kept open); a file over ``max_bytes`` is closed and the
+next sequence number opened (size-based rotation; old files are kept for the query tool
+and for retention outside the service).
 
 A failed write (full or read-only disk) never reaches a request: it is logged once per
 failure streak, counted in ``decision_log_write_errors_total{reason}``, and
@@ -25,14 +26,13 @@ encoder process, before the worker exits.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections import deque
 from pathlib import Path
 
 from serving.access_metrics import AccessMetrics, write_error_reason
 from serving.decisions.encoder import Encoder
+from serving.decisions.logfile import LogFile
 from serving.decisions.record import Pending, pack
 
 log = logging.getLogger("serving")
@@ -66,8 +66,7 @@ class DecisionWriter:
         self._wake = threading.Event()
         self._stopping = False
         self._lock = threading.Lock()  # one flush at a time
-        self._prefix = f"decisions-{socket.gethostname()}-{os.getpid()}-"
-        self._seq = self._last_seq()
+        self._file = LogFile(directory)
         self._failing = False
         self._thread = threading.Thread(target=self._run, name="decision-writer", daemon=True)
         self._thread.start()
@@ -108,19 +107,6 @@ class DecisionWriter:
                     self._metrics.decisions_dropped.inc()
                     log.exception("decision record %s could not be encoded; dropped", item[0])
             return frames
-
-    def _last_seq(self) -> int:
-        try:
-            names = [p.name for p in self.directory.glob(f"{self._prefix}*.jsonl")]
-        except OSError:
-            return 0
-        seqs = [
-            int(n[len(self._prefix) : -6]) for n in names if n[len(self._prefix) : -6].isdigit()
-        ]
-        return max(seqs, default=0)
-
-    def current_path(self) -> Path:
-        return self.directory / f"{self._prefix}{self._seq:04d}.jsonl"
 
     def _run(self) -> None:
         while not self._stopping:
@@ -182,28 +168,17 @@ class DecisionWriter:
             break
         return taken
 
-    def _append(self, path: Path, data: bytes) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-
     def _write(self) -> None:
         """Append the pending lines, rotating so that no file grows past ``max_bytes``."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
             while self._unwritten:
-                path = self.current_path()
-                taken = self._take(path.stat().st_size if path.exists() else 0)
+                taken = self._take(self._file.size())
                 if not taken:  # this file is full: the next sequence number
-                    self._seq += 1
+                    self._file.rotate()
                     continue
                 data = b"".join(taken)
                 try:
-                    self._append(path, data)
+                    self._file.append(data)
                 except OSError:
                     self._unwritten.extendleft(reversed(taken))  # kept, in order, for a retry
                     raise
@@ -232,6 +207,7 @@ class DecisionWriter:
         self._thread.join(timeout=30)
         self.flush()
         self.encoder.close()
+        self._file.close()
         if self._unwritten:
             log.error(
                 "decision log: %d records could not be written at shutdown",

@@ -149,3 +149,20 @@ def test_the_encoder_process_exits_when_its_worker_is_killed(tmp_path: Path) -> 
             break
         assert time.monotonic() < deadline, "the encoder outlived its killed worker"
         time.sleep(0.05)
+
+
+def test_a_log_file_moved_or_removed_outside_the_service_is_reopened(tmp_path: Path) -> None:
+    """The writer keeps its file open between flushes; a file renamed away (logrotate) or
+    deleted is noticed at the next flush, and the new lines go to a new file at the path."""
+    items = answered(0, 300)
+    writer = make_writer(tmp_path, Encoder(False))
+    submit_and_flush(writer, items[:100])
+    (path,) = tmp_path.glob("decisions-*.jsonl")
+    path.rename(tmp_path / "rotated.jsonl.1")
+    submit_and_flush(writer, items[100:200])
+    path.unlink()  # the second file, deleted: its lines are gone, later ones are kept
+    submit_and_flush(writer, items[200:])
+    writer.close()
+    expected = [record_lines(part, False, RecordTime()) for part in (items[:100], items[200:])]
+    assert (tmp_path / "rotated.jsonl.1").read_bytes() == b"".join(expected[0])
+    assert path.read_bytes() == b"".join(expected[1])
