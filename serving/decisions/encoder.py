@@ -10,9 +10,12 @@ rotation, retries, the write-error metrics and the shutdown flush stay in one pl
 payload; a reply also says how many records were dropped (a record that cannot be
 encoded is dropped alone, logged by the child with its request id).
 
-The child ignores SIGINT and SIGTERM and exits when its stdin closes: when the worker
-closes it at shutdown, after the last chunk, or when the worker dies (even by SIGKILL), so
-it never outlives its worker. If the child cannot be started, stops answering within
+The child runs at a lower CPU priority (``NICENESS``): its work is off the request path,
+and at the workers' priority its bursts (a flush's worth of records at once) took the CPU
+from their threads and raised the p99 latency of guarded requests; at niceness 10 it
+still gets far more CPU than it needs. It ignores SIGINT and SIGTERM and exits when its
+stdin closes: when the worker closes it at shutdown, after the last chunk, or when the
+worker dies (even by SIGKILL), so it never outlives its worker. If the child cannot be started, stops answering within
 ``REPLY_TIMEOUT_SECONDS`` or dies, the worker logs it, encodes in its own writer thread
 (the same :func:`~serving.decisions.record.chunk_lines`) and tries a new child after
 ``RESTART_SECONDS``: no record is lost to an encoder failure.
@@ -42,6 +45,7 @@ REPLY = struct.Struct("<II")  # lines length, dropped records
 PIPE_BYTES = 1 << 20  # asked of the kernel for both pipes (Linux: fs.pipe-max-size)
 REPLY_TIMEOUT_SECONDS = 10.0
 RESTART_SECONDS = 5.0
+NICENESS = 10  # background work: it yields the CPU to the workers (p99), yet keeps up
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -222,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "--inputs", action=argparse.BooleanOptionalAction, default=False, help="input pixels"
     )
     args = parser.parse_args(argv)
+    os.nice(NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker's shutdown closes stdin
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from serving.logs import configure_logging

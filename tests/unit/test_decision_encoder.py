@@ -74,7 +74,9 @@ def test_the_encoder_process_writes_the_bytes_the_worker_would(tmp_path: Path) -
     submit_and_flush(writer, items)
     pid = writer.encoder.pid
     assert pid is not None
-    assert "serving.decisions.encoder" in psutil.Process(pid).cmdline()
+    child = psutil.Process(pid)
+    assert "serving.decisions.encoder" in child.cmdline()
+    assert child.nice() == min(19, psutil.Process().nice() + encoder_module.NICENESS)
     writer.close()
     assert not psutil.pid_exists(pid)  # stopped and reaped with the writer
     assert written(tmp_path) == b"".join(record_lines(items, True, RecordTime()))
