@@ -15,10 +15,10 @@ and at the workers' priority its bursts (a flush's worth of records at once) too
 from their threads and raised the p99 latency of guarded requests; at niceness 10 it
 still gets far more CPU than it needs. It ignores SIGINT and SIGTERM and exits when its
 stdin closes: when the worker closes it at shutdown, after the last chunk, or when the
-worker dies (even by SIGKILL), so it never outlives its worker. If the child cannot be started, stops answering within
-``REPLY_TIMEOUT_SECONDS`` or dies, the worker logs it, encodes in its own writer thread
-(the same :func:`~serving.decisions.record.chunk_lines`) and tries a new child after
-``RESTART_SECONDS``: no record is lost to an encoder failure.
+worker dies (even by SIGKILL), so it never outlives its worker. If the child cannot be
+started, stops answering within ``REPLY_TIMEOUT_SECONDS`` or dies, the worker logs it,
+encodes in its own writer thread (the same :func:`~serving.decisions.record.chunk_lines`)
+and tries a new child after ``RESTART_SECONDS``: no record is lost to an encoder failure.
 """
 
 from __future__ import annotations
