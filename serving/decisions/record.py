@@ -142,9 +142,13 @@ def pack(items: Sequence[Pending]) -> bytes:
     ids, started, clients, routes, methods, statuses, versions, tags, seconds, outs = zip(
         *items, strict=True
     )
-    canonical = [np.ascontiguousarray(out.samples, dtype="<f4") for out in outs]
-    rows = tuple(len(sample) for sample in canonical)
+    rows = tuple(len(out.samples) for out in outs)
     total = sum(rows)
+    try:  # the usual chunk: every request's rows have the same shape
+        samples = np.concatenate([out.samples for out in outs], dtype="<f4")
+    except (ValueError, TypeError):
+        canonical = [np.ascontiguousarray(out.samples, dtype="<f4") for out in outs]
+        samples = np.concatenate([sample.reshape(len(sample), -1) for sample in canonical])
     return _PACKER.encode(
         Chunk(
             ids,
@@ -157,7 +161,7 @@ def pack(items: Sequence[Pending]) -> bytes:
             tags,
             seconds,
             rows,
-            Packed.of(_joined([sample.reshape(len(sample), -1) for sample in canonical]), total),
+            Packed.of(samples.reshape(total, -1), total),
             Packed.of(_joined([out.labels for out in outs]), total),
             Packed.of(_joined([out.probabilities for out in outs]), total),
             Packed.of(_joined([out.ood for out in outs]), total),
