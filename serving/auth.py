@@ -189,7 +189,7 @@ def authenticate(inner: ASGIApp, app: Litestar) -> ASGIApp:
         except CredentialRejectedError as exc:
             failures.labels(exc.reason).inc()
             raise unauthorized(exc.reason) from None
-        missing = None if needed in scopes else _missing_scope(needed, scopes)
+        missing = _missing_scope(needed, scopes)
         if missing is not None:
             failures.labels("insufficient_scope").inc()
             raise forbidden(missing)

@@ -141,7 +141,7 @@ class Encoder:
                 replies.append(None)
         return replies
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def _start(self) -> None:
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (PACKAGE_ROOT, path)))}
         inputs = "--inputs" if self._with_inputs else "--no-inputs"
@@ -155,7 +155,6 @@ class Encoder:
         self._capacity = min(_widen(self._pipes[0]), _widen(self._pipes[1]))
         os.set_blocking(self._pipes[0], False)
         self._process = process
-        return process
 
     def _ask(self, frames: Sequence[bytes]) -> list[tuple[bytes, int] | None]:
         """Send as many frames as fit in the pipe at once (one at least), read their replies.

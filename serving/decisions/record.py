@@ -226,13 +226,3 @@ def chunk_lines(frame: bytes, with_inputs: bool, time_of: RecordTime) -> tuple[b
                 dropped += 1
                 log.exception("decision record %s could not be encoded; dropped", record.request_id)
         return b"".join(lines), dropped
-
-
-def record_lines(items: Sequence[Pending], with_inputs: bool, time_of: RecordTime) -> list[bytes]:
-    """The JSON lines of answered requests, in order (what :class:`DecisionRecord` encodes to).
-
-    A record's input bytes are its rows as C-contiguous little-endian float32."""
-    if not items:
-        return []
-    lines, _ = chunk_lines(pack(items), with_inputs, time_of)
-    return lines.splitlines(keepends=True)

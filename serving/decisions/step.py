@@ -4,8 +4,8 @@ The routes that decide are the ones that need the ``predict`` or ``explain`` sco
 (:mod:`serving.access`), so a new deciding route is recorded by declaring its scope. The
 record is queued before the last byte of the answer is sent: a client that has its
 answer has its record queued, and the graceful shutdown encodes and writes the queue
-(:meth:`DecisionWriter.close`). Encoding happens in the writer's batches, off the
-request path.
+(:meth:`DecisionWriter.close`). The writer packs records 64 rows at a time; their JSON
+lines are made by the worker's encoder process, off the request path.
 """
 
 from __future__ import annotations

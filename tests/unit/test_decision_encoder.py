@@ -25,8 +25,9 @@ import serving.decisions.encoder as encoder_module
 from serving.access_metrics import AccessMetrics
 from serving.decisions.encoder import Encoder
 from serving.decisions.outcome import Outcome
-from serving.decisions.record import Pending, RecordTime, record_lines
+from serving.decisions.record import Pending, RecordTime
 from serving.decisions.writer import DecisionWriter
+from tests.unit.records import record_lines
 
 pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -26,13 +26,13 @@ from serving.decisions.record import (
     DecisionRecord,
     Pending,
     RecordTime,
-    record_lines,
     utc_time,
 )
 from serving.decisions.writer import DecisionWriter
 from serving.keys import add_key
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import Settings
+from tests.unit.records import record_lines
 
 pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]
