@@ -34,29 +34,35 @@ log = logging.getLogger("serving")
 CLIENT = "digits.client"  # scope key: the authenticated Client
 REALM = 'Bearer realm="digits"'
 NO_SCOPES: frozenset[str] = frozenset()
+CANONICAL = b"Bearer "  # the header form whose verified keys are remembered
 
 
 class Client(msgspec.Struct, frozen=True):
-    """Who is asking: a client id (None without authentication), scopes and address.
+    """Who is asking: a client id (None without authentication), its scopes, and the
+    identity its rate limits count against (``limit_key``).
 
-    A msgspec struct: one is built per request, and it is cheaper than a frozen dataclass.
+    A msgspec struct, frozen: an authenticated client's is built once per verified key
+    and shared by its requests (:class:`ApiKeyVerifier`); an anonymous one per request.
     """
 
     id: str | None
     scopes: frozenset[str]
-    address: str
+    limit_key: str  # rate-limit identity: the client id, or the address without auth
 
-    @property
-    def limit_key(self) -> str:
-        """Rate-limit identity: the client id, or the address when auth is ``none``."""
-        return f"client:{self.id}" if self.id is not None else f"address:{self.address}"
+    @classmethod
+    def authenticated(cls, client_id: str, scopes: frozenset[str]) -> Client:
+        return cls(client_id, scopes, f"client:{client_id}")
+
+    @classmethod
+    def anonymous(cls, scope: Scope) -> Client:
+        return cls(None, NO_SCOPES, f"address:{client_address(scope)}")
 
 
 class CredentialsError(ValueError):
     """The keys file or the JWKS cannot be used (start-up stops with this one line)."""
 
 
-Verifier = Callable[[str], tuple[str, frozenset[str]]]
+Verifier = Callable[[bytes], Client]  # an Authorization header's value -> its client
 
 
 def build_verifier(settings: Settings) -> Verifier | None:
@@ -69,29 +75,39 @@ def build_verifier(settings: Settings) -> Verifier | None:
         if mode == "api-key":
             return ApiKeyVerifier(KeyRing(Path(settings.api_keys_file)))
         if mode == "jwt":
-            return JwtVerifier(settings).verify
+            return jwt_verifier(JwtVerifier(settings))
     except (KeysFileError, JwksError) as exc:
         raise CredentialsError(str(exc)) from None
     return None
+
+
+def jwt_verifier(tokens: JwtVerifier) -> Verifier:
+    """A token is verified on every request (expiry, signature): nothing is remembered."""
+
+    def verify(value: bytes) -> Client:
+        return Client.authenticated(*tokens.verify(bearer(value)))
+
+    return verify
 
 
 class ApiKeyVerifier:
     """The keys-file check: sha256 of the key, hash lookup, constant-time comparison
     (:meth:`KeyRing.verify`).
 
-    A key that verified is remembered, in this worker's memory only and never written
-    anywhere, until the keys file changes (a revoke applies as before, at the next
-    check): its next requests skip the sha256. Only verified keys are remembered, so
-    the set is bounded by the keys file. Finding one is a dict lookup, whose timing
-    depends on a per-process random string hash, not on how much of a key matches.
+    A key that verified is remembered with its :class:`Client`, in this worker's memory
+    only and never written anywhere, until the keys file changes (a revoke applies as
+    before, at the next check): its next requests skip the parsing and the sha256. Only
+    verified keys in the canonical ``Bearer <key>`` form are remembered, so the set is
+    bounded by the keys file. Finding one is a dict lookup, whose timing depends on a
+    per-process random hash, not on how much of a key matches.
     """
 
     def __init__(self, ring: KeyRing) -> None:
         self.ring = ring
-        self._verified: dict[str, tuple[str, frozenset[str]]] = {}
+        self._verified: dict[bytes, Client] = {}
         self._generation = ring.generation
 
-    def __call__(self, key: str) -> tuple[str, frozenset[str]]:
+    def __call__(self, value: bytes) -> Client:
         ring = self.ring
         try:
             ring.refresh(time.monotonic())
@@ -100,14 +116,17 @@ class ApiKeyVerifier:
         if ring.generation != self._generation:
             self._verified.clear()
             self._generation = ring.generation
-        known = self._verified.get(key)
+        known = self._verified.get(value)
         if known is not None:
             return known
+        key = bearer(value)
         entry = ring.verify(key)
         if entry is None:
             raise CredentialRejectedError("invalid")
-        known = self._verified[key] = (entry.client_id, frozenset(entry.scopes))
-        return known
+        client = Client.authenticated(entry.client_id, frozenset(entry.scopes))
+        if value == CANONICAL + key.encode("latin-1"):
+            self._verified[value] = client
+        return client
 
 
 def unauthorized(reason: str) -> ClientError:
@@ -135,15 +154,15 @@ def forbidden(scope: str) -> ClientError:
     )
 
 
-def bearer(scope: Scope) -> str | None:
-    """The credential of an ``Authorization: Bearer`` header; '' when malformed."""
-    value = header(scope, b"authorization")
-    if value is None:
-        return None
+def bearer(value: bytes) -> str:
+    """The credential of an ``Authorization: Bearer`` header's value.
+
+    Raises :class:`CredentialRejectedError` (``malformed``) for another scheme, or an
+    empty or spaced credential."""
     scheme, _, credential = value.decode("latin-1").strip().partition(" ")
     credential = credential.strip()
     if scheme.lower() != "bearer" or not credential or " " in credential:
-        return ""
+        raise CredentialRejectedError("malformed")
     return credential
 
 
@@ -168,7 +187,7 @@ def authenticate(inner: ASGIApp, app: Litestar) -> ASGIApp:
     if verify is None:
 
         def anonymous(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-            scope[CLIENT] = Client(None, NO_SCOPES, client_address(scope))  # type: ignore[literal-required]
+            scope[CLIENT] = Client.anonymous(scope)  # type: ignore[literal-required]
             return inner(scope, receive, send)
 
         return anonymous
@@ -177,23 +196,22 @@ def authenticate(inner: ASGIApp, app: Litestar) -> ASGIApp:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
         needed = route.access if route is not None else AUTHENTICATED
         if needed == PUBLIC:  # credentials are not looked at
-            scope[CLIENT] = Client(None, NO_SCOPES, client_address(scope))  # type: ignore[literal-required]
+            scope[CLIENT] = Client.anonymous(scope)  # type: ignore[literal-required]
             return inner(scope, receive, send)
-        credential = bearer(scope)
-        if not credential:
-            reason = "missing" if credential is None else "malformed"
-            failures.labels(reason).inc()
-            raise unauthorized(reason)
+        value = header(scope, b"authorization")
+        if value is None:
+            failures.labels("missing").inc()
+            raise unauthorized("missing")
         try:
-            client_id, scopes = verify(credential)
+            client = verify(value)
         except CredentialRejectedError as exc:
             failures.labels(exc.reason).inc()
             raise unauthorized(exc.reason) from None
-        missing = _missing_scope(needed, scopes)
+        missing = _missing_scope(needed, client.scopes)
         if missing is not None:
             failures.labels("insufficient_scope").inc()
             raise forbidden(missing)
-        scope[CLIENT] = Client(client_id, scopes, client_address(scope))  # type: ignore[literal-required]
+        scope[CLIENT] = client  # type: ignore[literal-required]
         return inner(scope, receive, send)
 
     return step

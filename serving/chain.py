@@ -6,7 +6,8 @@ Litestar for everything else: other routes, 404, 405, the docs, the demo page, s
 files). Order, outermost first:
 
 1. ``resolve_route``: the route template (metrics label, later steps) and the handler;
-2. ``observe``: request id (log context, ``X-Request-ID``), HTTP metrics, access log;
+2. ``observe``: request id (log context, ``X-Request-ID``), HTTP metrics, access log, and
+   the answer hook a later step sets (``record_decisions``);
 3. ``answer_errors``: an exception from any later step or FAST handler becomes its answer;
 4. ``authenticate``: the credential, and the scope the route declares (401/403);
 5. ``rate_limit``: per client id (or address), stricter for /explain (429);

@@ -6,6 +6,7 @@ import itertools
 import logging
 import os
 import time
+from typing import Protocol
 
 from litestar import Litestar
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +17,16 @@ from serving.state import service_of
 
 access_log = logging.getLogger("serving.access")
 UNMATCHED = "unmatched"
+ANSWERED = "digits.answered"  # scope key: a later step's AnswerHook for this request
+
+
+class AnswerHook(Protocol):
+    """What a later step puts in ``scope[ANSWERED]`` to act once the request is answered:
+    called with the status and the request's duration, before the last body byte is
+    sent, and not at all when no complete answer is sent (an error or a disconnect)."""
+
+    def answered(self, status: int, seconds: float) -> None: ...
+
 
 # Generated ids: a random per-process prefix and a counter, unique across workers and
 # restarts without a getrandom syscall per request.
@@ -43,7 +54,8 @@ def request_id(scope: Scope) -> str:
 
 
 def observe(inner: ASGIApp, app: Litestar) -> ASGIApp:
-    """Chain step: request id (context and ``X-Request-ID`` header), metrics, access log.
+    """Chain step: request id (context and ``X-Request-ID`` header), metrics, access log,
+    and the answer hook of a later step (:data:`ANSWERED`).
 
     The route label is the template the route step resolved (``unmatched`` otherwise).
     The request is counted before the last body byte leaves, so a client that has its
@@ -71,6 +83,9 @@ def observe(inner: ASGIApp, app: Litestar) -> ASGIApp:
             elif not message.get("more_body", False) and elapsed is None:
                 elapsed = time.perf_counter() - started
                 metrics.observe_request(route, method, status, elapsed)
+                hook: AnswerHook | None = scope.get(ANSWERED)  # type: ignore[assignment]
+                if hook is not None:
+                    hook.answered(status, elapsed)
             await send(message)
 
         try:

@@ -2,7 +2,9 @@
 
 The routes that decide are the ones that need the ``predict`` or ``explain`` scope
 (:mod:`serving.access`), so a new deciding route is recorded by declaring its scope. The
-record is queued before the last byte of the answer is sent: a client that has its
+step wraps nothing: it opens the request's outcome slot and sets it as the observe step's
+answer hook (:data:`serving.observe.ANSWERED`), so the record is queued by the observe
+step, before the last byte of the answer is sent: a client that has its
 answer has its record queued, and the graceful shutdown encodes and writes the queue
 (:meth:`DecisionWriter.close`). The writer packs records 64 rows at a time; their JSON
 lines are made by the worker's encoder process, off the request path.
@@ -17,7 +19,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 from litestar import Litestar
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from serving.access import EXPLAIN, PREDICT
 from serving.auth import CLIENT, Client
@@ -25,8 +27,9 @@ from serving.decisions.outcome import Outcome, outcome_var
 from serving.decisions.writer import DecisionWriter
 from serving.dispatch import ROUTE, Route
 from serving.logs import request_id_var
+from serving.observe import ANSWERED
 from serving.settings import Settings
-from serving.state import service_of
+from serving.state import ServiceState, service_of
 
 log = logging.getLogger("serving")
 DECIDING = frozenset({PREDICT, EXPLAIN})
@@ -49,8 +52,62 @@ def registry_tag(settings: Settings, version: str) -> str | None:
     return tag if isinstance(tag, str) else None
 
 
+class Recorder:
+    """Queues the record of an answered deciding request (the writer, the registry tags)."""
+
+    def __init__(self, service: ServiceState, writer: DecisionWriter) -> None:
+        self.service = service
+        self.writer = writer
+        self.tags: dict[str, str | None] = {}
+
+    def record(self, decision: Decision, status: int, seconds: float) -> None:
+        bundle = self.service.bundle
+        if bundle is None:
+            return
+        version = bundle.version
+        if version not in self.tags:
+            self.tags[version] = registry_tag(self.service.settings, version)
+        self.writer.submit(
+            (
+                decision.request_id,
+                decision.started,
+                decision.client_id,
+                decision.route,
+                decision.method,
+                status,
+                version,
+                self.tags[version],
+                seconds,
+                decision,
+            )
+        )
+
+
+class Decision(Outcome):
+    """One deciding request: its outcome slot (filled by the response builder) and its
+    answer hook (:class:`serving.observe.AnswerHook`): a 2xx answer with an outcome is
+    recorded as its last body message is sent."""
+
+    __slots__ = ("client_id", "method", "recorder", "request_id", "route", "started")
+
+    def __init__(self, recorder: Recorder, scope: Scope, route: str) -> None:
+        self.samples = self.labels = self.probabilities = self.ood = self.ood_score = None
+        self.recorder, self.route, self.started = recorder, route, time.time()
+        self.method: str = scope["method"]  # type: ignore[typeddict-item]
+        self.request_id = request_id_var.get() or "unknown"
+        client: Client | None = scope.get(CLIENT)  # type: ignore[assignment]
+        self.client_id = client.id if client is not None else None
+
+    def answered(self, status: int, seconds: float) -> None:
+        if 200 <= status < 300 and self.labels is not None:
+            self.recorder.record(self, status, seconds)
+
+
 def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
-    """Chain step: queue a decision record for every 2xx answer of a deciding route."""
+    """Chain step: a decision record for every 2xx answer of a deciding route.
+
+    The record's latency is the request's duration as the observe step measures it (the
+    access log's and the latency histogram's), up to its last body message."""
     service = service_of(app)
     settings = service.settings
     if settings.decision_log_dir is None:
@@ -63,50 +120,14 @@ def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
         settings.decision_log_inputs,
     )
     service.closers.append(writer.close)
-    tags: dict[str, str | None] = {}
+    recorder = Recorder(service, writer)
 
     def step(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
-        if route is None or route.access not in DECIDING:
-            return inner(scope, receive, send)
-        started_wall, started = time.time(), time.perf_counter()
-        slot = Outcome()
-        outcome_var.set(slot)  # in this request's task context, discarded with it
-        status = 0
-        recorded = False
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status, recorded
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif (
-                not recorded
-                and not message.get("more_body", False)
-                and 200 <= status < 300
-                and slot.labels is not None
-                and service.bundle is not None
-            ):
-                version = service.bundle.version
-                if version not in tags:
-                    tags[version] = registry_tag(settings, version)
-                client: Client | None = scope.get(CLIENT)  # type: ignore[assignment]
-                writer.submit(
-                    (
-                        request_id_var.get() or "unknown",
-                        started_wall,
-                        client.id if client is not None else None,
-                        route.template,
-                        scope["method"],  # type: ignore[typeddict-item]
-                        status,
-                        version,
-                        tags[version],
-                        time.perf_counter() - started,
-                        slot,
-                    )
-                )
-                recorded = True
-            await send(message)
-
-        return inner(scope, receive, recording_send)
+        if route is not None and route.access in DECIDING:
+            decision = Decision(recorder, scope, route.template)
+            outcome_var.set(decision)  # in this request's task context, discarded with it
+            scope[ANSWERED] = decision  # type: ignore[literal-required]
+        return inner(scope, receive, send)
 
     return step

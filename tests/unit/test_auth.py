@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.auth import ApiKeyVerifier, CredentialsError, build_verifier
+from serving.auth import ApiKeyVerifier, Client, CredentialsError, build_verifier
 from serving.jwt_auth import CredentialRejectedError
 from serving.keys import KeyEntry, KeyRing, add_key, key_digest, main, read_entries, revoke
 from serving.schemas import EXAMPLE_FLAT
@@ -188,19 +188,25 @@ def test_a_verified_key_is_remembered_until_the_keys_file_changes(
         return original(self, presented)
 
     monkeypatch.setattr(KeyRing, "verify", counting)
-    assert [verify(key) for _ in range(3)] == [("temp", frozenset({"read"}))] * 3
+    temp = Client("temp", frozenset({"read"}), "client:temp")
+    assert [verify(f"Bearer {key}".encode()) for _ in range(3)] == [temp] * 3
     assert hashed == [key]
     for _ in range(2):
         with pytest.raises(CredentialRejectedError):
-            verify(key + "x")
+            verify(f"Bearer {key}x".encode())
     assert hashed == [key, key + "x", key + "x"]
+    for _ in range(2):  # another spelling verifies, and is not remembered (bounded set)
+        assert verify(f"bearer  {key} ".encode()) == temp
+    assert hashed == [key, key + "x", key + "x", key, key]
     other = add_key(path, "other", ["predict"])  # the file changed: forget what was verified
-    assert verify(key) == ("temp", frozenset({"read"}))
-    assert verify(other) == ("other", frozenset({"predict"}))
+    assert verify(f"Bearer {key}".encode()) == temp
+    assert verify(f"Bearer {other}".encode()) == Client(
+        "other", frozenset({"predict"}), "client:other"
+    )
     assert hashed[-2:] == [key, other]
     revoke(path, "temp")
     with pytest.raises(CredentialRejectedError):
-        verify(key)
+        verify(f"Bearer {key}".encode())
 
 
 def test_unusable_keys_file_stops_start_up(tmp_path: Path) -> None:
