@@ -237,22 +237,26 @@ def rate_limit(inner: ASGIApp, app: Litestar) -> ASGIApp:
         client: Client = scope[CLIENT]  # type: ignore[literal-required]
         key = f"{'explain' if needed == EXPLAIN else 'all'}:{client.limit_key}"
         if limiter.shared is not None:
-            return shared_step(scope, receive, send, item, key)
+            return shared_step(scope, receive, send, route, item, key)
         wait = limiter.local_hit(item, key)
         if wait is not None:
-            refuse(scope, item, wait)
+            refuse(route, item, wait)
         return inner(scope, receive, send)
 
     async def shared_step(
-        scope: Scope, receive: Receive, send: Send, item: RateLimitItem, key: str
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: Route | None,
+        item: RateLimitItem,
+        key: str,
     ) -> None:
         wait = await limiter.hit(item, key)
         if wait is not None:
-            refuse(scope, item, wait)
+            refuse(route, item, wait)
         await inner(scope, receive, send)
 
-    def refuse(scope: Scope, item: RateLimitItem, wait: float) -> NoReturn:
-        route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
+    def refuse(route: Route | None, item: RateLimitItem, wait: float) -> NoReturn:
         limited.labels(route.template if route is not None else "unmatched").inc()
         raise too_many(item, wait)
 

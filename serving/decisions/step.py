@@ -13,7 +13,6 @@ lines are made by the worker's encoder process, off the request path.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -31,7 +30,6 @@ from serving.observe import ANSWERED
 from serving.settings import Settings
 from serving.state import ServiceState, service_of
 
-log = logging.getLogger("serving")
 DECIDING = frozenset({PREDICT, EXPLAIN})
 REGISTRY_FILE = "models/registry.json"
 
