@@ -5,13 +5,14 @@
 #   deploy/podman/build-base-image.sh [IMAGE]      (default: localhost/digits-base:bookworm)
 #
 # Idempotent: exits early when IMAGE already exists. Needs root (debootstrap) and
-# network access to the Debian mirror. Use the result with
+# network access to a Debian mirror: debootstrap's own default, or DEBIAN_MIRROR when set
+# (an override with no default here). DEBIAN_SUITE picks the suite (default bookworm).
+# Use the result with
 #   podman build --build-arg BASE_IMAGE=localhost/digits-base:bookworm .
 set -euo pipefail
 
 IMAGE="${1:-localhost/digits-base:bookworm}"
 SUITE="${DEBIAN_SUITE:-bookworm}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$HERE/containers.conf}"
 
@@ -28,9 +29,11 @@ command -v debootstrap >/dev/null || { echo "debootstrap is not installed (make 
 ROOTFS="$(mktemp -d "${TMPDIR:-/tmp}/digits-base.XXXXXX")"
 trap 'rm -rf "$ROOTFS"' EXIT
 
-echo "debootstrap $SUITE into $ROOTFS (minbase + python3, python3-venv)"
+echo "debootstrap $SUITE into $ROOTFS (minbase + python3, python3-venv;" \
+  "mirror: ${DEBIAN_MIRROR:-the debootstrap default})"
+# The mirror argument only when DEBIAN_MIRROR is set and not empty.
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-  "$SUITE" "$ROOTFS" "$MIRROR" >"$ROOTFS.log" 2>&1 || { tail -n 30 "$ROOTFS.log" >&2; rm -f "$ROOTFS.log"; exit 1; }
+  "$SUITE" "$ROOTFS" ${DEBIAN_MIRROR:+"$DEBIAN_MIRROR"} >"$ROOTFS.log" 2>&1 || { tail -n 30 "$ROOTFS.log" >&2; rm -f "$ROOTFS.log"; exit 1; }
 rm -f "$ROOTFS.log"
 
 # Trim what a runtime base does not need: apt lists/caches, docs, man pages, locales.
