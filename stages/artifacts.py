@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from stages.canonical import canonical_json, float32_array
+
 
 class ArtifactError(ValueError):
     """An input artifact that exists but cannot be used."""
@@ -53,8 +55,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def json_bytes(payload: Any) -> bytes:
-    """Canonical JSON: sorted keys, two-space indent, trailing newline."""
-    text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    """Canonical JSON: report-precision floats (:mod:`stages.canonical`), sorted keys,
+    two-space indent, trailing newline."""
+    text = json.dumps(
+        canonical_json(payload), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False
+    )
     return (text + "\n").encode("utf-8")
 
 
@@ -82,14 +87,14 @@ def read_json(path: Path) -> Any:
 
 
 def npz_bytes(arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:
-    """An ``.npz`` archive with fixed timestamps and sorted members."""
+    """An ``.npz`` archive with fixed timestamps, sorted members and float32-rounded floats."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for name in sorted(arrays):
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]))
+            np.lib.format.write_array(member, np.ascontiguousarray(float32_array(arrays[name])))
             archive.writestr(info, member.getvalue())
     return buffer.getvalue()
 

@@ -153,6 +153,10 @@ def render_context(inputs: Inputs) -> dict[str, str]:
             f"{inputs.importance['n_repeats']} repeats, {inputs.importance['dataset']})"
         ),
         "parity_max_diff": f"{parity['max_abs_probability_diff']:.3g}",
+        "argmax_margin": f"{metrics['argmax_margin']['min_top2_probability_gap']:.2g}",
+        "argmax_rows_near_tie": str(metrics["argmax_margin"]["rows_with_gap_below_1e-4"]),
+        "argmax_rows": str(metrics["argmax_margin"]["n_rows"]),
+        "ood_margin": f"{ood['min_abs_score_minus_threshold']:.2g}",
         "parity_mismatches": str(parity["argmax_mismatches"]),
         "parity_tolerance": f"{parity['tolerance']:g}",
         "selection_table": selection_table(inputs.selection),

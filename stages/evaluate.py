@@ -83,6 +83,21 @@ def classification_metrics(
     }
 
 
+def argmax_margin(probabilities: npt.NDArray[Any]) -> dict[str, Any]:
+    """How far the closest prediction is from an argmax tie (top-1 minus top-2 probability).
+
+    Two machines can only disagree on a label where this gap is within their float noise
+    (float32: about 1e-7); the evaluation protocol quotes it.
+    """
+    top2 = np.sort(np.asarray(probabilities, dtype=np.float64), axis=1)[:, -2:]
+    gap = top2[:, 1] - top2[:, 0]
+    return {
+        "min_top2_probability_gap": float(gap.min()),
+        "rows_with_gap_below_1e-4": int(np.sum(gap < 1e-4)),
+        "n_rows": len(gap),
+    }
+
+
 def confusion_rows(y_true: npt.NDArray[Any], y_pred: npt.NDArray[Any]) -> list[dict[str, int]]:
     """One ``{actual, predicted}`` row per test sample, for DVC's confusion template."""
     return [{"actual": int(a), "predicted": int(p)} for a, p in zip(y_true, y_pred, strict=True)]
@@ -184,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             test["y"], labels, probabilities, params.evaluate.calibration_bins
         )
         add_intervals(metrics, test["y"], labels, params.evaluate.confidence_level)
+        metrics["argmax_margin"] = argmax_margin(probabilities)
         metrics["gates"] = quality_gates(metrics, params.evaluate)
         metrics["passed"] = all(g["passed"] for g in metrics["gates"].values())
         model = load_sklearn_model(args.model_dir / "model.joblib")

@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from stages.artifacts import atomic_write_bytes, read_npz, write_json
 from stages.augment import augment, validation_split
+from stages.canonical import canonical_estimator, float32_scalar
 from stages.params import OodParams, Params, load_params
 from stages.runner import StageError, run_stage
 from stages.train import ONNX_INPUT_NAME, ONNX_TARGET_OPSET
@@ -79,12 +80,13 @@ def fit_detector(X: npt.NDArray[Any], y: npt.NDArray[Any], params: Params) -> De
     X_fit, _ = augment(X[fit_rows], y[fit_rows], params.train.augment, params.seed)
     X_val, _ = augment(X[validation_rows], y[validation_rows], params.train.augment, params.seed)
     ood = params.ood
-    pca = PCA(n_components=ood.n_components, svd_solver="full").fit(X_fit)
+    pca = canonical_estimator(PCA(n_components=ood.n_components, svd_solver="full").fit(X_fit))
     t2, q = pca_scores(pca, X_val)
-    t2_scale = float(np.quantile(t2, ood.component_quantile))
-    q_scale = float(np.quantile(q, ood.component_quantile))
+    # Scales and threshold come out of float64 linear algebra too: canonical like the PCA.
+    t2_scale = float32_scalar(float(np.quantile(t2, ood.component_quantile)))
+    q_scale = float32_scalar(float(np.quantile(q, ood.component_quantile)))
     combined = np.maximum(t2 / t2_scale, q / q_scale)
-    threshold = float(np.quantile(combined, 1.0 - ood.target_false_positive_rate))
+    threshold = float32_scalar(float(np.quantile(combined, 1.0 - ood.target_false_positive_rate)))
     if not (t2_scale > 0 and q_scale > 0 and threshold > 0):
         raise StageError("OOD calibration produced a non-positive scale; check ood params")
     return Detector(pca, t2_scale, q_scale, threshold)

@@ -74,12 +74,16 @@ def ood_report(
     from sklearn.metrics import roc_auc_score
 
     clean_scores = score(X_test)
-    in_dist = {
-        name: rate(score(X) > 1.0, level) for name, X in in_distribution_sets(X_test, seed).items()
-    }
+    in_dist: dict[str, Any] = {}
+    margin = np.inf  # closest |score - 1| of any scored row: where a flag could flip
+    for name, X in in_distribution_sets(X_test, seed).items():
+        scores = score(X)
+        margin = min(margin, float(np.min(np.abs(scores.astype(np.float64) - 1.0))))
+        in_dist[name] = rate(scores > 1.0, level)
     out_dist: dict[str, Any] = {}
     for name, X in synthetic_sets(X_test, params.synthetic_rows, seed).items():
         scores = score(X)
+        margin = min(margin, float(np.min(np.abs(scores.astype(np.float64) - 1.0))))
         labels = np.concatenate([np.zeros(len(clean_scores)), np.ones(len(scores))])
         out_dist[name] = {
             **rate(scores > 1.0, level),
@@ -107,6 +111,7 @@ def ood_report(
     }
     return {
         "flag_rule": "ood_score > 1",
+        "min_abs_score_minus_threshold": margin,
         "false_positive": in_dist,
         "detection": out_dist,
         "gates": verdicts,

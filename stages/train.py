@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from stages.artifacts import ArtifactError, atomic_write_bytes, read_json, read_npz, write_json
 from stages.augment import augment, copies_per_image
+from stages.canonical import canonical_estimator
 from stages.models import build_model
 from stages.params import ModelType, Params, TrainParams, load_params, to_builtins
 from stages.runner import StageError, run_stage
@@ -55,7 +56,12 @@ class Parity:
 def fit_model(
     model_type: ModelType, params: TrainParams, seed: int, X: npt.NDArray[Any], y: npt.NDArray[Any]
 ) -> Any:
-    """Fit a ``model_type`` estimator; convergence warnings become errors."""
+    """Fit a ``model_type`` estimator, canonical (:func:`canonical_estimator`) from here on.
+
+    Convergence warnings become errors. Every later use (evaluation, export, the saved
+    joblib) sees the float32-rounded fit, so float64 summation noise of this machine's
+    BLAS kernel reaches no output.
+    """
     from sklearn.exceptions import ConvergenceWarning
 
     model = build_model(model_type, params, seed)
@@ -65,7 +71,7 @@ def fit_model(
             model.fit(X, y)
         except ConvergenceWarning as exc:
             raise StageError(f"training did not converge ({exc}); raise max_iter") from None
-    return model
+    return canonical_estimator(model)
 
 
 def export_onnx(model: Any) -> bytes:
