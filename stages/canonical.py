@@ -52,10 +52,26 @@ def canonical_float(value: float) -> float:
     return round(value, REPORT_DECIMALS) + 0.0  # + 0.0: -0.0 reads 0.0
 
 
+class ModelWeights:
+    """Weights of a canonical fit that a JSON output carries exactly (not at report precision).
+
+    They are float32 values already (:func:`canonical_estimator`), so their exact digits are
+    as reproducible as the ONNX file that holds them; the service computes with them.
+    """
+
+    def __init__(self, values: npt.NDArray[Any]) -> None:
+        array = np.asarray(values, dtype=np.float64)
+        if not np.array_equal(array, array.astype(np.float32), equal_nan=True):
+            raise ValueError("model weights must come from a canonical (float32-rounded) fit")
+        self.values: list[Any] = array.tolist()
+
+
 def canonical_json(payload: Any) -> Any:
     """``payload`` as JSON builtins, every float at report precision (numpy types converted)."""
     if isinstance(payload, bool) or payload is None or isinstance(payload, str):
         return payload
+    if isinstance(payload, ModelWeights):
+        return payload.values
     if isinstance(payload, (float, np.floating)):
         return canonical_float(float(payload))
     if isinstance(payload, (int, np.integer)):

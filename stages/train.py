@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from stages.artifacts import ArtifactError, atomic_write_bytes, read_json, read_npz, write_json
 from stages.augment import augment, copies_per_image
-from stages.canonical import canonical_estimator
+from stages.canonical import ModelWeights, canonical_estimator
 from stages.models import build_model
 from stages.params import ModelType, Params, TrainParams, load_params, to_builtins
 from stages.runner import StageError, run_stage
@@ -133,7 +133,7 @@ def measure_parity(model: Any, onnx_bytes: bytes, X: npt.NDArray[Any], tolerance
 
 
 def linear_explanation(model: Any) -> dict[str, Any] | None:
-    """Coefficients that let the service compute exact per-pixel contributions."""
+    """Coefficients that let the service compute exact per-pixel contributions (written exactly)."""
     if not hasattr(model, "named_steps"):
         return None
     classifier = model.named_steps["classifier"]
@@ -141,10 +141,10 @@ def linear_explanation(model: Any) -> dict[str, Any] | None:
         return None
     scaler = model.named_steps["scaler"]
     return {
-        "coef": np.asarray(classifier.coef_, dtype=np.float64).tolist(),
-        "intercept": np.asarray(classifier.intercept_, dtype=np.float64).tolist(),
-        "scaler_mean": np.asarray(scaler.mean_, dtype=np.float64).tolist(),
-        "scaler_scale": np.asarray(scaler.scale_, dtype=np.float64).tolist(),
+        "coef": ModelWeights(classifier.coef_),
+        "intercept": ModelWeights(classifier.intercept_),
+        "scaler_mean": ModelWeights(scaler.mean_),
+        "scaler_scale": ModelWeights(scaler.scale_),
     }
 
 

@@ -14,6 +14,7 @@ import pytest
 from stages.artifacts import json_bytes, npz_bytes
 from stages.canonical import (
     REPORT_DECIMALS,
+    ModelWeights,
     canonical_estimator,
     canonical_float,
     canonical_json,
@@ -139,3 +140,12 @@ def test_canonical_estimator_keeps_hyperparameters_and_drops_optimiser_state() -
         assert np.array_equal(weights, weights_32)
     with pytest.raises(TypeError, match="not a scikit-learn estimator"):
         canonical_estimator(object())
+
+
+def test_model_weights_are_written_exactly_and_only_when_canonical() -> None:
+    """Weights the service computes with keep every float32 digit; raw fits are refused."""
+    weights = np.array([0.1, -2.5e-7, 3.0]).astype(np.float32).astype(np.float64)
+    written = json.loads(json_bytes({"coef": ModelWeights(weights)}))["coef"]
+    assert written == weights.tolist()  # not 6 significant digits: exact
+    with pytest.raises(ValueError, match="canonical"):
+        ModelWeights(np.array([0.1]))

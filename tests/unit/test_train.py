@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, get_args
 
@@ -9,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from stages.artifacts import ArtifactError, write_json
+from stages.artifacts import ArtifactError, json_bytes, write_json
 from stages.data_prep import load_builtin_digits, split_dataset
 from stages.params import MLPParams, ModelType, TrainParams, parse_params, to_builtins
 from stages.runner import StageError
@@ -114,6 +115,7 @@ def test_linear_explanation_reproduces_logits(
         assert explanation is None
         return
     assert explanation is not None
+    explanation = json.loads(json_bytes(explanation))  # as model.json carries it: exact weights
     coef = np.asarray(explanation["coef"])
     scaled = (split.test.X - explanation["scaler_mean"]) / explanation["scaler_scale"]
     logits = scaled @ coef.T + explanation["intercept"]
