@@ -107,6 +107,7 @@ def test_required_jobs_exist_and_run_the_project_commands(workflow: dict[str, An
     assert "make test" in runs["tests"]
     assert "make pipeline" in runs["pipeline"]
     assert "git diff --exit-code" in runs["pipeline"]
+    assert ".venv/bin/python -m tools.lock_diff reports/ docs/" in runs["pipeline"]
     assert "dvc repro" in runs["pipeline"]
     assert "hadolint" in runs["container"]
     assert "dvc metrics diff" in runs["review"]
