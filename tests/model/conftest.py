@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,30 +9,25 @@ import numpy.typing as npt
 import pytest
 
 from stages.artifacts import read_json, read_npz
+from tests.artifacts import require_artifact
 from tests.conftest import REPO_ROOT
-
-
-def _require(path: Path) -> Path:
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `dvc repro` (make test does) before the model tests")
-    return path
 
 
 @pytest.fixture(scope="session")
 def onnx_bytes() -> bytes:
     """The trained, exported model."""
-    return _require(REPO_ROOT / "models" / "model.onnx").read_bytes()
+    return require_artifact(REPO_ROOT / "models" / "model.onnx").read_bytes()
 
 
 @pytest.fixture(scope="session")
 def model_metadata() -> dict[str, Any]:
     """``models/model.json``."""
-    metadata: dict[str, Any] = read_json(_require(REPO_ROOT / "models" / "model.json"))
+    metadata: dict[str, Any] = read_json(require_artifact(REPO_ROOT / "models" / "model.json"))
     return metadata
 
 
 @pytest.fixture(scope="session")
 def test_split() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """The held-out split written by data-prep."""
-    arrays = read_npz(_require(REPO_ROOT / "data" / "prepared" / "test.npz"), ("X", "y"))
+    arrays = read_npz(require_artifact(REPO_ROOT / "data" / "prepared" / "test.npz"), ("X", "y"))
     return arrays["X"], arrays["y"]

@@ -17,17 +17,12 @@ import pytest
 
 from stages import ood, train
 from stages.artifacts import read_npz, write_npz
+from tests.artifacts import require_artifact
 from tests.conftest import REPO_ROOT
 from tests.ulps import nudge
 
 PREPARED = REPO_ROOT / "data" / "prepared"
 SPLITS = ("train.npz", "test.npz")
-
-
-def _require(path: Path) -> Path:
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `dvc repro` (make test does) before the model tests")
-    return path
 
 
 def md5s(directory: Path) -> dict[str, str]:
@@ -44,7 +39,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     exact = tmp_path_factory.mktemp("exact")
     moved = tmp_path_factory.mktemp("moved")
     for name in SPLITS:
-        shutil.copyfile(_require(PREPARED / name), exact / name)
+        shutil.copyfile(require_artifact(PREPARED / name), exact / name)
         arrays = read_npz(PREPARED / name, ("X", "y", "row_ids"))
         X = arrays["X"]
         # Raw bytes, not write_npz (which canonicalises floats): the stage must absorb it.
@@ -73,7 +68,7 @@ def test_ood_stage_outputs_do_not_move(inputs: dict[str, Path], tmp_path: Path) 
 
 
 def test_train_stage_outputs_do_not_move(inputs: dict[str, Path], tmp_path: Path) -> None:
-    selection = _require(REPO_ROOT / "reports" / "model_selection.json")
+    selection = require_artifact(REPO_ROOT / "reports" / "model_selection.json")
     outputs = {}
     for name, data_dir in inputs.items():
         out = tmp_path / name
@@ -87,7 +82,7 @@ def test_train_stage_outputs_do_not_move(inputs: dict[str, Path], tmp_path: Path
 
 def test_the_stage_writes_canonical_inputs_back(tmp_path: Path) -> None:
     """data-prep's writer stores the splits canonically: a moved copy writes the same bytes."""
-    arrays = read_npz(_require(PREPARED / "train.npz"), ("X", "y", "row_ids"))
+    arrays = read_npz(require_artifact(PREPARED / "train.npz"), ("X", "y", "row_ids"))
     write_npz(tmp_path / "exact.npz", arrays)
     write_npz(tmp_path / "moved.npz", {**arrays, "X": nudge(arrays["X"], 2)})
     assert (tmp_path / "exact.npz").read_bytes() == (tmp_path / "moved.npz").read_bytes()

@@ -19,16 +19,11 @@ from stages import data_prep, evaluate, ood, ood_evaluate, robustness, select
 from stages.artifacts import read_bytes, read_npz, write_json
 from stages.params import Params, load_params
 from stages.train import Parity, model_metadata, onnx_predict
+from tests.artifacts import require_artifact
 from tests.conftest import REPO_ROOT
 from tests.ulps import perturb
 
 ULPS = (1, -1, 4, -4)
-
-
-def _require(path: Path) -> Path:
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `dvc repro` (make test does) before the model tests")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +36,14 @@ def split() -> dict[str, dict[str, Any]]:
     names = ("X", "y")
     prepared = REPO_ROOT / "data" / "prepared"
     return {
-        "train": read_npz(_require(prepared / "train.npz"), names),
-        "test": read_npz(_require(prepared / "test.npz"), names),
+        "train": read_npz(require_artifact(prepared / "train.npz"), names),
+        "test": read_npz(require_artifact(prepared / "test.npz"), names),
     }
 
 
 @pytest.fixture(scope="module")
 def served() -> bytes:
-    return _require(REPO_ROOT / "models" / "model.onnx").read_bytes()
+    return require_artifact(REPO_ROOT / "models" / "model.onnx").read_bytes()
 
 
 def _floats(payload: Any) -> list[float]:
@@ -111,7 +106,7 @@ def test_evaluate_metrics_and_importances(
     evaluate.add_intervals(metrics, y, labels, params.evaluate.confidence_level)
     metrics["argmax_margin"] = evaluate.argmax_margin(probabilities)
     assert_writer_absorbs_ulps(metrics, tmp_path / "metrics")
-    model = evaluate.load_sklearn_model(_require(REPO_ROOT / "models" / "model.joblib"))
+    model = evaluate.load_sklearn_model(require_artifact(REPO_ROOT / "models" / "model.joblib"))
     importance = evaluate.permutation_importances(model, X[:150], y[:150], 2, params.seed)
     assert_writer_absorbs_ulps(importance, tmp_path / "importance")
 
@@ -129,7 +124,7 @@ def test_ood_metadata(params: Params, split: dict[str, dict[str, Any]], tmp_path
 def test_ood_evaluate_report(
     params: Params, split: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
-    detector_bytes = read_bytes(_require(REPO_ROOT / "models" / "ood.onnx"))
+    detector_bytes = read_bytes(require_artifact(REPO_ROOT / "models" / "ood.onnx"))
     score: Callable[[Any], Any] = lambda X: ood.onnx_scores(detector_bytes, X)  # noqa: E731
     report = ood_evaluate.ood_report(
         split["test"]["X"], score, params.ood, params.seed, params.evaluate.confidence_level
