@@ -57,6 +57,9 @@ def main() -> int:
 
     ensure_multiproc_dir(wipe=True)
     verify_before_workers(settings)
+    from serving.registry_lookup import lookup_before_workers
+
+    lookup_before_workers(settings)  # the registry version, once for every worker
 
     from granian import Granian
     from granian.constants import Interfaces, Loops

@@ -1,8 +1,11 @@
-"""The model registry entry an image was built from (``models/registry.json``, optional).
+"""The GTO registry entry of the served model: ``models/registry.json`` when an image or
+bundle was built from a registry reference, else the working copy's registered version.
 
-``make image REF=digits-classifier#prod`` (tools/registry_bundle.py) writes it beside the
-model: the GTO artifact, version, stage, the reference it was resolved from and the commit.
-A working copy served from ``dvc.lock`` has none, and the service reports ``null``.
+``make image REF=digits-classifier#prod`` (tools/registry_bundle.py) writes
+``registry.json`` beside the model: the GTO artifact, version, stage, the reference it was
+resolved from, the commit and the md5 of each served file. It takes precedence (an image has
+no git). Without it, :mod:`serving.registry_lookup` finds the registered version whose
+commit pins the served files. A working copy that matches none reports ``null``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import msgspec
 from serving.lineage import LineageError
 
 REGISTRY_FILE = "registry.json"
+# The GTO artifact: the key under ``artifacts:`` in dvc.yaml (the Makefile's ARTIFACT).
+ARTIFACT = "digits-classifier"
 
 
 class RegistryInfo(msgspec.Struct, frozen=True):
@@ -22,6 +27,8 @@ class RegistryInfo(msgspec.Struct, frozen=True):
     stage: str | None = None
     ref: str | None = None
     commit: str | None = None
+    # lock path -> md5 of the served files the entry was made for (absent in older files).
+    artifacts: dict[str, str] | None = None
 
 
 def read_registry(model_dir: Path) -> RegistryInfo | None:
@@ -37,3 +44,16 @@ def read_registry(model_dir: Path) -> RegistryInfo | None:
         return msgspec.json.decode(data, type=RegistryInfo)
     except msgspec.DecodeError as exc:
         raise LineageError("artifact_invalid", f"{path}: cannot be parsed: {exc}") from None
+
+
+def check_registry(entry: RegistryInfo, served: dict[str, str], path: Path) -> None:
+    """Refuse a registry entry written for other files than the verified ones ``served``
+    (lock path -> md5): the service would report a version it does not serve."""
+    for lock_path, md5 in (entry.artifacts or {}).items():
+        actual = served.get(lock_path)
+        if actual is not None and actual != md5:
+            raise LineageError(
+                "registry_mismatch",
+                f"{path}: {entry.artifact}@{entry.version} was built for {lock_path} md5 {md5}, "
+                f"the served file has {actual}",
+            )

@@ -99,7 +99,10 @@ class ArtifactInfo(msgspec.Struct):
 
 
 class RegistryResponse(msgspec.Struct):
-    """The GTO registry entry the image was built from (``make image REF=...``)."""
+    """The GTO registry entry of the served model: the one the image was built from
+    (``make image REF=...``), or the registered version whose commit pins the working
+    copy's served files (``make release``); decision records carry its version, stage
+    and commit."""
 
     artifact: str
     version: str
@@ -128,7 +131,7 @@ class ModelResponse(msgspec.Struct):
     serving_library_versions: dict[str, str]
     # Lineage root: the raw dataset (data-prep's data.source dependency in dvc.lock).
     raw_data: ArtifactInfo | None = None
-    # Registry version and stage when the image was built from a GTO reference.
+    # The GTO registry version, stage and commit; null for an unregistered working copy.
     registry: RegistryResponse | None = None
 
 

@@ -27,7 +27,8 @@ from serving.lineage import (
 )
 from serving.metrics import ServiceMetrics
 from serving.model import OnnxModel
-from serving.registry import RegistryInfo, read_registry
+from serving.registry import RegistryInfo
+from serving.registry_lookup import registry_for
 from serving.schemas import (
     GRID,
     ArtifactInfo,
@@ -55,6 +56,8 @@ class ServiceState:
     bundle: VerifiedBundle | None = None
     failure: LineageError | None = None
     model_body: bytes = b""
+    # The GTO registry entry of the verified model (found once, at load): /model, records.
+    registry: RegistryInfo | None = None
     importance: GlobalImportance | None = None
     drift: DriftMonitor | None = None
     worker_process: bool = False
@@ -161,7 +164,15 @@ def _model_response(bundle: VerifiedBundle, registry: RegistryInfo | None) -> Mo
         raw_data=None
         if raw is None
         else ArtifactInfo(path=raw.lock_path, md5=raw.md5, size=raw.size),
-        registry=None if registry is None else RegistryResponse(**msgspec.structs.asdict(registry)),
+        registry=None
+        if registry is None
+        else RegistryResponse(
+            artifact=registry.artifact,
+            version=registry.version,
+            stage=registry.stage,
+            ref=registry.ref,
+            commit=registry.commit,
+        ),
     )
 
 
@@ -172,7 +183,8 @@ def load_model(state: ServiceState) -> None:
     try:
         check_signature(settings)
         bundle = load_verified_bundle(settings.lock_file, settings.resolved_model_dir)
-        registry = read_registry(settings.resolved_model_dir)
+        served = {path: artifact.md5 for path, artifact in bundle.artifacts.items()}
+        registry, registry_note = registry_for(settings, served)
         model = OnnxModel(bundle)
         model.warm_up()
         drift = _drift_monitor(settings, state.metrics)
@@ -194,6 +206,9 @@ def load_model(state: ServiceState) -> None:
     )
     state.model_body = _ENCODER.encode(_model_response(bundle, registry))
     state.bundle, state.model, state.failure, state.drift = bundle, model, None, drift
+    state.registry = registry
+    if registry_note:
+        log.warning(registry_note)
     state.metrics.model_info.labels(
         bundle.version,
         bundle.card.model_type,
@@ -206,6 +221,8 @@ def load_model(state: ServiceState) -> None:
         extra={
             "model_version": bundle.version,
             "model_type": bundle.card.model_type,
+            "registry_version": registry.version if registry else None,
+            "registry_stage": registry.stage if registry else None,
             "load_seconds": round(time.perf_counter() - started, 4),
         },
     )

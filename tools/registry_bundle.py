@@ -6,8 +6,9 @@ build context of a GTO registry reference, with its artifacts pulled from the DV
    ``dvc.lock``); ``.dvc/config.local`` is copied, so a ``--local`` remote applies too;
 3. ``dvc pull`` fetches that revision's served artifacts from the remote (no stage runs:
    a missing artifact is an error, never a retrain);
-4. ``models/registry.json`` records artifact, version, stage, reference and commit (read by
-   the service for ``/model`` and ``model_info``); ``--sign-key`` signs the served files.
+4. ``models/registry.json`` records artifact, version, stage, reference, commit and the md5
+   of each served file (read by the service for ``/model``, ``model_info`` and decision
+   records; refused if the served files differ); ``--sign-key`` signs the served files.
 
 ``deploy/podman/build-image.sh TAG build/bundle`` builds the image from it; a test can serve
 it directly with ``DIGITS_LOCK_FILE=build/bundle/dvc.lock python -m serving``.
@@ -23,6 +24,9 @@ import shutil
 import subprocess  # nosec B404 - runs git, gto and dvc with fixed arguments
 import sys
 from pathlib import Path
+
+from serving.lineage import LineageError, read_lock
+from serving.registry_lookup import served_md5s
 
 SERVED_OUTS = (
     "models/model.onnx",
@@ -88,8 +92,14 @@ def build_bundle(ref: str, repo: Path, out: Path) -> dict[str, str | None]:
     if local_config.exists():
         shutil.copyfile(local_config, out / ".dvc" / "config.local")
     _run([_tool("dvc"), "pull", "--quiet", *SERVED_OUTS], out)
+    try:
+        recorded = {**entry, "artifacts": served_md5s(read_lock(out / "dvc.lock"))}
+    except LineageError as exc:
+        raise BundleError(f"{entry['ref']}: {exc}") from None
     registry = out / "models" / "registry.json"
-    registry.write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial = registry.with_name(f".{registry.name}.tmp")
+    partial.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.replace(registry)
     return entry
 
 

@@ -1,6 +1,11 @@
-"""``python -m serving.decisions show REQUEST_ID | list [--since] [--model-version] [--client]``.
+"""``python -m serving.decisions show REQUEST_ID [--repo DIR] | list [--since]
+[--model-version] [--client]``.
 
-Reads ``DIGITS_DECISION_LOG_DIR`` (or ``--dir``); prints records as JSON lines.
+Reads ``DIGITS_DECISION_LOG_DIR`` (or ``--dir``). ``list`` prints records as JSON lines;
+``show`` prints, for each record of the request id, ``{"chain": ..., "record": ...}``: the
+lineage chain request id -> model version -> registry version and stage -> commit -> params
+-> raw-data md5 (:mod:`serving.decisions.trace`; the commit is read in ``--repo``, default
+the current directory), then the record itself.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 import msgspec
 
 from serving.decisions.query import QueryError, find, parse_since, select
+from serving.decisions.trace import TraceError, trace
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,8 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="decision log directory (default: $DIGITS_DECISION_LOG_DIR)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    show = commands.add_parser("show", help="the record of one request id")
+    show = commands.add_parser("show", help="the lineage chain and record of one request id")
     show.add_argument("request_id")
+    show.add_argument(
+        "--repo",
+        type=Path,
+        default=Path.cwd(),
+        help="git clone holding the registry commit (default: the current directory)",
+    )
     listing = commands.add_parser("list", help="records matching every filter given")
     listing.add_argument("--since", help="ISO 8601 time, or 30m / 2h / 7d back from now")
     listing.add_argument("--model-version")
@@ -42,12 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"no decision record with request id {args.request_id!r}", file=sys.stderr)
                 return 1
             for record in found:
-                out.write(msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n")
+                shown = {"chain": trace(record, args.repo), "record": record}
+                out.write(msgspec.json.format(msgspec.json.encode(shown), indent=2) + b"\n")
             return 0
         since = parse_since(args.since) if args.since else None
         for record in select(directory, since, args.model_version, args.client):
             out.write(msgspec.json.encode(record) + b"\n")
-    except QueryError as exc:
+    except (QueryError, TraceError) as exc:
         print(f"serving.decisions: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,4 +1,5 @@
-"""Reading decision records back: every ``decisions-*.jsonl`` file, rotated ones included."""
+"""Reading decision records back: every ``decisions-*.jsonl`` file, rotated ones included,
+in either schema version (:class:`DecisionRecord` or the older :class:`DecisionRecordV1`)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ from pathlib import Path
 
 import msgspec
 
-from serving.decisions.record import DecisionRecord
+from serving.decisions.record import DecisionRecord, DecisionRecordV1
 
-_DECODER = msgspec.json.Decoder(DecisionRecord)
+AnyRecord = DecisionRecord | DecisionRecordV1
+_DECODER = msgspec.json.Decoder(AnyRecord)
 
 
 class QueryError(ValueError):
     """A bad query argument or an unreadable record."""
 
 
-def records(directory: Path) -> Iterator[DecisionRecord]:
+def records(directory: Path) -> Iterator[AnyRecord]:
     """Every record in ``directory`` (files in name order, lines in file order)."""
     if not directory.is_dir():
         raise QueryError(f"{directory} is not a directory (DIGITS_DECISION_LOG_DIR)")
@@ -45,11 +47,11 @@ def parse_since(text: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def record_time(record: DecisionRecord) -> dt.datetime:
+def record_time(record: AnyRecord) -> dt.datetime:
     return dt.datetime.fromisoformat(record.time.replace("Z", "+00:00"))
 
 
-def find(directory: Path, request_id: str) -> list[DecisionRecord]:
+def find(directory: Path, request_id: str) -> list[AnyRecord]:
     return [record for record in records(directory) if record.request_id == request_id]
 
 
@@ -58,7 +60,7 @@ def select(
     since: dt.datetime | None = None,
     model_version: str | None = None,
     client: str | None = None,
-) -> Iterator[DecisionRecord]:
+) -> Iterator[AnyRecord]:
     for record in records(directory):
         if since is not None and record_time(record) < since:
             continue

@@ -1,4 +1,4 @@
-"""The decision record (schema version 1), its input fingerprint, and the packed chunk.
+"""The decision record (schema version 2), its input fingerprint, and the packed chunk.
 
 A chunk of answered requests is packed on the event loop (:func:`pack`: ids and timings
 as columns, the arrays stacked as bytes: cheap) and turned into JSON lines elsewhere
@@ -22,19 +22,62 @@ import numpy as np
 from serving.decisions.outcome import Outcome
 
 log = logging.getLogger("serving")
-SCHEMA_VERSION = 1
-SCHEMA_FILE = Path(__file__).with_name("decision_record.v1.schema.json")
+SCHEMA_VERSION = 2
+SCHEMA_FILE = Path(__file__).with_name("decision_record.v2.schema.json")
 _ENCODER = msgspec.json.Encoder()
 
+
+class RecordRegistry(msgspec.Struct, frozen=True):
+    """The GTO registry version of the model that decided, its stage(s) and commit."""
+
+    version: str
+    stage: str | None
+    commit: str | None
+
+
 # What the chain step queues per answered request: (request id, start epoch, client id,
-# route, method, status, model version, registry tag, latency seconds, outcome).
-Pending = tuple[str, float, str | None, str, str, int, str, str | None, float, Outcome]
+# route, method, status, model version, registry entry, latency seconds, outcome).
+Pending = tuple[str, float, str | None, str, str, int, str, RecordRegistry | None, float, Outcome]
 
 
-class DecisionRecord(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
-    """One answered request. ``inputs`` only with ``DIGITS_DECISION_LOG_INPUTS=true``."""
+class DecisionRecord(
+    msgspec.Struct,
+    tag_field="schema_version",
+    tag=SCHEMA_VERSION,
+    omit_defaults=True,
+    forbid_unknown_fields=True,
+):
+    """One answered request (``schema_version`` 2, written first). ``inputs`` only with
+    ``DIGITS_DECISION_LOG_INPUTS=true``."""
 
-    schema_version: int
+    request_id: str
+    time: str
+    client_id: str | None
+    route: str
+    method: str
+    status: int
+    model_version: str
+    registry: RecordRegistry | None
+    rows: int
+    input_sha256: str
+    labels: list[int]
+    top_probability: list[float]
+    ood: list[bool]
+    ood_score: list[float]
+    latency_ms: float
+    inputs: list[list[float]] | None = None
+
+
+class DecisionRecordV1(
+    msgspec.Struct,
+    tag_field="schema_version",
+    tag=1,
+    omit_defaults=True,
+    forbid_unknown_fields=True,
+):
+    """A record written before schema version 2 (read back by the query tool, never
+    written): ``registry_tag`` instead of ``registry``; it was always null."""
+
     request_id: str
     time: str
     client_id: str | None
@@ -121,7 +164,7 @@ class Chunk(msgspec.Struct, array_like=True, frozen=True):
     methods: tuple[str, ...]
     statuses: tuple[int, ...]
     versions: tuple[str, ...]
-    tags: tuple[str | None, ...]
+    registries: tuple[RecordRegistry | None, ...]
     seconds: tuple[float, ...]
     rows: tuple[int, ...]
     samples: Packed  # every record's rows as C-contiguous little-endian float32, stacked
@@ -139,7 +182,7 @@ def pack(items: Sequence[Pending]) -> bytes:
     """Answered requests as one msgpack :class:`Chunk` (their arrays stacked, not converted).
 
     Raises ``ValueError``/``TypeError`` when an item's arrays do not fit its row count."""
-    ids, started, clients, routes, methods, statuses, versions, tags, seconds, outs = zip(
+    ids, started, clients, routes, methods, statuses, versions, registries, seconds, outs = zip(
         *items, strict=True
     )
     rows = tuple(len(out.samples) for out in outs)
@@ -158,7 +201,7 @@ def pack(items: Sequence[Pending]) -> bytes:
             methods,
             statuses,
             versions,
-            tags,
+            registries,
             seconds,
             rows,
             Packed.of(samples.reshape(total, -1), total),
@@ -186,7 +229,6 @@ def _records(chunk: Chunk, with_inputs: bool, time_of: RecordTime) -> list[Decis
         rows = samples[start:stop]
         records.append(
             DecisionRecord(  # positional, in field order: cheaper than keywords
-                SCHEMA_VERSION,
                 chunk.request_ids[index],
                 times[index],
                 chunk.clients[index],
@@ -194,7 +236,7 @@ def _records(chunk: Chunk, with_inputs: bool, time_of: RecordTime) -> list[Decis
                 chunk.methods[index],
                 chunk.statuses[index],
                 chunk.versions[index],
-                chunk.tags[index],
+                chunk.registries[index],
                 n,
                 hashlib.sha256(rows.data).hexdigest(),
                 labels[start:stop],

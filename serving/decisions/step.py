@@ -12,7 +12,6 @@ lines are made by the worker's encoder process, off the request path.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -23,48 +22,41 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from serving.access import EXPLAIN, PREDICT
 from serving.auth import CLIENT, Client
 from serving.decisions.outcome import Outcome, outcome_var
+from serving.decisions.record import RecordRegistry
 from serving.decisions.writer import DecisionWriter
 from serving.dispatch import ROUTE, Route
+from serving.lineage import VerifiedBundle
 from serving.logs import request_id_var
 from serving.observe import ANSWERED
-from serving.settings import Settings
+from serving.registry import RegistryInfo
 from serving.state import ServiceState, service_of
 
 DECIDING = frozenset({PREDICT, EXPLAIN})
-REGISTRY_FILE = "models/registry.json"
 
 
-def registry_tag(settings: Settings, version: str) -> str | None:
-    """The model registry's tag for ``version`` (``models/registry.json``), if any."""
-    path = settings.project_dir / REGISTRY_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def record_registry(registry: RegistryInfo | None) -> RecordRegistry | None:
+    """The record's ``registry``: the version, stage and commit ``/model`` reports."""
+    if registry is None:
         return None
-    if not isinstance(data, dict):
-        return None
-    entry = (
-        data.get("versions", {}).get(version) if isinstance(data.get("versions"), dict) else None
-    )
-    tag = entry.get("tag") if isinstance(entry, dict) else data.get("tag")
-    return tag if isinstance(tag, str) else None
+    return RecordRegistry(registry.version, registry.stage, registry.commit)
 
 
 class Recorder:
-    """Queues the record of an answered deciding request (the writer, the registry tags)."""
+    """Queues the record of an answered deciding request (the writer; the registry entry of
+    the loaded model, made once per model, not per request)."""
 
     def __init__(self, service: ServiceState, writer: DecisionWriter) -> None:
         self.service = service
         self.writer = writer
-        self.tags: dict[str, str | None] = {}
+        self.model: VerifiedBundle | None = None
+        self.registry: RecordRegistry | None = None
 
     def record(self, decision: Decision, status: int, seconds: float) -> None:
         bundle = self.service.bundle
         if bundle is None:
             return
-        version = bundle.version
-        if version not in self.tags:
-            self.tags[version] = registry_tag(self.service.settings, version)
+        if bundle is not self.model:
+            self.model, self.registry = bundle, record_registry(self.service.registry)
         self.writer.submit(
             (
                 decision.request_id,
@@ -73,8 +65,8 @@ class Recorder:
                 decision.route,
                 decision.method,
                 status,
-                version,
-                self.tags[version],
+                bundle.version,
+                self.registry,
                 seconds,
                 decision,
             )

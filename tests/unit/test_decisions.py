@@ -25,6 +25,7 @@ from serving.decisions.record import (
     SCHEMA_FILE,
     DecisionRecord,
     Pending,
+    RecordRegistry,
     RecordTime,
     utc_time,
 )
@@ -90,7 +91,9 @@ def test_every_decision_is_recorded_with_inputs_that_hash_back(
             answer = client.post(path, content=json.dumps(body), headers=auth)
             assert answer.status_code == 200, answer.text
             answers[path] = (answer.headers["x-request-id"], answer.json())
-        assert client.get("/model", headers=auth).status_code == 200  # not a decision
+        model = client.get("/model", headers=auth)  # not a decision
+        assert model.status_code == 200
+        served = model.json()["registry"]
         bad = client.post("/predict", content=b"{}", headers=auth)  # refused: no record
         assert bad.status_code == 400
     records = {record["request_id"]: record for record in read_records(directory)}
@@ -98,6 +101,10 @@ def test_every_decision_is_recorded_with_inputs_that_hash_back(
     for record in records.values():
         jsonschema.validate(record, SCHEMA)
         assert record["client_id"] == "auditor"
+        # the registry entry /model reports (null for an unregistered working copy)
+        assert record["registry"] == (
+            None if served is None else {k: served[k] for k in ("version", "stage", "commit")}
+        )
         assert key_file[1] not in json.dumps(record)
         pixels = np.asarray(record["inputs"], dtype="<f4")
         assert hashlib.sha256(pixels.tobytes()).hexdigest() == record["input_sha256"]
@@ -147,8 +154,14 @@ def test_query_tool_across_rotated_files(
     assert len(files) >= 3, files
     assert all(path.stat().st_size <= 4096 for path in files)
     assert decisions_main(["--dir", str(directory), "show", ids[0]]) == 0
-    shown = json.loads(capsys.readouterr().out)
+    output = json.loads(capsys.readouterr().out)
+    shown = output["record"]
     assert shown["request_id"] == ids[0]
+    # This checkout's model matches no registered version: the chain stops at the model.
+    assert output["chain"]["request_id"] == ids[0]
+    assert output["chain"]["model_version"] == shown["model_version"]
+    assert output["chain"]["registry_version"] is None
+    assert "no GTO-registered version" in output["chain"]["note"]
     assert decisions_main(["--dir", str(directory), "show", "no-such-id"]) == 1
     capsys.readouterr()
     version = shown["model_version"]
@@ -246,16 +259,18 @@ def test_record_lines_of_a_chunk_are_the_records_built_field_by_field() -> None:
             rng.random(n_rows).astype(np.float32),
         )
         started = 1_764_480_000 + index * 0.4567 + (0.9999996 if index == 3 else 0.0)
+        # index 3: an unregistered working copy; the others with and without a stage
+        stage = "prod" if index % 2 else None
+        entry = None if index == 3 else RecordRegistry("v1.2.0", stage, "ab" * 20)
         items.append(
-            (f"r{index}", started, "c", "/predict", "POST", 200, "v", None, 0.0123, outcome)
+            (f"r{index}", started, "c", "/predict", "POST", 200, "v", entry, 0.0123, outcome)
         )
     expected: dict[bool, list[bytes]] = {False: [], True: []}
     for with_inputs in (False, True):
         for item in items:
-            rid, started, client, route, method, status, version, tag, seconds, out = item
+            rid, started, client, route, method, status, version, registry, seconds, out = item
             rows = np.ascontiguousarray(out.samples, dtype=np.float32).reshape(len(out.samples), -1)
             alone = DecisionRecord(
-                schema_version=1,
                 request_id=rid,
                 time=utc_time(started),
                 client_id=client,
@@ -263,7 +278,7 @@ def test_record_lines_of_a_chunk_are_the_records_built_field_by_field() -> None:
                 method=method,
                 status=status,
                 model_version=version,
-                registry_tag=tag,
+                registry=registry,
                 rows=int(rows.shape[0]),
                 input_sha256=hashlib.sha256(rows.astype("<f4").tobytes()).hexdigest(),
                 labels=out.labels.tolist(),
