@@ -34,7 +34,7 @@ from stages.augment import augment, validation_split
 from stages.canonical import canonical_estimator, float32_scalar
 from stages.params import OodParams, Params, load_params
 from stages.runner import StageError, run_stage
-from stages.train import ONNX_INPUT_NAME, ONNX_TARGET_OPSET
+from stages.train import ONNX_INPUT_NAME, ONNX_TARGET_OPSET, onnx_session
 
 OOD_SCORE_OUTPUT = "ood_score"
 PARITY_RTOL = 1e-3
@@ -159,13 +159,9 @@ def export_detector(detector: Detector) -> bytes:
 
 def onnx_scores(onnx_bytes: bytes, X: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """``ood_score`` from ONNX Runtime (single thread)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-    (scores,) = session.run([OOD_SCORE_OUTPUT], {ONNX_INPUT_NAME: np.asarray(X, np.float32)})
+    (scores,) = onnx_session(onnx_bytes).run(
+        [OOD_SCORE_OUTPUT], {ONNX_INPUT_NAME: np.asarray(X, np.float32)}
+    )
     return np.asarray(scores)
 
 

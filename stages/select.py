@@ -11,17 +11,21 @@ the validation split clean, shifted in each direction and with Gaussian noise.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from stages.artifacts import read_npz, write_json
 from stages.augment import augment, copies_per_image, validation_split
 from stages.gates import wilson_interval
-from stages.params import Params, load_params
+from stages.params import ModelType, Params, load_params
 from stages.perturbations import DIRECTIONS, gaussian_noise, shift
 from stages.runner import run_stage
 from stages.train import export_onnx, fit_model, onnx_predict
@@ -135,6 +139,53 @@ def choose(candidates: dict[str, dict[str, Any]]) -> tuple[str, str]:
     return winner, head + (". Others: " + ", ".join(others) if others else "")
 
 
+def score_candidate(
+    model_type: ModelType,
+    X_fit: npt.NDArray[Any],
+    y_fit: npt.NDArray[Any],
+    X_val: npt.NDArray[Any],
+    y_val: npt.NDArray[Any],
+    params: Params,
+) -> dict[str, Any]:
+    """Fit, export and score one candidate (single-threaded BLAS, as in the stage)."""
+    with threadpool_limits(limits=1):
+        model = fit_model(model_type, params.train, params.seed, X_fit, y_fit)
+        onnx_bytes = export_onnx(model)
+        candidate: dict[str, Any] = {
+            "onnx_bytes": len(onnx_bytes),
+            "validation": validation_scores(onnx_bytes, X_val, y_val, params),
+        }
+    reasons = judge(candidate, params)
+    candidate["eligible"] = not reasons
+    candidate["ineligible_because"] = reasons
+    return candidate
+
+
+def score_candidates(
+    X_fit: npt.NDArray[Any],
+    y_fit: npt.NDArray[Any],
+    X_val: npt.NDArray[Any],
+    y_val: npt.NDArray[Any],
+    params: Params,
+) -> dict[str, dict[str, Any]]:
+    """Every candidate's scores, in ``train.selection.candidates`` order.
+
+    Candidates are independent single-threaded fits, so they run in forked processes, one
+    per available core (a forked child has the stage's imports already); each result is
+    the same as a fit in the stage's own process.
+    """
+    names = list(params.train.selection.candidates)
+    workers = min(len(names), len(os.sched_getaffinity(0)))
+    if workers < 2:
+        return {n: score_candidate(n, X_fit, y_fit, X_val, y_val, params) for n in names}
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            n: pool.submit(score_candidate, n, X_fit, y_fit, X_val, y_val, params) for n in names
+        }
+        return {n: future.result() for n, future in futures.items()}
+
+
 def select_model(
     X: npt.NDArray[Any], y: npt.NDArray[Any], params: Params
 ) -> tuple[dict[str, Any], str]:
@@ -143,18 +194,7 @@ def select_model(
     fit_rows, validation_rows = validation_split(y, sel.validation_size, params.seed)
     X_fit, y_fit = augment(X[fit_rows], y[fit_rows], params.train.augment, params.seed)
     X_val, y_val = X[validation_rows], y[validation_rows]
-    candidates: dict[str, dict[str, Any]] = {}
-    for model_type in sel.candidates:
-        model = fit_model(model_type, params.train, params.seed, X_fit, y_fit)
-        onnx_bytes = export_onnx(model)
-        candidate: dict[str, Any] = {
-            "onnx_bytes": len(onnx_bytes),
-            "validation": validation_scores(onnx_bytes, X_val, y_val, params),
-        }
-        reasons = judge(candidate, params)
-        candidate["eligible"] = not reasons
-        candidate["ineligible_because"] = reasons
-        candidates[model_type] = candidate
+    candidates = score_candidates(X_fit, y_fit, X_val, y_val, params)
     winner, why = choose(candidates)
     report = {
         "rule": rule_text(params),

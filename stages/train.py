@@ -8,6 +8,7 @@ so the served ONNX artifact is always equivalent to the trained model.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import sys
 import warnings
@@ -99,16 +100,23 @@ def export_onnx(model: Any) -> bytes:
     return serialised
 
 
-def onnx_predict(
-    onnx_bytes: bytes, X: npt.NDArray[Any]
-) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
-    """Labels and probabilities from ONNX Runtime (single thread, deterministic)."""
+@functools.lru_cache(maxsize=8)
+def onnx_session(onnx_bytes: bytes) -> Any:
+    """One ONNX Runtime session per model (single thread, deterministic), reused across calls:
+    attacks query a model thousands of times, and a session costs milliseconds to build."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_predict(
+    onnx_bytes: bytes, X: npt.NDArray[Any]
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """Labels and probabilities from ONNX Runtime (single thread, deterministic)."""
+    session = onnx_session(onnx_bytes)
     labels, probabilities = session.run(
         [ONNX_LABEL_OUTPUT, ONNX_PROBABILITY_OUTPUT],
         {ONNX_INPUT_NAME: np.asarray(X, dtype=np.float32)},
