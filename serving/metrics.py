@@ -2,8 +2,9 @@
 
 ``PROMETHEUS_MULTIPROC_DIR`` must be set before ``prometheus_client`` is first
 imported; the launcher (``python -m serving``) and :func:`ensure_multiproc_dir`
-take care of that. Labels are bounded: route templates, methods, status codes,
-class labels and a fixed set of validation failure reasons.
+take care of that. Labels are bounded: route templates (or ``unmatched``), the methods the
+routes answer (or ``other``, :mod:`serving.observe`), status codes, class labels and a fixed set
+of validation failure reasons.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from serving.state import service_of
 
 access_log = logging.getLogger("serving.access")
 UNMATCHED = "unmatched"
+OTHER_METHOD = "other"  # the method label of any method no route answers
 ANSWERED = "digits.answered"  # scope key: a later step's AnswerHook for this request
 
 
@@ -53,15 +54,26 @@ def request_id(scope: Scope) -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
 
+def answered_methods(app: Litestar) -> frozenset[str]:
+    """The HTTP methods some route of ``app`` answers: the only method labels there are."""
+    return frozenset(
+        method for route in app.routes for method in getattr(route, "methods", ()) or ()
+    )
+
+
 def observe(inner: ASGIApp, app: Litestar) -> ASGIApp:
     """Chain step: request id (context and ``X-Request-ID`` header), metrics, access log,
     and the answer hook of a later step (:data:`ANSWERED`).
 
-    The route label is the template the route step resolved (``unmatched`` otherwise).
+    The route label is the template the route step resolved (``unmatched`` otherwise); the
+    method label is the request's method when a route answers it, ``other`` otherwise: the
+    client chooses the method, and a label per invented method would grow every HTTP series
+    (and the multiprocess files) without bound, before authentication.
     The request is counted before the last body byte leaves, so a client that has its
     answer (and then scrapes /metrics, maybe from another worker) always sees it counted.
     """
     metrics = service_of(app).metrics
+    methods = answered_methods(app)
 
     async def step(scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -69,6 +81,8 @@ def observe(inner: ASGIApp, app: Litestar) -> ASGIApp:
         token = request_id_var.set(rid)
         id_header = (b"x-request-id", rid.encode("latin-1"))
         method = scope["method"]  # type: ignore[typeddict-item]
+        if method not in methods:
+            method = OTHER_METHOD
         route = scope.get("path_template") or UNMATCHED
         status = 500
         elapsed: float | None = None

@@ -86,3 +86,30 @@ def test_exposition_passes_promtool(serve: Callable[..., RunningServer]) -> None
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""
     assert result.stderr.strip() == ""
+
+
+INVENTED_METHODS = 40
+
+
+def test_invented_methods_share_one_bounded_label(
+    serve: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    """A client-chosen method never becomes a label: each would be a new series per metric
+    (and a bigger multiprocess file) for anyone who can reach the port, before auth."""
+    multiproc = tmp_path / "prom"
+    multiproc.mkdir()
+    server = serve({"PROMETHEUS_MULTIPROC_DIR": str(multiproc)}, workers=1)
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        assert client.get("/health").status_code == 200
+        baseline = client.get("/metrics").text
+        for i in range(INVENTED_METHODS):
+            method = f"XMETHOD{i:03d}" + "X" * 190
+            assert client.request(method, "/health").status_code == 405
+        text = client.get("/metrics").text
+    labels = set(re.findall(r'method="([^"]*)"', text))
+    assert not [label for label in labels if label.startswith("XMETHOD")]
+    assert labels <= {"GET", "HEAD", "POST", "other"}, labels
+    other = {"route": "unmatched", "method": "other", "status": "405"}
+    assert sample_value(text, "http_requests_total", other) == INVENTED_METHODS
+    # One series per metric for all of them: the scrape grows by a few lines, not per method.
+    assert len(text) - len(baseline) < 4_000
