@@ -15,6 +15,8 @@ AUTH_FAILURE_REASONS = (
     "invalid",
     "expired",
     "algorithm",
+    "type",
+    "lifetime",
     "unknown_key",
     "insufficient_scope",
 )

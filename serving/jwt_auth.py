@@ -7,17 +7,26 @@ accepted: ``none`` and the HMAC family are refused before any key is looked at. 
 ``iss`` and ``aud`` are required; expiry allows ``DIGITS_JWT_LEEWAY`` seconds of clock
 skew. The client id is ``sub``; scopes come from the ``scope`` claim (space-separated, or
 a list).
+
+A token's ``alg`` must fit the key its ``kid`` names: the JWK's own ``alg`` when it declares
+one, else the key type (RSA: RS*/PS*; EC: the curve's ES*; OKP: EdDSA). A ``typ`` header, when
+present, must say JWT (``JWT``, ``at+jwt``). A token may live at most
+``DIGITS_JWT_MAX_LIFETIME`` seconds (``exp`` minus ``iat``, or minus now without ``iat``).
+Any other failure while preparing the key or decoding the token is a refusal (``invalid``),
+never a server error.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import jwt
-from jwt import PyJWKClient, PyJWKSet
+from jwt import PyJWK, PyJWKClient, PyJWKSet
 
 from serving.access import SCOPES
 from serving.settings import Settings
@@ -37,6 +46,14 @@ ALGORITHMS = (
 )
 
 
+# The algorithms each key type can verify (the token's alg must be one of them).
+KEY_TYPE_ALGORITHMS = {
+    "RSA": frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}),
+    "OKP": frozenset({"EdDSA"}),
+}
+TOKEN_TYPES = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jwt"})
+
+
 class JwksError(ValueError):
     """The JWKS cannot be read or holds no usable key."""
 
@@ -49,10 +66,31 @@ class CredentialRejectedError(Exception):
         self.reason = reason
 
 
-def _load_file(path: Path) -> PyJWKSet:
+class KeySet:
+    """A JWKS's usable keys, and the ``alg`` each declares (``None``: not declared)."""
+
+    def __init__(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ValueError("a JWKS is a JSON object with a 'keys' list")
+        self.keys = PyJWKSet.from_dict(data).keys
+        raw = data.get("keys")
+        declared = [k for k in raw if isinstance(k, dict)] if isinstance(raw, list) else []
+        self.declared_alg: dict[str | None, Any] = {k.get("kid"): k.get("alg") for k in declared}
+
+    def allows(self, key: PyJWK, alg: str) -> bool:
+        """Whether a token signed with ``alg`` may be verified with ``key``."""
+        declared = self.declared_alg.get(key.key_id)
+        if declared is not None:
+            return bool(alg == declared)
+        if key.key_type == "EC":  # the curve fixes the algorithm (P-256: ES256, ...)
+            return bool(alg == key.algorithm_name)
+        return alg in KEY_TYPE_ALGORITHMS.get(key.key_type or "", frozenset())
+
+
+def _load_file(path: Path) -> KeySet:
     try:
-        return PyJWKSet.from_json(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, jwt.PyJWTError) as exc:
+        return KeySet(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, jwt.PyJWTError) as exc:
         raise JwksError(f"DIGITS_JWT_JWKS={str(path)!r} cannot be used: {exc}") from None
 
 
@@ -64,13 +102,14 @@ class JwtVerifier:
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
         self.leeway = settings.jwt_leeway_seconds
+        self.max_lifetime = settings.jwt_max_lifetime_seconds
         self._client: PyJWKClient | None = None
         self._stop = threading.Event()
         if source.startswith("https://"):
             self._client = PyJWKClient(source, cache_jwk_set=False, timeout=5)
             try:
-                self._keys = self._client.get_jwk_set()
-            except jwt.PyJWTError as exc:
+                self._keys = KeySet(self._client.fetch_data())
+            except (jwt.PyJWTError, TypeError, ValueError) as exc:
                 raise JwksError(f"DIGITS_JWT_JWKS={source!r} cannot be fetched: {exc}") from None
             self._refresh_every = settings.jwt_jwks_refresh_seconds
             threading.Thread(target=self._refresh_loop, name="jwks-refresh", daemon=True).start()
@@ -88,18 +127,18 @@ class JwtVerifier:
             if self._client is None:  # pragma: no cover - only started with a client
                 return
             try:
-                self._keys = self._client.get_jwk_set()
-            except jwt.PyJWTError as exc:  # keep the last good keys
+                self._keys = KeySet(self._client.fetch_data())
+            except (jwt.PyJWTError, TypeError, ValueError) as exc:  # keep the last good keys
                 log.warning("JWKS refresh failed, keeping the cached keys: %s", exc)
 
-    def _key_for(self, header: dict[str, Any]) -> Any:
+    def _key_for(self, header: dict[str, Any]) -> PyJWK:
         kid = header.get("kid")
         keys = self._keys.keys
         if kid is None and len(keys) == 1:
-            return keys[0].key
+            return keys[0]
         for candidate in keys:
             if candidate.key_id == kid:
-                return candidate.key
+                return candidate
         raise CredentialRejectedError("unknown_key")
 
     def verify(self, token: str) -> tuple[str, frozenset[str]]:
@@ -108,13 +147,20 @@ class JwtVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise CredentialRejectedError("malformed") from None
-        if header.get("alg") not in ALGORITHMS:
+        alg = header.get("alg")
+        if alg not in ALGORITHMS:
+            raise CredentialRejectedError("algorithm")
+        typ = header.get("typ")
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in TOKEN_TYPES):
+            raise CredentialRejectedError("type")
+        key = self._key_for(header)
+        if not self._keys.allows(key, alg):
             raise CredentialRejectedError("algorithm")
         try:
             claims = jwt.decode(
                 token,
-                key=self._key_for(header),
-                algorithms=list(ALGORITHMS),
+                key=key.key,
+                algorithms=[alg],
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
@@ -122,9 +168,19 @@ class JwtVerifier:
             )
         except jwt.ExpiredSignatureError:
             raise CredentialRejectedError("expired") from None
-        except jwt.PyJWTError:
+        except Exception:  # any failure to prepare the key or decode is a refusal, not a 500
+            log.debug("JWT refused", exc_info=True)
             raise CredentialRejectedError("invalid") from None
+        self._check_lifetime(claims)
         raw = claims.get("scope", "")
         granted = raw.split() if isinstance(raw, str) else raw if isinstance(raw, list) else []
         scopes = frozenset(str(item) for item in granted) & frozenset(SCOPES)
         return str(claims["sub"]), scopes
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """Refuse a token that lives longer than ``DIGITS_JWT_MAX_LIFETIME`` seconds."""
+        issued = claims.get("iat", time.time())
+        if not isinstance(issued, (int, float)) or isinstance(issued, bool):
+            raise CredentialRejectedError("invalid")
+        if float(claims["exp"]) - float(issued) > self.max_lifetime:
+            raise CredentialRejectedError("lifetime")

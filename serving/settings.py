@@ -56,6 +56,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     jwt_audience: str | None = None
     jwt_leeway_seconds: Annotated[float, msgspec.Meta(ge=0.0, le=300.0)] = 30.0
     jwt_jwks_refresh_seconds: Annotated[float, msgspec.Meta(ge=10.0, le=86400.0)] = 300.0
+    jwt_max_lifetime_seconds: Annotated[float, msgspec.Meta(gt=0.0, le=2592000.0)] = 86400.0
     metrics_auth: bool = False
     docs: Switch = "on"
     demo: Switch = "on"
@@ -121,6 +122,7 @@ _FIELDS = {
     "jwt_audience": "DIGITS_JWT_AUDIENCE",
     "jwt_leeway_seconds": "DIGITS_JWT_LEEWAY",
     "jwt_jwks_refresh_seconds": "DIGITS_JWT_JWKS_REFRESH",
+    "jwt_max_lifetime_seconds": "DIGITS_JWT_MAX_LIFETIME",
     "metrics_auth": "DIGITS_METRICS_AUTH",
     "docs": "DIGITS_DOCS",
     "demo": "DIGITS_DEMO",
