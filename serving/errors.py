@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import msgspec
@@ -34,6 +35,10 @@ _STATUS_REASONS = {
     413: "body_too_large",
     415: "unsupported_media_type",
 }
+
+# Litestar's detail for these echoes the request (the static files router names the path it
+# looked for): the answer is the status phrase, whatever the client sent.
+_PHRASE_ONLY = frozenset({404, 405})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,8 @@ def _http_error(service: ServiceState, path: str, exc: HTTPException) -> ErrorAn
     if reason == "body_too_large":
         service.metrics.validation_failures.labels(reason).inc()
         message = f"Request body exceeds the limit of {service.settings.max_body_bytes} bytes"
+    elif status in _PHRASE_ONLY:
+        message = HTTPStatus(status).phrase
     else:
         message = str(exc.detail)
     log.info("rejected request: %s", message, extra={"reason": reason})

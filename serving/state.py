@@ -101,9 +101,18 @@ class ServiceState:
 
     def not_ready(self) -> ClientError:
         """The one not-ready error (503): why there is no model, or that it is loading."""
+        return ClientError(503, "model_not_ready", f"model not ready: {self.public_reason()}")
+
+    def public_reason(self) -> str:
+        """Why there is no model, in words fit for any caller: the reason code only.
+
+        The failure's own message names absolute paths and md5s; that goes to the log
+        (:func:`load_model`), not to unauthenticated callers of ``/ready``.
+        """
         failure = self.failure
-        message = str(failure) if failure else "model is loading"
-        return ClientError(503, "model_not_ready", f"model not ready: {message}")
+        if failure is None:
+            return "model is loading"
+        return f"the locked artifacts were refused ({failure.reason}); the service log says why"
 
     def accept_batch(self, X: Any) -> None:
         """Record a validated inference batch: rows histogram and the drift window."""

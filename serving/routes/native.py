@@ -52,7 +52,7 @@ def ready(request: AnyRequest) -> Response[ReadyResponse]:
         ReadyResponse(
             status="not_ready",
             reason=failure.reason if failure else "loading",
-            message=str(failure) if failure else "model is loading",
+            message=service.public_reason(),
         ),
         status_code=503,
     )

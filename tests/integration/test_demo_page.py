@@ -354,7 +354,8 @@ ERROR_BODY = {
 NOT_READY_BODY = {
     "status": 503,
     "reason": "model_not_ready",
-    "message": "model not ready: models/model.onnx md5 does not match dvc.lock",
+    "message": "model not ready: the locked artifacts were refused (hash_mismatch); "
+    "the service log says why",
     "location": None,
     "request_id": "fedcba9876543210",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def test_reference_stats_are_verified_against_the_lock(project: Path) -> None:
     ("damage", "reason"), [("tamper", "hash_mismatch"), ("delete", "artifact_missing")]
 )
 def test_missing_or_tampered_reference_makes_the_service_not_ready(
-    project: Path, damage: str, reason: str
+    project: Path, damage: str, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = project / REFERENCE_STATS_JSON
     if damage == "tamper":
@@ -74,7 +75,15 @@ def test_missing_or_tampered_reference_makes_the_service_not_ready(
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["reason"] == reason
-        assert "reference_stats.json" in ready.json()["message"]
+        # The public answer names the reason only; paths and md5s go to the log.
+        message = ready.json()["message"]
+        assert reason in message
+        assert str(project) not in message
+        assert "reference_stats.json" not in message
+        assert not re.search(r"[0-9a-f]{32}", message)
+        refusals = [r.getMessage() for r in caplog.records if "refusing to serve" in r.getMessage()]
+        assert refusals
+        assert "reference_stats.json" in refusals[0]
         assert client.get("/drift").status_code == 503
         assert client.get("/v2/health/ready").status_code == 400
 

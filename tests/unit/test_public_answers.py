@@ -1,0 +1,34 @@
+"""What an unauthenticated caller learns from an error: the status and a fixed reason, not
+an echo of the request (issue 23, finding 9)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.asgi import service_client
+
+pytestmark = pytest.mark.unit
+PROBES = (
+    "/static/demo/nothing-<script>alert(1)</script>.js",  # the static router named the path
+    "/static/swagger-ui/probe-<b>.css",
+    "/nothing/<b>here",
+)
+
+
+def test_not_found_answers_do_not_echo_the_path() -> None:
+    with service_client() as client:
+        for path in PROBES:
+            answer = client.get(path)
+            assert answer.status_code == 404, path
+            assert answer.json()["reason"] == "not_found"
+            assert answer.json()["message"] == "Not Found"
+            assert "<" not in answer.text
+            assert "probe" not in answer.text
+            assert "nothing" not in answer.text
+
+
+def test_method_not_allowed_answers_the_phrase() -> None:
+    with service_client() as client:
+        answer = client.delete("/health")
+        assert answer.status_code == 405
+        assert answer.json()["message"] == "Method Not Allowed"
