@@ -162,6 +162,8 @@ def test_cloud_run_service_probes_ready_and_health_on_the_image_port() -> None:
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8000}
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
+    # Public production endpoints serve the API only, as the Kubernetes deployment does.
+    assert (env["DIGITS_DOCS"], env["DIGITS_DEMO"]) == ("off", "off")
     assert set(container["resources"]["limits"]) == {"cpu", "memory"}
 
 
