@@ -21,6 +21,7 @@ from litestar.openapi.spec import (
 )
 
 from serving.access import public
+from serving.docs_page import docs_security_headers
 from serving.protocol.oip import INPUT_NAME, OCTET_STREAM, InferResponse, OipErrorBody
 from serving.protocol.oip_schema import infer_request_schema
 from serving.schemas import (
@@ -50,7 +51,11 @@ def openapi_config(docs: bool = True) -> OpenAPIConfig | None:
         version="1.0.0",
         description="Serves only the model version that dvc.lock pins (ONNX Runtime).",
         openapi_router=Router(
-            path="/docs", route_handlers=[], opt=public(), include_in_schema=False
+            path="/docs",
+            route_handlers=[],
+            opt=public(),
+            include_in_schema=False,
+            middleware=[docs_security_headers],
         ),
         components=Components(
             security_schemes={

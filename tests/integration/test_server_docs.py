@@ -22,6 +22,7 @@ def test_swagger_ui_renders_offline(serve: Callable[..., RunningServer]) -> None
     server = serve(workers=1)
     outside: list[str] = []
     page_errors: list[str] = []
+    console_errors: list[str] = []
 
     def guard(route: Route) -> None:
         host = urlparse(route.request.url).hostname
@@ -36,8 +37,19 @@ def test_swagger_ui_renders_offline(serve: Callable[..., RunningServer]) -> None
         try:
             page = browser.new_page()
             page.on("pageerror", lambda error: page_errors.append(str(error)))
+            # A CSP violation (an inline block the policy does not admit) is a console error.
+            page.on(
+                "console",
+                lambda message: (
+                    console_errors.append(message.text) if message.type == "error" else None
+                ),
+            )
             page.route("**/*", guard)
-            page.goto(f"{server.base_url}/docs")
+            answer = page.goto(f"{server.base_url}/docs")
+            assert answer is not None
+            policy = answer.headers["content-security-policy"]
+            assert "frame-ancestors 'none'" in policy
+            assert "'unsafe-inline'" not in policy
             operation = page.locator("#operations-default-PredictPredict")
             expect(operation).to_be_visible(timeout=15_000)
             operation.locator(".opblock-summary").click()
@@ -49,3 +61,4 @@ def test_swagger_ui_renders_offline(serve: Callable[..., RunningServer]) -> None
             browser.close()
     assert outside == []
     assert page_errors == []
+    assert console_errors == []
