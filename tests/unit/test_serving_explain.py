@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import msgspec
@@ -10,7 +11,7 @@ import pytest
 
 from serving.lineage import ModelCard, VerifiedBundle, load_verified_bundle
 from serving.model import OnnxModel
-from stages.artifacts import read_npz
+from stages.artifacts import json_bytes, read_npz
 from stages.params import Params
 from stages.train import export_onnx, fit_model, measure_parity, model_metadata
 
@@ -38,7 +39,8 @@ def linear_bundle(bundle: VerifiedBundle) -> VerifiedBundle:
     onnx_bytes = export_onnx(model)
     parity = measure_parity(model, onnx_bytes, train["X"], params.train.onnx_tolerance)
     metadata = model_metadata(model, "logistic_regression", params, parity, len(train["y"]))
-    card = msgspec.convert(metadata, ModelCard, strict=False)
+    written = json.loads(json_bytes(metadata))  # as models/model.json carries it
+    card = msgspec.convert(written, ModelCard, strict=False)
     return msgspec.structs.replace(bundle, onnx_bytes=onnx_bytes, card=card)
 
 
