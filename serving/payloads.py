@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio.to_thread
 import msgspec
 import numpy as np
 import numpy.typing as npt
@@ -62,8 +63,14 @@ async def predict_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> by
     )
 
 
-def explain_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> bytes:
-    """``/explain`` response bytes for validated samples."""
+async def explain_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> bytes:
+    """``/explain`` response bytes for validated samples.
+
+    The explanation itself (occlusion: 65 model runs a row) runs in a worker thread, so the
+    event loop keeps answering other requests meanwhile; ONNX Runtime releases the GIL while
+    it runs. Everything that touches the request's context (metrics, drift, the decision
+    outcome) stays on the loop.
+    """
     model, bundle, importance = state.model, state.bundle, state.importance
     if model is None or bundle is None or importance is None:
         raise state.not_ready()
@@ -73,7 +80,7 @@ def explain_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> bytes:
     state.metrics.observe_ood(model.ood.flags(scores))
     flags = state.ood_flags(scores)
     note_outcome(X, labels, probabilities, flags, scores)
-    contributions, base_values = model.explain(X, labels)
+    contributions, base_values = await anyio.to_thread.run_sync(model.explain, X, labels)
     grids = contributions.reshape(-1, GRID, GRID).tolist()
     linear = model.explanation_method == "linear_exact"
     return _ENCODER.encode(

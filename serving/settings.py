@@ -31,6 +31,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lock_file_path: str = "dvc.lock"
     model_dir_path: str | None = None
     max_rows: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    # /explain runs the model 65 times per row (occlusion): its own, smaller limit.
+    explain_max_rows: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 100
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 4 * 1024 * 1024
     host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
@@ -102,6 +104,7 @@ _FIELDS = {
     "lock_file_path": "DIGITS_LOCK_FILE",
     "model_dir_path": "DIGITS_MODEL_DIR",
     "max_rows": "DIGITS_MAX_ROWS",
+    "explain_max_rows": "DIGITS_EXPLAIN_MAX_ROWS",
     "max_body_bytes": "DIGITS_MAX_BODY_BYTES",
     "host": "DIGITS_HOST",
     "port": "DIGITS_PORT",

@@ -81,30 +81,36 @@ def model_info(request: AnyRequest) -> Response[bytes]:
     return Response(service.model_body, media_type=MediaType.JSON)
 
 
-async def read_samples(request: AnyRequest, service: ServiceState) -> Any:
-    """Content type, readiness, body size and samples checked in that order."""
+async def read_samples(request: AnyRequest, service: ServiceState, max_rows: int) -> Any:
+    """Content type, readiness, body size and samples (1 to ``max_rows``) checked in order."""
     require_json(request.scope)
     if service.model is None:
         raise service.not_ready()
     body = await read_body(request.receive)
-    return decode_samples(body, service.settings.max_rows)
+    return decode_samples(body, max_rows)
 
 
 async def predict(request: AnyRequest) -> Response[bytes]:
     service = service_of(request.app)
-    X = await read_samples(request, service)
+    X = await read_samples(request, service, service.settings.max_rows)
     return Response(await predict_payload(service, X), media_type=MediaType.JSON)
 
 
 async def explain(request: AnyRequest) -> Response[bytes]:
     service = service_of(request.app)
-    X = await read_samples(request, service)
-    return Response(explain_payload(service, X), media_type=MediaType.JSON)
+    X = await read_samples(request, service, explain_rows(service.settings))
+    return Response(await explain_payload(service, X), media_type=MediaType.JSON)
+
+
+def explain_rows(settings: Settings) -> int:
+    """``/explain``'s row limit: ``DIGITS_EXPLAIN_MAX_ROWS``, at most ``DIGITS_MAX_ROWS``."""
+    return min(settings.explain_max_rows, settings.max_rows)
 
 
 def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
     """The native routes' paths and documentation."""
     samples = samples_operation(settings.max_rows)
+    explain_samples = samples_operation(explain_rows(settings))
     not_ready = {503: ERROR_RESPONSES[503]}
     return [
         get("/health", sync_to_thread=False, summary="Liveness", opt=public())(health),
@@ -170,7 +176,7 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
             "/explain",
             status_code=200,
             summary="Explain predictions: global importances and per-pixel contributions (8x8)",
-            operation_class=samples,
+            operation_class=explain_samples,
             responses={
                 200: ok_spec(ExplainResponse, "Importances and contributions"),
                 **ERROR_RESPONSES,
