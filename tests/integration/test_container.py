@@ -328,6 +328,8 @@ def test_podman_compose_runs_the_api_service_as_declared(image: str, keys_file: 
         assert model["version"] == locked_model_md5()[:VERSION_LENGTH]
         workers = exec_in(RunningContainer(name, "", 0.0), "printenv", "DIGITS_WORKERS")
         assert workers.stdout.strip() == "2"
+        limit = exec_in(RunningContainer(name, "", 0.0), "printenv", "DIGITS_RATE_LIMIT")
+        assert limit.stdout.strip() == "600/minute"  # compose ships a rate limit by default
     finally:
         down = compose("down", "--volumes")
         assert down.returncode == 0, down.stdout + down.stderr
