@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fcntl
 import hashlib
 import hmac
 import os
@@ -20,7 +21,8 @@ import re
 import secrets
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -86,14 +88,16 @@ class KeyRing:
         self.path = path
         self.check_seconds = check_seconds
         self._by_digest: dict[str, KeyEntry] = {}
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int, int] | None = None
         self._next_check = 0.0
         self.generation = 0  # bumped by every reload: what callers remember is stale
         self.reload()  # start-up: an unreadable or malformed file raises KeysFileError
 
-    def _file_stamp(self) -> tuple[int, int]:
+    def _file_stamp(self) -> tuple[int, int, int, int]:
+        # The inode and ctime too: a file replaced within the mtime's resolution, or with its
+        # mtime set back (cp -p, rsync -t), is still a different file.
         stat = self.path.stat()
-        return stat.st_mtime_ns, stat.st_size
+        return stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size
 
     def reload(self) -> None:
         stamp = self._file_stamp() if self.path.exists() else None
@@ -142,13 +146,31 @@ def _write_atomically(path: Path, lines: Sequence[bytes]) -> None:
         raise
 
 
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the keys file's lock (``<file>.lock``, ``flock``) for a read-modify-write.
+
+    The file itself is replaced on every write, so the lock lives beside it. Without it an
+    ``add`` and a ``revoke`` that overlap both read the old file and the later write wins: a
+    revoked key came back after ``revoke`` had reported success.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_file = path.with_name(path.name + ".lock")
+    with lock_file.open("a+b") as handle:
+        lock_file.chmod(0o600)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def add_key(path: Path, client_id: str, scopes: Sequence[str]) -> str:
     """Append a new key's entry (hash only) and return the key (shown once)."""
     _parse_client_id(client_id)
     unknown = set(scopes) - set(SCOPES)
     if unknown or not scopes:
         raise ValueError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}")
-    entries = read_entries(path) if path.exists() else []
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     entry = KeyEntry(
         client_id=client_id,
@@ -156,15 +178,18 @@ def add_key(path: Path, client_id: str, scopes: Sequence[str]) -> str:
         scopes=sorted(set(scopes), key=SCOPES.index),
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
-    _write_atomically(path, [msgspec.json.encode(e) for e in [*entries, entry]])
+    with locked(path):
+        entries = read_entries(path) if path.exists() else []
+        _write_atomically(path, [msgspec.json.encode(e) for e in [*entries, entry]])
     return key
 
 
 def revoke(path: Path, client_id: str) -> int:
     """Remove every key of ``client_id``; returns how many were removed."""
-    entries = read_entries(path)
-    kept = [entry for entry in entries if entry.client_id != client_id]
-    _write_atomically(path, [msgspec.json.encode(entry) for entry in kept])
+    with locked(path):
+        entries = read_entries(path)
+        kept = [entry for entry in entries if entry.client_id != client_id]
+        _write_atomically(path, [msgspec.json.encode(entry) for entry in kept])
     return len(entries) - len(kept)
 
 
