@@ -22,6 +22,7 @@ from serving.batching import MicroBatcher
 from serving.chain import CHAIN, Step, compose
 from serving.dispatch import check_fast_handlers, dispatcher
 from serving.errors import litestar_error_handler
+from serving.exposition import APP_STATE_KEY, MetricsPage
 from serving.logs import configure_logging
 from serving.metrics import mark_process_dead, sweep_dead_workers
 from serving.openapi import openapi_config
@@ -76,6 +77,9 @@ def create_app(
     ``steps``: the request chain (:data:`serving.chain.CHAIN`).
     """
     service = ServiceState(settings=settings, worker_process=worker_process)
+    page = MetricsPage(
+        settings.metrics_cache_seconds, sweep=worker_process, before_render=service.publish_drift
+    )
     app = ServiceApp(
         route_handlers=route_table(settings),
         lifespan=[lifespan],
@@ -83,7 +87,7 @@ def create_app(
         exception_handlers={Exception: litestar_error_handler},
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,
-        state=State({"service": service}),
+        state=State({"service": service, APP_STATE_KEY: page}),
     )
     check_fast_handlers(app)
     app.service_state = service

@@ -59,7 +59,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     jwt_leeway_seconds: Annotated[float, msgspec.Meta(ge=0.0, le=300.0)] = 30.0
     jwt_jwks_refresh_seconds: Annotated[float, msgspec.Meta(ge=10.0, le=86400.0)] = 300.0
     jwt_max_lifetime_seconds: Annotated[float, msgspec.Meta(gt=0.0, le=2592000.0)] = 86400.0
-    metrics_auth: bool = False
+    # /metrics needs the read scope: None (unset) means yes whenever DIGITS_AUTH is not none.
+    metrics_auth: bool | None = None
+    # A rendered /metrics page is reused for this long (0: only by concurrent scrapes).
+    metrics_cache_seconds: Annotated[float, msgspec.Meta(ge=0.0, le=60.0)] = 0.0
     docs: Switch = "on"
     demo: Switch = "on"
     # Rate limits (serving/ratelimit.py), e.g. "600/minute"; None: no limit.
@@ -76,6 +79,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def auth_mode(self) -> AuthMode:
         """``DIGITS_AUTH``; unset means ``none`` (allowed on a loopback bind only)."""
         return self.auth or "none"
+
+    @property
+    def metrics_need_read(self) -> bool:
+        """Whether ``/metrics`` needs the ``read`` scope: ``DIGITS_METRICS_AUTH``, by default
+        on whenever ``DIGITS_AUTH`` is not ``none``."""
+        if self.metrics_auth is None:
+            return self.auth_mode != "none"
+        return self.metrics_auth
 
     @property
     def drift_required_rows(self) -> int:
@@ -127,6 +138,7 @@ _FIELDS = {
     "jwt_jwks_refresh_seconds": "DIGITS_JWT_JWKS_REFRESH",
     "jwt_max_lifetime_seconds": "DIGITS_JWT_MAX_LIFETIME",
     "metrics_auth": "DIGITS_METRICS_AUTH",
+    "metrics_cache_seconds": "DIGITS_METRICS_CACHE_SECONDS",
     "docs": "DIGITS_DOCS",
     "demo": "DIGITS_DEMO",
     "rate_limit": "DIGITS_RATE_LIMIT",

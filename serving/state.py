@@ -128,6 +128,11 @@ class ServiceState:
         if self.model is not None:
             self.metrics.observe_ood(self.model.ood.flags(ood_scores))
 
+    def publish_drift(self) -> None:
+        """Bring the drift gauges up to date (before a ``/metrics`` render)."""
+        if self.drift is not None:
+            self.drift.publish()
+
     def observe_inputs(self, X: Any) -> None:
         """Feed a validated ``[n, 64]`` batch to the drift window."""
         if self.drift is not None:

@@ -15,9 +15,9 @@ from litestar.openapi import ResponseSpec
 from serving.access import EXPLAIN, PREDICT, READ, needs, public
 from serving.dispatch import FAST
 from serving.drift import DriftReport
+from serving.exposition import metrics_page_of
 from serving.http_io import read_body, require_json
 from serving.inputs import decode_samples
-from serving.metrics import render_latest, sweep_dead_workers
 from serving.openapi import (
     AUTH_RESPONSES,
     BEARER,
@@ -58,13 +58,8 @@ def ready(request: AnyRequest) -> Response[ReadyResponse]:
     )
 
 
-def metrics(request: AnyRequest) -> Response[bytes]:
-    service = service_of(request.app)
-    if service.worker_process:
-        sweep_dead_workers()
-    if service.drift is not None:
-        service.drift.publish()
-    body, content_type = render_latest()
+async def metrics(request: AnyRequest) -> Response[bytes]:
+    body, content_type = await metrics_page_of(request.app).page()
     return Response(body, media_type=content_type)
 
 
@@ -127,12 +122,11 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
         )(ready),
         get(
             "/metrics",
-            sync_to_thread=False,
             summary="Prometheus metrics",
             media_type=MediaType.TEXT,
-            opt=needs(READ) if settings.metrics_auth else public(),
-            responses=AUTH_RESPONSES if settings.metrics_auth else None,
-            security=BEARER if settings.metrics_auth else None,
+            opt=needs(READ) if settings.metrics_need_read else public(),
+            responses=AUTH_RESPONSES if settings.metrics_need_read else None,
+            security=BEARER if settings.metrics_need_read else None,
         )(metrics),
         get(
             "/drift",

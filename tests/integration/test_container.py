@@ -209,7 +209,9 @@ def test_served_model_version_is_the_locked_md5(container: RunningContainer) -> 
     md5 = locked_model_md5()
     assert lineage["version"] == md5[:VERSION_LENGTH]
     assert lineage["artifacts"]["models/model.onnx"]["md5"] == md5
-    metrics = httpx.get(f"{container.base_url}/metrics", timeout=5).text
+    # Auth is on in the image, so /metrics needs the read scope like /model.
+    assert httpx.get(f"{container.base_url}/metrics", timeout=5).status_code == 401
+    metrics = httpx.get(f"{container.base_url}/metrics", headers=container.auth, timeout=5).text
     assert f'version="{md5[:VERSION_LENGTH]}"' in metrics
 
 

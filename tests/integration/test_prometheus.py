@@ -16,6 +16,7 @@ import httpx
 import pytest
 import yaml
 
+from serving.keys import add_key
 from serving.lineage import REQUIRED_ARTIFACTS
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import RunningServer, free_port, start_server, stop_server
@@ -35,10 +36,14 @@ class Stack:
     prometheus_url: str
     healthy: RunningServer
     tampered: RunningServer
+    client_key: str  # a predict-scoped API key
 
 
-def render_config(targets: list[str], rules_dir: Path, self_target: str) -> dict[str, Any]:
-    """The project's prometheus.yml with loopback targets and a 1 s scrape/eval interval."""
+def render_config(
+    targets: list[str], rules_dir: Path, self_target: str, token_file: Path
+) -> dict[str, Any]:
+    """The project's prometheus.yml with loopback targets, a 1 s scrape/eval interval and
+    the bearer token file at ``token_file``."""
     config: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     config["global"]["scrape_interval"] = "1s"
     config["global"]["evaluation_interval"] = "1s"
@@ -47,6 +52,8 @@ def render_config(targets: list[str], rules_dir: Path, self_target: str) -> dict
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs[JOB]["static_configs"][0]["targets"] == ["api:8000"]
     jobs[JOB]["static_configs"][0]["targets"] = targets
+    assert jobs[JOB]["authorization"]["credentials_file"] == "/run/secrets/digits-metrics-token"
+    jobs[JOB]["authorization"]["credentials_file"] = str(token_file)
     jobs["prometheus"]["static_configs"][0]["targets"] = [self_target]
     return config
 
@@ -78,12 +85,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if binary is None:
         pytest.fail("prometheus not found: run `make system-deps` (Debian package prometheus)")
     work = tmp_path_factory.mktemp("prometheus")
-    healthy = start_server(workers=2, log_dir=work / "logs")
+    # As in compose: auth on, and Prometheus scrapes with a read-scoped key.
+    keys = work / "keys.jsonl"
+    token_file = work / "metrics-token"
+    token_file.write_text(add_key(keys, "prometheus", ["read"]) + "\n", encoding="utf-8")
+    client_key = add_key(keys, "client", ["predict"])
+    auth = {"DIGITS_AUTH": "api-key", "DIGITS_API_KEYS_FILE": str(keys)}
+    healthy = start_server(auth, workers=2, log_dir=work / "logs")
     tampered = None
     process = None
     try:
         tampered = start_server(
-            {"DIGITS_LOCK_FILE": str(tampered_project(work / "tampered"))},
+            {**auth, "DIGITS_LOCK_FILE": str(tampered_project(work / "tampered"))},
             workers=1,
             log_dir=work / "logs",
             expect_ready=False,
@@ -93,6 +106,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             [f"127.0.0.1:{healthy.port}", f"127.0.0.1:{tampered.port}"],
             PROMETHEUS_DIR / "rules",
             f"127.0.0.1:{port}",
+            token_file,
         )
         config_path = work / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -120,7 +134,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 return False
 
         wait_for("prometheus /-/ready", ready, log_path.read_text)
-        yield Stack(url, healthy, tampered)
+        yield Stack(url, healthy, tampered, client_key)
     finally:
         if process is not None:
             process.terminate()
@@ -171,7 +185,11 @@ def test_both_service_targets_are_up(stack: Stack) -> None:
 
 def test_service_series_arrive_with_the_locked_model_version(stack: Stack) -> None:
     healthy = f"127.0.0.1:{stack.healthy.port}"
-    with httpx.Client(base_url=stack.healthy.base_url, timeout=10) as client:
+    with httpx.Client(
+        base_url=stack.healthy.base_url,
+        headers={"authorization": f"Bearer {stack.client_key}"},
+        timeout=10,
+    ) as client:
         for _ in range(5):
             response = client.post("/predict", json={"samples": [[8.0] * 64, [0.0] * 64]})
             assert response.status_code == 200, response.text

@@ -97,6 +97,7 @@ def start(
 ) -> tuple[RunningServer, dict[str, str], Path]:
     keys_file = tmp_path / "keys.jsonl"
     keys = {name: add_key(keys_file, name, ["predict", "explain", "read"]) for name in ("a", "b")}
+    keys["scraper"] = add_key(keys_file, "scraper", ["read"])  # /metrics needs read (auth on)
     decisions = tmp_path / f"decisions-{redis_url is not None}"
     env = {
         "DIGITS_AUTH": "api-key",
@@ -131,7 +132,7 @@ def test_a_limit_holds_across_workers_through_redis(
     explained = [post(server, "/explain", keys["b"])[0] for _ in range(10)]
     assert explained.count(200) == 5, explained
     metrics = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    metrics.request("GET", "/metrics")
+    metrics.request("GET", "/metrics", headers={"authorization": f"Bearer {keys['scraper']}"})
     text = metrics.getresponse().read().decode()
     assert f'rate_limited_requests_total{{route="/predict"}} {2 * LIMIT}.0' in text
     assert 'rate_limited_requests_total{route="/explain"} 5.0' in text
@@ -143,7 +144,7 @@ def test_a_limit_holds_across_workers_through_redis(
     assert set(after) <= {200, 429}
     # Each worker now allows LIMIT on its own (the traffic is spread over the two).
     assert LIMIT <= after.count(200) <= 2 * LIMIT, after
-    metrics.request("GET", "/metrics")
+    metrics.request("GET", "/metrics", headers={"authorization": f"Bearer {keys['scraper']}"})
     text = metrics.getresponse().read().decode()
     assert "rate_limit_backend_errors_total" in text
     errors = [

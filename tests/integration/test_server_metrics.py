@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serving.keys import add_key
 from tests.integration.conftest import RunningServer
 
 pytestmark = pytest.mark.integration
@@ -113,3 +114,33 @@ def test_invented_methods_share_one_bounded_label(
     assert sample_value(text, "http_requests_total", other) == INVENTED_METHODS
     # One series per metric for all of them: the scrape grows by a few lines, not per method.
     assert len(text) - len(baseline) < 4_000
+
+
+def test_metrics_need_the_read_scope_by_default_when_auth_is_on(
+    serve: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    """With DIGITS_AUTH on and DIGITS_METRICS_AUTH unset, /metrics is no longer public: it
+    shows per-class prediction counts, auth failures and drift. It needs the read scope, and
+    like every scoped route it counts against the client's rate limit."""
+    keys = tmp_path / "keys.jsonl"
+    reader = add_key(keys, "prometheus", ["read"])
+    predictor = add_key(keys, "client", ["predict"])
+    server = serve(
+        {
+            "DIGITS_AUTH": "api-key",
+            "DIGITS_API_KEYS_FILE": str(keys),
+            "DIGITS_RATE_LIMIT": "3/minute",
+        },
+        workers=1,
+    )
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        anonymous = client.get("/metrics")
+        assert anonymous.status_code == 401, anonymous.text
+        assert anonymous.json()["reason"] == "missing_credentials", anonymous.text
+        wrong_scope = client.get("/metrics", headers={"authorization": f"Bearer {predictor}"})
+        assert wrong_scope.status_code == 403, wrong_scope.text
+        scraper = {"authorization": f"Bearer {reader}"}
+        statuses = [client.get("/metrics", headers=scraper).status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429], statuses
+        operation = client.get("/docs/openapi.json").json()["paths"]["/metrics"]["get"]
+    assert "401" in operation["responses"], operation

@@ -51,7 +51,6 @@ def client(keys: tuple[Path, dict[str, str]]) -> Iterator[TestClient[Any]]:
         lock_file_path=str(REPO_ROOT / "dvc.lock"),
         auth="api-key",
         api_keys_file=str(keys[0]),
-        metrics_auth=True,
     )
     with TestClient(app=create_app(settings)) as test_client:
         yield test_client

@@ -77,8 +77,24 @@ def test_rule_and_test_files_exist() -> None:
     assert RULE_TEST_FILES, "no promtool tests under deploy/prometheus/tests"
 
 
-def test_promtool_check_config_accepts_config_and_its_rule_files() -> None:
-    result = run_promtool("check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
+TOKEN_MOUNT = "/run/secrets/digits-metrics-token"  # noqa: S105 - a path, not a secret
+
+
+def test_promtool_check_config_accepts_config_and_its_rule_files(tmp_path: Path) -> None:
+    """promtool checks that the scrape's bearer-token file exists. In compose that file is
+    mounted at TOKEN_MOUNT; here the same config (rules beside it) points at a temporary
+    token file instead, and nothing else changes."""
+    shutil.copytree(PROMETHEUS_DIR, tmp_path / "prometheus")
+    config_path = tmp_path / "prometheus" / "prometheus.yml"
+    text = config_path.read_text(encoding="utf-8")
+    assert f"credentials_file: {TOKEN_MOUNT}" in text
+    token = tmp_path / "metrics-token"
+    token.write_text("a-read-scoped-key\n", encoding="utf-8")
+    config_path.write_text(
+        text.replace(f"credentials_file: {TOKEN_MOUNT}", f"credentials_file: {token}"),
+        encoding="utf-8",
+    )
+    result = run_promtool("check", "config", str(config_path))
     assert result.returncode == 0, result.stdout + result.stderr
     for path in RULE_FILES:
         assert path.name in result.stdout, f"{path.name} is not loaded by prometheus.yml"

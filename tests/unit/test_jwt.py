@@ -59,6 +59,7 @@ def jwt_client(signing_keys: tuple[Any, Any, Path]) -> Iterator[TestClient[Any]]
         jwt_issuer=ISSUER,
         jwt_audience=AUDIENCE,
         jwt_leeway_seconds=30,
+        metrics_auth=False,  # the failure counters are read without a token
     )
     with TestClient(app=create_app(settings)) as test_client:
         yield test_client
