@@ -126,8 +126,8 @@ interpreters; median wall time, max RSS. Throwaway P-256 key over the
 
 `python -m serving` runs the check once, in a child process, before granian starts the
 workers: start-to-ready grows by about the verification's wall time, once per container
-start, and no worker imports `model_signing`, so worker RSS is unchanged (the workers only
-re-hash the verified files with hashlib).
+start, and no worker imports `model_signing`, so worker RSS is unchanged (each worker reads
+every served file once and hashes those bytes with hashlib before checking and loading them).
 {END_MARKER}
 """
     write_section(args.output, section, START_MARKER, END_MARKER)

@@ -2,11 +2,17 @@
 
 Nothing here imports dvc: the lock file is plain YAML and DVC records the md5
 of a file's bytes, which is what :func:`file_md5` computes.
+
+The service reads every file it serves exactly once (:class:`FileSnapshot`): the signature
+check, the md5 check against ``dvc.lock`` and the parsing all use those bytes, so a file
+swapped on disk after it was read is never what gets checked or loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,14 @@ REFERENCE_STATS_JSON = "data/prepared/reference_stats.json"
 TRAIN_NPZ = "data/prepared/train.npz"
 REQUIRED_ARTIFACTS = (MODEL_ONNX, MODEL_JSON, OOD_ONNX, OOD_JSON, METRICS_JSON, IMPORTANCE_JSON)
 VERSION_LENGTH = 12
+# The lock's name in a snapshot, whatever DIGITS_LOCK_FILE calls it.
+LOCK_PATH = "dvc.lock"
+# The GTO registry entry (serving/registry.py): beside the model when an image was built
+# from a registry reference, absent in a working copy.
+REGISTRY_JSON = "models/registry.json"
+MODEL_FILES = (MODEL_ONNX, MODEL_JSON, OOD_ONNX, OOD_JSON)
+PROJECT_FILES = (METRICS_JSON, IMPORTANCE_JSON, REFERENCE_STATS_JSON)
+OPTIONAL_FILES = (REGISTRY_JSON,)
 
 
 class LineageError(Exception):
@@ -114,6 +128,67 @@ class VerifiedBundle(msgspec.Struct, frozen=True):
     raw_data: LockedArtifact | None = None
 
 
+def served_locations(lock_file: Path, model_dir: Path) -> dict[str, Path]:
+    """Where each served file is read from, by its lock path: the lock, the model directory
+    (model, OOD detector, registry entry), the project directory (reports, reference)."""
+    locations = {LOCK_PATH: lock_file}
+    for rel in (*MODEL_FILES, REGISTRY_JSON):
+        locations[rel] = model_dir / Path(rel).name
+    for rel in PROJECT_FILES:
+        locations[rel] = lock_file.parent / rel
+    return locations
+
+
+@dataclass(frozen=True)
+class FileSnapshot:
+    """The served files, each opened and read once: lock path -> bytes.
+
+    Every check (signature, md5 against the lock) and every parse uses these bytes; nothing
+    opens a served file a second time. A file that could not be read is remembered with
+    its error, raised (as :class:`LineageError`) when the file is asked for.
+    """
+
+    locations: Mapping[str, Path]
+    contents: Mapping[str, bytes]
+    errors: Mapping[str, OSError]
+
+    @classmethod
+    def read(cls, lock_file: Path, model_dir: Path) -> FileSnapshot:
+        """Read every served file (:func:`served_locations`) once."""
+        locations = served_locations(lock_file, model_dir)
+        contents: dict[str, bytes] = {}
+        errors: dict[str, OSError] = {}
+        for rel, path in locations.items():
+            try:
+                with path.open("rb") as handle:
+                    contents[rel] = handle.read()
+            except OSError as exc:
+                errors[rel] = exc
+        return cls(locations, contents, errors)
+
+    def path(self, rel: str) -> Path:
+        return self.locations[rel]
+
+    def get(self, rel: str) -> bytes | None:
+        """An optional file's bytes, ``None`` when it does not exist."""
+        error = self.errors.get(rel)
+        if isinstance(error, FileNotFoundError):
+            return None
+        return self.data(rel)
+
+    def data(self, rel: str) -> bytes:
+        """A required file's bytes, else ``lock_missing`` / ``artifact_missing`` (or
+        ``..._unreadable``)."""
+        if rel in self.contents:
+            return self.contents[rel]
+        path, error = self.locations[rel], self.errors[rel]
+        kind = "lock" if rel == LOCK_PATH else "artifact"
+        if isinstance(error, FileNotFoundError):
+            what = "lock file not found" if rel == LOCK_PATH else "pinned by dvc.lock but missing"
+            raise LineageError(f"{kind}_missing", f"{path}: {what}") from None
+        raise LineageError(f"{kind}_unreadable", f"{path}: cannot read: {error}") from None
+
+
 def file_md5(path: Path) -> str:
     """The md5 of a file's bytes, as DVC records it for a single file."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -126,19 +201,24 @@ def file_md5(path: Path) -> str:
 def read_lock(lock_file: Path) -> dict[str, Any]:
     """Parse ``dvc.lock`` into a dict, or raise :class:`LineageError`."""
     try:
-        text = lock_file.read_text(encoding="utf-8")
+        data = lock_file.read_bytes()
     except FileNotFoundError:
         raise LineageError("lock_missing", f"{lock_file}: lock file not found") from None
     except OSError as exc:
         raise LineageError("lock_unreadable", f"{lock_file}: cannot read: {exc}") from None
+    return parse_lock(data, lock_file)
+
+
+def parse_lock(data: bytes, lock_file: Path) -> dict[str, Any]:
+    """Parse the bytes of ``dvc.lock`` (read from ``lock_file``), or raise LineageError."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        lock = yaml.safe_load(data.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
         one_line = " ".join(str(exc).split())
         raise LineageError("lock_invalid", f"{lock_file}: not valid YAML: {one_line}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
+    if not isinstance(lock, dict) or not isinstance(lock.get("stages"), dict):
         raise LineageError("lock_invalid", f"{lock_file}: no 'stages' mapping")
-    return data
+    return lock
 
 
 def find_out(lock: dict[str, Any], lock_path: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -157,27 +237,24 @@ def _stage_info(name: str, stage: dict[str, Any]) -> StageInfo:
     return StageInfo(name=name, cmd=" ".join(str(stage.get("cmd", "")).split()), params=params)
 
 
-def verify_artifact(lock: dict[str, Any], lock_path: str, file_path: Path) -> LockedArtifact:
-    """Check that ``file_path`` exists and has the md5 the lock records for ``lock_path``."""
+def verify_artifact(
+    lock: dict[str, Any], lock_path: str, snapshot: FileSnapshot
+) -> tuple[LockedArtifact, bytes]:
+    """The snapshot's bytes of ``lock_path``, checked against the md5 the lock records."""
     _, _, out = find_out(lock, lock_path)
     expected = out.get("md5")
     if not isinstance(expected, str) or len(expected) != 32:
         raise LineageError("lock_entry_missing", f"dvc.lock records no md5 for {lock_path}")
-    try:
-        actual = file_md5(file_path)
-        size = file_path.stat().st_size
-    except FileNotFoundError:
-        raise LineageError(
-            "artifact_missing", f"{file_path}: pinned by dvc.lock but missing"
-        ) from None
-    except OSError as exc:
-        raise LineageError("artifact_unreadable", f"{file_path}: cannot read: {exc}") from None
+    data = snapshot.data(lock_path)
+    file_path = snapshot.path(lock_path)
+    actual = hashlib.md5(data, usedforsecurity=False).hexdigest()
     if actual != expected:
         raise LineageError(
             "hash_mismatch",
             f"{file_path}: md5 {actual} does not match dvc.lock ({lock_path}: {expected})",
         )
-    return LockedArtifact(lock_path=lock_path, file_path=str(file_path), md5=actual, size=size)
+    artifact = LockedArtifact(lock_path, str(file_path), md5=actual, size=len(data))
+    return artifact, data
 
 
 def raw_data_entry(lock: dict[str, Any]) -> LockedArtifact | None:
@@ -206,42 +283,28 @@ def _decode(path: Path, data: bytes, kind: Any) -> Any:
         raise LineageError("artifact_invalid", f"{path}: cannot be parsed: {exc}") from None
 
 
-def load_verified_file(lock_file: Path, lock_path: str) -> tuple[LockedArtifact, bytes]:
-    """Verify one locked file (path relative to the lock file's directory); return its bytes."""
-    lock = read_lock(lock_file)
-    file_path = lock_file.parent / lock_path
-    artifact = verify_artifact(lock, lock_path, file_path)
-    data = file_path.read_bytes()
-    if hashlib.md5(data, usedforsecurity=False).hexdigest() != artifact.md5:
-        raise LineageError("hash_mismatch", f"{file_path}: changed while being verified")
-    return artifact, data
+def snapshot_lock(snapshot: FileSnapshot) -> dict[str, Any]:
+    """The snapshot's ``dvc.lock``, parsed."""
+    return parse_lock(snapshot.data(LOCK_PATH), snapshot.path(LOCK_PATH))
 
 
-def load_verified_bundle(lock_file: Path, model_dir: Path) -> VerifiedBundle:
-    """Read the lock, verify every served file against it and parse them.
+def load_verified_file(snapshot: FileSnapshot, lock_path: str) -> tuple[LockedArtifact, bytes]:
+    """One locked file of the snapshot, verified against the snapshot's lock: its bytes."""
+    return verify_artifact(snapshot_lock(snapshot), lock_path, snapshot)
 
-    Files are read once and hashed from the same bytes that are parsed, so a
-    file replaced between the check and the load cannot slip through.
+
+def load_verified_bundle(snapshot: FileSnapshot) -> VerifiedBundle:
+    """Verify every served file of the snapshot against its lock and parse them.
+
+    The md5 is computed from the very bytes that are parsed and loaded (read once, by
+    :meth:`FileSnapshot.read`), so a file replaced on disk cannot slip in between.
     """
-    lock = read_lock(lock_file)
-    project_dir = lock_file.parent
-    locations = {
-        MODEL_ONNX: model_dir / Path(MODEL_ONNX).name,
-        MODEL_JSON: model_dir / Path(MODEL_JSON).name,
-        OOD_ONNX: model_dir / Path(OOD_ONNX).name,
-        OOD_JSON: model_dir / Path(OOD_JSON).name,
-        METRICS_JSON: project_dir / METRICS_JSON,
-        IMPORTANCE_JSON: project_dir / IMPORTANCE_JSON,
-    }
+    lock = snapshot_lock(snapshot)
+    locations = snapshot.locations
     contents: dict[str, bytes] = {}
     artifacts: dict[str, LockedArtifact] = {}
-    for lock_path, file_path in locations.items():
-        artifact = verify_artifact(lock, lock_path, file_path)
-        data = file_path.read_bytes()
-        if hashlib.md5(data, usedforsecurity=False).hexdigest() != artifact.md5:
-            raise LineageError("hash_mismatch", f"{file_path}: changed while being verified")
-        contents[lock_path] = data
-        artifacts[lock_path] = artifact
+    for lock_path in REQUIRED_ARTIFACTS:
+        artifacts[lock_path], contents[lock_path] = verify_artifact(lock, lock_path, snapshot)
 
     card: ModelCard = _decode(locations[MODEL_JSON], contents[MODEL_JSON], ModelCard)
     ood_card: OodCard = _decode(locations[OOD_JSON], contents[OOD_JSON], OodCard)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import msgspec
 
-from serving.lineage import LineageError
+from serving.lineage import REGISTRY_JSON, LineageError
 
-REGISTRY_FILE = "registry.json"
+REGISTRY_FILE = Path(REGISTRY_JSON).name
 # The GTO artifact: the key under ``artifacts:`` in dvc.yaml (the Makefile's ARTIFACT).
 ARTIFACT = "digits-classifier"
 
@@ -40,6 +40,11 @@ def read_registry(model_dir: Path) -> RegistryInfo | None:
         return None
     except OSError as exc:
         raise LineageError("artifact_unreadable", f"{path}: cannot read: {exc}") from None
+    return parse_registry(data, path)
+
+
+def parse_registry(data: bytes, path: Path) -> RegistryInfo:
+    """The registry entry in ``data`` (read from ``path``), or ``artifact_invalid``."""
     try:
         return msgspec.json.decode(data, type=RegistryInfo)
     except msgspec.DecodeError as exc:

@@ -35,9 +35,9 @@ from typing import Any
 import msgspec
 import yaml
 
-from serving.lineage import REQUIRED_ARTIFACTS, LineageError, find_out
+from serving.lineage import REGISTRY_JSON, REQUIRED_ARTIFACTS, FileSnapshot, LineageError, find_out
 from serving.lineage import read_lock as read_lock_file
-from serving.registry import ARTIFACT, REGISTRY_FILE, RegistryInfo, check_registry, read_registry
+from serving.registry import ARTIFACT, RegistryInfo, check_registry, parse_registry, read_registry
 from serving.settings import Settings
 
 RESULT_ENV = "DIGITS_REGISTRY_RESULT"
@@ -252,14 +252,19 @@ def lookup_before_workers(settings: Settings) -> None:
 
 
 def registry_for(
-    settings: Settings, served: dict[str, str], environ: Mapping[str, str] | None = None
+    settings: Settings,
+    served: dict[str, str],
+    snapshot: FileSnapshot,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[RegistryInfo | None, str | None]:
     """In a worker, for the verified files ``served`` (lock path -> md5): the registry entry
-    and a note on why there is none. ``registry.json`` beside the model (refused when made
-    for other files), else the launcher's result if it compared these md5s, else a lookup."""
-    entry = read_registry(settings.resolved_model_dir)
-    if entry is not None:
-        check_registry(entry, served, settings.resolved_model_dir / REGISTRY_FILE)
+    and a note on why there is none. ``registry.json`` beside the model, as read into
+    ``snapshot`` (signed with the rest; refused when made for other files), else the
+    launcher's result if it compared these md5s, else a lookup."""
+    data = snapshot.get(REGISTRY_JSON)
+    if data is not None:
+        entry = parse_registry(data, snapshot.path(REGISTRY_JSON))
+        check_registry(entry, served, snapshot.path(REGISTRY_JSON))
         return entry, None
     env = os.environ if environ is None else environ
     handed = decode_result(env.get(RESULT_ENV, ""))

@@ -50,6 +50,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Signed models: a PEM ECDSA public key; when set, serve only a verified signature.
     model_public_key_path: str | None = None
     model_signature_path: str | None = None
+    # The model version (/model "version": md5 prefix of model.onnx) to serve; any other: refused.
+    expected_model_version: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{12}$")] | None = None
     # Access control (serving/auth.py). None: not set, which only a loopback bind allows.
     auth: AuthMode | None = None
     api_keys_file: str = "/run/secrets/digits-api-keys"
@@ -129,6 +131,7 @@ _FIELDS = {
     "body_read_timeout_seconds": "DIGITS_BODY_READ_TIMEOUT",
     "model_public_key_path": "DIGITS_MODEL_PUBLIC_KEY",
     "model_signature_path": "DIGITS_MODEL_SIGNATURE",
+    "expected_model_version": "DIGITS_EXPECTED_MODEL_VERSION",
     "auth": "DIGITS_AUTH",
     "api_keys_file": "DIGITS_API_KEYS_FILE",
     "jwt_jwks": "DIGITS_JWT_JWKS",
@@ -159,6 +162,7 @@ _LOWERCASE = {
     "demo",
     "metrics_auth",
     "decision_log_inputs",
+    "expected_model_version",
 }
 
 

@@ -1,23 +1,26 @@
 """Model signatures (OpenSSF ``model-signing``, ECDSA key pair, offline).
 
 The signature bundle (default ``models/model.sig``, beside the model) covers exactly the
-files the service serves, under their ``dvc.lock`` paths: :data:`SIGNED_FILES`. To sign or
-verify, those files are copied into a fresh directory with that layout, and that directory
-is what ``model-signing`` hashes: nothing else in the project can add to or hide from it.
+files the service serves, under their ``dvc.lock`` paths: :data:`SIGNED_FILES`, and
+``models/registry.json`` when it exists (:data:`OPTIONAL_SIGNED_FILES`): the signed manifest
+lists it or not, so adding, removing or changing it after signing fails verification. To
+sign or verify, each file is read once (:class:`FileSnapshot`) and its bytes are written into
+a fresh directory with that layout, which is what ``model-signing`` hashes: nothing else in
+the project can add to or hide from it.
 
 ``model_signing`` (and sigstore with it) costs ~0.3 s and ~60 MB to import, so it is never
 imported by a serving worker on the normal path: ``python -m serving`` runs
 ``python -m serving.verify_signature`` once before the workers start and hands them the
-result (the sha256 of every verified file) in :data:`RESULT_ENV`. A worker then only
-re-hashes the files with hashlib and compares (:func:`check_worker`). A worker that finds no
-result (an app started some other way) verifies in process.
+result (the sha256 of every verified file) in :data:`RESULT_ENV`. A worker then reads each
+served file once, hashes those bytes with hashlib and compares (:func:`check_worker`); the
+same bytes are then checked against ``dvc.lock`` and loaded, never re-read from disk. A
+worker that finds no result (an app started some other way) verifies its snapshot in process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,17 +28,19 @@ from pathlib import Path
 
 import msgspec
 
-from serving.lineage import LineageError
+from serving.lineage import (
+    LOCK_PATH,
+    MODEL_FILES,
+    OPTIONAL_FILES,
+    PROJECT_FILES,
+    FileSnapshot,
+    LineageError,
+)
 from serving.settings import Settings
 
-LOCK_PATH = "dvc.lock"
-MODEL_FILES = ("models/model.onnx", "models/model.json", "models/ood.onnx", "models/ood.json")
-PROJECT_FILES = (
-    "reports/metrics.json",
-    "reports/feature_importance.json",
-    "data/prepared/reference_stats.json",
-)
 SIGNED_FILES = (LOCK_PATH, *MODEL_FILES, *PROJECT_FILES)
+# Signed when present at signing time (models/registry.json, written by tools/registry_bundle).
+OPTIONAL_SIGNED_FILES = OPTIONAL_FILES
 DEFAULT_SIGNATURE_NAME = "model.sig"
 RESULT_ENV = "DIGITS_SIGNATURE_RESULT"
 
@@ -49,14 +54,25 @@ class SignatureResult(msgspec.Struct, frozen=True):
     sha256: dict[str, str] = {}
 
 
-def signed_locations(settings: Settings) -> dict[str, Path]:
-    """Where each signed file is read from: the lock, the model dir, the project dir."""
-    locations = {LOCK_PATH: settings.lock_file}
-    for path in MODEL_FILES:
-        locations[path] = settings.resolved_model_dir / Path(path).name
-    for path in PROJECT_FILES:
-        locations[path] = settings.project_dir / path
-    return locations
+def read_served(settings: Settings) -> FileSnapshot:
+    """Every served file, opened and read once: what is signed, checked and loaded."""
+    return FileSnapshot.read(settings.lock_file, settings.resolved_model_dir)
+
+
+def signed_contents(snapshot: FileSnapshot) -> dict[str, bytes]:
+    """The signed files of ``snapshot``: every required one (else ``artifact_missing``) and
+    each optional one that exists."""
+    contents = {rel: snapshot.data(rel) for rel in SIGNED_FILES}
+    for rel in OPTIONAL_SIGNED_FILES:
+        data = snapshot.get(rel)
+        if data is not None:
+            contents[rel] = data
+    return contents
+
+
+def sha256_digests(contents: Mapping[str, bytes]) -> dict[str, str]:
+    """The sha256 of each file's bytes (lock path -> hex digest)."""
+    return {rel: hashlib.sha256(data).hexdigest() for rel, data in contents.items()}
 
 
 def signature_path(settings: Settings) -> Path:
@@ -66,31 +82,18 @@ def signature_path(settings: Settings) -> Path:
     return settings.resolved_model_dir / DEFAULT_SIGNATURE_NAME
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @contextmanager
-def staged_files(locations: Mapping[str, Path]) -> Iterator[tuple[Path, dict[str, str]]]:
-    """A temporary directory holding a copy of each file under its lock path, and digests."""
+def staged_files(snapshot: FileSnapshot) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A temporary directory holding the snapshot's signed bytes under their lock paths,
+    and their sha256 digests."""
+    contents = signed_contents(snapshot)
     with tempfile.TemporaryDirectory(prefix="digits-signed-") as tmp:
         root = Path(tmp) / "model"
-        digests: dict[str, str] = {}
-        for rel, source in locations.items():
+        for rel, data in contents.items():
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                shutil.copyfile(source, target)
-            except FileNotFoundError:
-                raise LineageError(
-                    "artifact_missing", f"{source}: signed file {rel} is missing"
-                ) from None
-            digests[rel] = sha256_file(target)
-        yield root, digests
+            target.write_bytes(data)
+        yield root, sha256_digests(contents)
 
 
 def sign(settings: Settings, private_key: Path, out: Path) -> dict[str, str]:
@@ -98,7 +101,7 @@ def sign(settings: Settings, private_key: Path, out: Path) -> dict[str, str]:
     from model_signing import signing
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    with staged_files(signed_locations(settings)) as (root, digests):
+    with staged_files(read_served(settings)) as (root, digests):
         tmp_out = out.with_name(f".{out.name}.tmp")
         config = signing.Config()  # type: ignore[no-untyped-call]
         config.use_elliptic_key_signer(private_key=private_key).sign(root, tmp_out)
@@ -106,8 +109,9 @@ def sign(settings: Settings, private_key: Path, out: Path) -> dict[str, str]:
     return digests
 
 
-def verify(settings: Settings) -> SignatureResult:
-    """Verify the signature bundle over the served files with ``DIGITS_MODEL_PUBLIC_KEY``."""
+def verify(settings: Settings, snapshot: FileSnapshot | None = None) -> SignatureResult:
+    """Verify the signature bundle over the served files (``snapshot``, by default read now)
+    with ``DIGITS_MODEL_PUBLIC_KEY``."""
     key = settings.model_public_key_path
     if not key:
         raise ValueError("no public key configured (DIGITS_MODEL_PUBLIC_KEY)")
@@ -123,7 +127,7 @@ def verify(settings: Settings) -> SignatureResult:
     from model_signing import verifying
 
     try:
-        with staged_files(signed_locations(settings)) as (root, digests):
+        with staged_files(snapshot or read_served(settings)) as (root, digests):
             config = verifying.Config()  # type: ignore[no-untyped-call]
             config.use_elliptic_key_verifier(public_key=Path(key)).verify(root, bundle)
     except LineageError as exc:
@@ -140,14 +144,16 @@ def encode_result(result: SignatureResult) -> str:
     return msgspec.json.encode(result).decode()
 
 
-def check_worker(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
-    """In a worker: raise :class:`LineageError` unless the served files are the signed ones.
+def check_worker(settings: Settings, environ: Mapping[str, str] | None = None) -> FileSnapshot:
+    """In a worker: read every served file once; with ``DIGITS_MODEL_PUBLIC_KEY``, raise
+    :class:`LineageError` unless those bytes are the signed ones. Returns the snapshot, the
+    only bytes the worker then checks against ``dvc.lock`` and loads.
 
-    No-op without ``DIGITS_MODEL_PUBLIC_KEY``. Uses the pre-start result when present,
-    else verifies in process.
+    Uses the pre-start result when present, else verifies the snapshot in process.
     """
+    snapshot = read_served(settings)
     if not settings.model_public_key_path:
-        return
+        return snapshot
     env = os.environ if environ is None else environ
     raw = env.get(RESULT_ENV)
     if raw:
@@ -156,15 +162,16 @@ def check_worker(settings: Settings, environ: Mapping[str, str] | None = None) -
         except msgspec.DecodeError:
             raise LineageError("signature_invalid", f"{RESULT_ENV} is not a result") from None
     else:
-        result = verify(settings)
+        result = verify(settings, snapshot)
     if result.status != "verified":
         raise LineageError(result.reason or "signature_invalid", result.message)
-    for rel, path in signed_locations(settings).items():
-        try:
-            actual = sha256_file(path)
-        except OSError as exc:
-            raise LineageError("artifact_missing", f"{path}: {exc}") from None
-        if result.sha256.get(rel) != actual:
+    actual = sha256_digests(signed_contents(snapshot))
+    for rel in sorted(set(actual) | set(result.sha256)):
+        expected, found = result.sha256.get(rel), actual.get(rel)
+        if expected != found:
+            what = "appeared" if expected is None else "disappeared" if found is None else "changed"
             raise LineageError(
-                "signature_invalid", f"{path}: changed since its signature was verified"
+                "signature_invalid",
+                f"{snapshot.locations.get(rel, rel)}: {what} since its signature was verified",
             )
+    return snapshot

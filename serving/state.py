@@ -20,6 +20,7 @@ from serving.drift import DriftMonitor, DriftSummary, parse_reference
 from serving.inputs import ClientError
 from serving.lineage import (
     REFERENCE_STATS_JSON,
+    FileSnapshot,
     LineageError,
     VerifiedBundle,
     load_verified_bundle,
@@ -195,13 +196,16 @@ def load_model(state: ServiceState) -> None:
     settings = state.settings
     started = time.perf_counter()
     try:
-        check_signature(settings)
-        bundle = load_verified_bundle(settings.lock_file, settings.resolved_model_dir)
+        # Every served file is read once, here; the signature check, the md5 check against
+        # dvc.lock and the loading below all use these bytes, never the files again.
+        snapshot = check_signature(settings)
+        bundle = load_verified_bundle(snapshot)
+        check_expected_version(settings, bundle.version)
         served = {path: artifact.md5 for path, artifact in bundle.artifacts.items()}
-        registry, registry_note = registry_for(settings, served)
+        registry, registry_note = registry_for(settings, served, snapshot)
         model = OnnxModel(bundle)
         model.warm_up()
-        drift = _drift_monitor(settings, state.metrics)
+        drift = _drift_monitor(settings, state.metrics, snapshot)
     except LineageError as exc:
         state.failure = exc
         state.metrics.model_ready.set(0)
@@ -242,10 +246,25 @@ def load_model(state: ServiceState) -> None:
     )
 
 
-def _drift_monitor(settings: Settings, metrics: ServiceMetrics) -> DriftMonitor:
+def check_expected_version(settings: Settings, version: str) -> None:
+    """``DIGITS_EXPECTED_MODEL_VERSION``: refuse any other model version, signed or not.
+
+    A signature says who made a model, not which release is current: an older signed
+    release still verifies. Pinning the version refuses it (``version_mismatch``)."""
+    expected = settings.expected_model_version
+    if expected is not None and version != expected:
+        raise LineageError(
+            "version_mismatch",
+            f"the served model is version {version}, DIGITS_EXPECTED_MODEL_VERSION is {expected}",
+        )
+
+
+def _drift_monitor(
+    settings: Settings, metrics: ServiceMetrics, snapshot: FileSnapshot
+) -> DriftMonitor:
     """The drift window over the dvc.lock-verified training reference statistics."""
-    _, data = load_verified_file(settings.lock_file, REFERENCE_STATS_JSON)
-    reference = parse_reference(data, settings.project_dir / REFERENCE_STATS_JSON)
+    _, data = load_verified_file(snapshot, REFERENCE_STATS_JSON)
+    reference = parse_reference(data, snapshot.path(REFERENCE_STATS_JSON))
     monitor = DriftMonitor(
         reference, settings.drift_window, settings.drift_min_rows, settings.drift_psi_threshold
     )

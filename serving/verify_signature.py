@@ -5,7 +5,9 @@ exit 0 when the bundle verifies over the served files, 1 when it does not; witho
 print nothing and exit 0. ``python -m serving`` runs this before its workers start; a
 Kubernetes initContainer or CI can run it on its own.
 
-Sign: ``--sign PRIVATE_KEY`` writes the bundle (``--out``, default ``models/model.sig``).
+Sign: ``--sign PRIVATE_KEY`` writes the bundle (``--out``, default ``models/model.sig``) over
+the served files and ``models/registry.json`` when it exists; exit 1 when a served file is
+missing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from serving.lineage import LineageError
 from serving.settings import SettingsError, load_settings
 from serving.signature import encode_result, sign, signature_path, verify
 
@@ -30,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.sign is not None:
         out = args.out or signature_path(settings)
-        digests = sign(settings, args.sign, out)
+        try:
+            digests = sign(settings, args.sign, out)
+        except LineageError as exc:
+            print(f"verify_signature: cannot sign: {exc}", file=sys.stderr)
+            return 1
         print(f"signed {len(digests)} files -> {out}")
         for rel, digest in digests.items():
             print(f"  {digest}  {rel}")

@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.lineage import REFERENCE_STATS_JSON, load_verified_file
+from serving.lineage import REFERENCE_STATS_JSON, FileSnapshot, load_verified_file
 from serving.settings import Settings, SettingsError, load_settings
 
 pytestmark = pytest.mark.unit
@@ -55,7 +55,9 @@ def metric(text: str, name: str) -> float:
 
 
 def test_reference_stats_are_verified_against_the_lock(project: Path) -> None:
-    artifact, data = load_verified_file(project / "dvc.lock", REFERENCE_STATS_JSON)
+    artifact, data = load_verified_file(
+        FileSnapshot.read(project / "dvc.lock", project / "models"), REFERENCE_STATS_JSON
+    )
     assert artifact.lock_path == REFERENCE_STATS_JSON
     assert data == (REPO_ROOT / REFERENCE_STATS_JSON).read_bytes()
 

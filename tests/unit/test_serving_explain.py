@@ -9,7 +9,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from serving.lineage import ModelCard, VerifiedBundle, load_verified_bundle
+from serving.lineage import FileSnapshot, ModelCard, VerifiedBundle, load_verified_bundle
 from serving.model import OnnxModel
 from stages.artifacts import json_bytes, read_npz
 from stages.params import Params
@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bundle() -> VerifiedBundle:
-    return load_verified_bundle(REPO_ROOT / "dvc.lock", REPO_ROOT / "models")
+    return load_verified_bundle(FileSnapshot.read(REPO_ROOT / "dvc.lock", REPO_ROOT / "models"))
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from serving.lineage import (
     OOD_JSON,
     OOD_ONNX,
     REQUIRED_ARTIFACTS,
+    FileSnapshot,
     LineageError,
     file_md5,
     load_verified_bundle,
@@ -43,7 +44,7 @@ def project(tmp_path: Path) -> Path:
 
 def verify(project: Path) -> LineageError:
     with pytest.raises(LineageError) as caught:
-        load_verified_bundle(project / "dvc.lock", project / "models")
+        load_verified_bundle(FileSnapshot.read(project / "dvc.lock", project / "models"))
     return caught.value
 
 
@@ -63,7 +64,7 @@ def test_file_md5_matches_hashlib(project: Path) -> None:
 
 
 def test_intact_copy_verifies_and_version_is_the_locked_md5_prefix(project: Path) -> None:
-    bundle = load_verified_bundle(project / "dvc.lock", project / "models")
+    bundle = load_verified_bundle(FileSnapshot.read(project / "dvc.lock", project / "models"))
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     onnx_out = next(o for o in lock["stages"]["train"]["outs"] if o["path"] == MODEL_ONNX)
     assert bundle.version == onnx_out["md5"][:12]
@@ -145,7 +146,7 @@ def test_model_dir_setting_is_where_the_model_is_read(project: Path, tmp_path: P
     elsewhere = tmp_path / "elsewhere"
     shutil.move(project / "models", elsewhere)
     assert verify(project).reason == "artifact_missing"
-    bundle = load_verified_bundle(project / "dvc.lock", elsewhere)
+    bundle = load_verified_bundle(FileSnapshot.read(project / "dvc.lock", elsewhere))
     assert bundle.artifacts[MODEL_ONNX].file_path == str(elsewhere / "model.onnx")
 
 

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 import yaml
 
-from serving.lineage import LineageError, raw_data_entry, read_lock
+from serving.lineage import FileSnapshot, LineageError, raw_data_entry, read_lock
 from serving.registry import ARTIFACT, RegistryInfo, check_registry, read_registry
 from serving.registry_lookup import (
     RESULT_ENV,
@@ -144,10 +144,12 @@ def test_workers_use_the_launchers_result_only_for_the_files_it_compared(
     served = served_md5s(read_lock(REPO_ROOT / "dvc.lock"))
     entry = RegistryInfo(ARTIFACT, "v3.1.4", "prod", f"{ARTIFACT}@v3.1.4", "d" * 40)
     handed = {RESULT_ENV: encode_result(LookupResult(served, entry))}
-    assert registry_for(settings, served, handed) == (entry, None)
+    snapshot = FileSnapshot.read(settings.lock_file, model_dir)
+    assert registry_for(settings, served, snapshot, handed) == (entry, None)
     other = {**served, "models/model.onnx": "0" * 32}
     stale = {RESULT_ENV: encode_result(LookupResult(other, entry))}
-    assert registry_for(settings, served, stale)[0] != entry
+    assert registry_for(settings, served, snapshot, stale)[0] != entry
     written = RegistryInfo(ARTIFACT, "v9.0.0")
     (model_dir / "registry.json").write_bytes(msgspec.json.encode(written))
-    assert registry_for(settings, served, handed) == (written, None)  # registry.json first
+    snapshot = FileSnapshot.read(settings.lock_file, model_dir)
+    assert registry_for(settings, served, snapshot, handed) == (written, None)  # registry.json

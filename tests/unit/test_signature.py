@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+import onnx
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from serving.lineage import LineageError
+from serving.lineage import (
+    REFERENCE_STATS_JSON,
+    REGISTRY_JSON,
+    LineageError,
+    file_md5,
+    load_verified_bundle,
+    load_verified_file,
+)
 from serving.settings import Settings
 from serving.signature import (
     RESULT_ENV,
@@ -50,6 +60,43 @@ def copy_served_files(project: Path) -> None:
     for rel in SIGNED_FILES:
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO_ROOT / rel, project / rel)
+
+
+def tamper_and_relock(project: Path) -> None:
+    """Change a weight of the served ONNX model and rewrite dvc.lock to its new md5: another
+    model version that the md5 check alone accepts."""
+    path = project / "models" / "model.onnx"
+    model = onnx.load(str(path))
+    initializer = next(i for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT)
+    weights = onnx.numpy_helper.to_array(initializer).copy()
+    weights.flat[0] += 1.0
+    initializer.CopyFrom(onnx.numpy_helper.from_array(weights, initializer.name))
+    old_md5 = file_md5(path)
+    onnx.save(model, str(path))
+    lock_path = project / "dvc.lock"
+    lock = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
+    for stage in lock["stages"].values():
+        for entry in [*(stage.get("outs") or []), *(stage.get("deps") or [])]:
+            if entry.get("md5") == old_md5:
+                entry["md5"] = file_md5(path)
+                entry["size"] = path.stat().st_size
+    lock_path.write_text(yaml.safe_dump(lock, sort_keys=False), encoding="utf-8")
+
+
+def write_registry_entry(project: Path, stage: str = "prod") -> Path:
+    """``models/registry.json`` as tools/registry_bundle.py writes it, for the served files."""
+    served = ("models/model.onnx", "models/model.json", "models/ood.onnx", "models/ood.json")
+    entry = {
+        "artifact": "digits-classifier",
+        "version": "v1.0.0",
+        "stage": stage,
+        "ref": f"digits-classifier#{stage}",
+        "commit": "c" * 40,
+        "artifacts": {rel: file_md5(project / rel) for rel in served},
+    }
+    path = project / REGISTRY_JSON
+    path.write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
 
 
 @pytest.fixture
@@ -122,3 +169,66 @@ def test_worker_refuses_files_changed_after_the_pre_start_check(
 
 def test_no_key_configured_checks_nothing(project: Path) -> None:
     check_worker(settings_for(project, None), {})
+
+
+def test_registry_entry_is_signed_with_the_served_files(project: Path, tmp_path: Path) -> None:
+    """models/registry.json (what /model and every decision record report as the release)
+    is signed when present: a changed stage after signing does not verify."""
+    private, public = write_key_pair(tmp_path, "signer")
+    settings = settings_for(project, public)
+    registry = write_registry_entry(project, stage="staging")
+    digests = sign(settings, private, signature_path(settings))
+    assert sorted(digests) == sorted([*SIGNED_FILES, REGISTRY_JSON])
+    verified = verify(settings)
+    assert verified.status == "verified"
+    check_worker(settings, {RESULT_ENV: encode_result(verified)})
+    write_registry_entry(project, stage="prod")  # same files, promoted by hand
+    result = verify(settings)
+    assert (result.status, result.reason) == ("failed", "signature_invalid")
+    assert REGISTRY_JSON in result.message
+    with pytest.raises(LineageError, match=r"registry\.json: changed since") as raised:
+        check_worker(settings, {RESULT_ENV: encode_result(verified)})
+    assert raised.value.reason == "signature_invalid"
+    assert registry.is_file()
+
+
+@pytest.mark.parametrize("signed_with_entry", [False, True], ids=["added", "removed"])
+def test_registry_entry_added_or_removed_after_signing_fails(
+    project: Path, tmp_path: Path, signed_with_entry: bool
+) -> None:
+    """The signature covers whether registry.json exists, not only its bytes."""
+    private, public = write_key_pair(tmp_path, "signer")
+    settings = settings_for(project, public)
+    if signed_with_entry:
+        write_registry_entry(project)
+    sign(settings, private, signature_path(settings))
+    verified = encode_result(verify(settings))
+    if signed_with_entry:
+        (project / REGISTRY_JSON).unlink()
+    else:
+        write_registry_entry(project)
+    result = verify(settings)
+    assert (result.status, result.reason) == ("failed", "signature_invalid")
+    assert "registry.json" in result.message
+    what = "disappeared" if signed_with_entry else "appeared"
+    with pytest.raises(LineageError, match=rf"registry\.json: {what} since") as raised:
+        check_worker(settings, {RESULT_ENV: verified})
+    assert raised.value.reason == "signature_invalid"
+
+
+def test_worker_loads_the_bytes_it_checked(project: Path, tmp_path: Path) -> None:
+    """The worker's snapshot is what is verified and loaded: a model and a relocked
+    dvc.lock swapped on disk right after the check change nothing that is served."""
+    private, public = write_key_pair(tmp_path, "signer")
+    settings = settings_for(project, public)
+    sign(settings, private, signature_path(settings))
+    verified = encode_result(verify(settings))
+    signed_version = file_md5(project / "models" / "model.onnx")[:12]
+    snapshot = check_worker(settings, {RESULT_ENV: verified})
+    tamper_and_relock(project)  # the swap, after the check
+    assert file_md5(project / "models" / "model.onnx")[:12] != signed_version
+    bundle = load_verified_bundle(snapshot)
+    assert bundle.version == signed_version
+    assert bundle.onnx_bytes == (REPO_ROOT / "models" / "model.onnx").read_bytes()
+    _, reference = load_verified_file(snapshot, REFERENCE_STATS_JSON)
+    assert reference == (REPO_ROOT / REFERENCE_STATS_JSON).read_bytes()
