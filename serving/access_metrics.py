@@ -20,7 +20,7 @@ AUTH_FAILURE_REASONS = (
     "unknown_key",
     "insufficient_scope",
 )
-WRITE_ERROR_REASONS = ("ENOSPC", "EROFS", "EACCES", "EDQUOT", "EIO")
+WRITE_ERROR_REASONS = ("ENOSPC", "EROFS", "EACCES", "EDQUOT", "EIO", "EFBIG", "ELOOP")
 
 
 def write_error_reason(exc: OSError) -> str:

@@ -1,4 +1,4 @@
-"""Structured JSON-lines logging with the current request id."""
+"""Structured JSON-lines logging with the current request id (and the client's own)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from typing import Any
 import msgspec
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The client's own X-Request-ID (serving.observe), logged beside the service's id.
+client_request_id_var: ContextVar[str | None] = ContextVar("client_request_id", default=None)
 _ENCODER = msgspec.json.Encoder()
 _RESERVED = frozenset(vars(logging.makeLogRecord({})))
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id and extras."""
+    """One JSON object per line: time, level, logger, message, request id (and the
+    client's own request id, if it sent one) and extras."""
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -29,6 +32,9 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id is not None:
             payload["request_id"] = request_id
+        client_request_id = client_request_id_var.get()
+        if client_request_id is not None:
+            payload["client_request_id"] = client_request_id
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 payload[key] = value

@@ -76,6 +76,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     decision_log_inputs: bool = False
     decision_flush_seconds: Annotated[float, msgspec.Meta(ge=0.01, le=60.0)] = 0.5
     decision_log_max_bytes: Annotated[int, msgspec.Meta(ge=4096, le=1 << 34)] = 64 * 1024 * 1024
+    # Key of the records' input fingerprint (HMAC-SHA256); None: a plain sha256. Never logged.
+    decision_hash_key: Annotated[str, msgspec.Meta(min_length=16)] | None = None
 
     @property
     def auth_mode(self) -> AuthMode:
@@ -89,6 +91,19 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.metrics_auth is None:
             return self.auth_mode != "none"
         return self.metrics_auth
+
+    @property
+    def decision_hash_key_bytes(self) -> bytes | None:
+        """``DIGITS_DECISION_HASH_KEY`` as the HMAC key (UTF-8), or None."""
+        return None if self.decision_hash_key is None else self.decision_hash_key.encode()
+
+    def __repr__(self) -> str:
+        """Every setting, secrets masked: settings may end up in a log, a key never."""
+        shown = (
+            f"{name}={'<hidden>' if name in SECRET_FIELDS and value is not None else repr(value)}"
+            for name, value in msgspec.structs.asdict(self).items()
+        )
+        return f"Settings({', '.join(shown)})"
 
     @property
     def drift_required_rows(self) -> int:
@@ -151,7 +166,10 @@ _FIELDS = {
     "decision_log_inputs": "DIGITS_DECISION_LOG_INPUTS",
     "decision_flush_seconds": "DIGITS_DECISION_FLUSH_SECONDS",
     "decision_log_max_bytes": "DIGITS_DECISION_LOG_MAX_BYTES",
+    "decision_hash_key": "DIGITS_DECISION_HASH_KEY",
 }
+# Values never shown, not even in an error about them.
+SECRET_FIELDS = frozenset({"decision_hash_key"})
 
 
 _LOWERCASE = {
@@ -215,6 +233,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         detail, where = split_location(str(exc))
         field = where or ""
         var = _FIELDS.get(field, "DIGITS_*")
-        shown = raw.get(field, "")
-        raise SettingsError(f"{var}={shown!r}: {detail}") from None
+        shown = "<hidden>" if field in SECRET_FIELDS else repr(raw.get(field, ""))
+        raise SettingsError(f"{var}={shown}: {detail}") from None
     return _check_access(settings)

@@ -1,11 +1,13 @@
 """``python -m serving.decisions show REQUEST_ID [--repo DIR] | list [--since]
-[--model-version] [--client]``.
+[--model-version] [--client] [--client-request-id]``.
 
 Reads ``DIGITS_DECISION_LOG_DIR`` (or ``--dir``). ``list`` prints records as JSON lines;
 ``show`` prints, for each record of the request id, ``{"chain": ..., "record": ...}``: the
 lineage chain request id -> model version -> registry version and stage -> commit -> params
 -> raw-data md5 (:mod:`serving.decisions.trace`; the commit is read in ``--repo``, default
-the current directory), then the record itself.
+the current directory), then the record itself. ``REQUEST_ID`` is the service's id (the
+answer's ``X-Request-ID``); a client's own id is found with ``list --client-request-id``.
+A line that is not a record is skipped and reported on stderr (file and line number).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from serving.decisions.query import QueryError, find, parse_since, select
+from serving.decisions.query import BadLine, QueryError, find, parse_since, select
 from serving.decisions.trace import TraceError, trace
 
 
@@ -41,29 +43,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     listing = commands.add_parser("list", help="records matching every filter given")
     listing.add_argument("--since", help="ISO 8601 time, or 30m / 2h / 7d back from now")
     listing.add_argument("--model-version")
-    listing.add_argument("--client")
+    listing.add_argument("--client", help="authenticated client id")
+    listing.add_argument(
+        "--client-request-id",
+        help="the X-Request-ID the client sent (schema version 3 records; not unique)",
+    )
     args = parser.parse_args(argv)
     if not args.dir:
         parser.error("set DIGITS_DECISION_LOG_DIR or pass --dir")
-    directory = Path(args.dir)
-    out = sys.stdout.buffer
+    skipped: list[BadLine] = []
     try:
-        if args.command == "show":
-            found = find(directory, args.request_id)
-            if not found:
-                print(f"no decision record with request id {args.request_id!r}", file=sys.stderr)
-                return 1
-            for record in found:
-                shown = {"chain": trace(record, args.repo), "record": record}
-                out.write(msgspec.json.format(msgspec.json.encode(shown), indent=2) + b"\n")
-            return 0
-        since = parse_since(args.since) if args.since else None
-        for record in select(directory, since, args.model_version, args.client):
-            out.write(msgspec.json.encode(record) + b"\n")
+        return run(args, Path(args.dir), skipped)
     except (QueryError, TraceError) as exc:
         print(f"serving.decisions: {exc}", file=sys.stderr)
         return 2
+    finally:
+        report(skipped)
+
+
+def run(args: argparse.Namespace, directory: Path, skipped: list[BadLine]) -> int:
+    out = sys.stdout.buffer
+    if args.command == "show":
+        found = find(directory, args.request_id, skipped)
+        if not found:
+            print(f"no decision record with request id {args.request_id!r}", file=sys.stderr)
+            return 1
+        for record in found:
+            shown = {"chain": trace(record, args.repo), "record": record}
+            out.write(msgspec.json.format(msgspec.json.encode(shown), indent=2) + b"\n")
+        return 0
+    since = parse_since(args.since) if args.since else None
+    chosen = select(
+        directory, since, args.model_version, args.client, args.client_request_id, skipped
+    )
+    for record in chosen:
+        out.write(msgspec.json.encode(record) + b"\n")
     return 0
+
+
+def report(skipped: list[BadLine]) -> None:
+    """Each line that is not a record, then how many (stderr): a torn line is skipped, the
+    records after it are still read."""
+    for bad in skipped:
+        print(f"serving.decisions: skipped a line that is not a record: {bad}", file=sys.stderr)
+    if skipped:
+        print(f"serving.decisions: {len(skipped)} unreadable line(s) skipped", file=sys.stderr)
 
 
 if __name__ == "__main__":

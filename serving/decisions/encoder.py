@@ -9,6 +9,8 @@ rotation, retries, the write-error metrics and the shutdown flush stay in one pl
 (:mod:`serving.decisions.writer`). Frames are a 4-byte little-endian length and the
 payload; a reply also says how many records were dropped (a record that cannot be
 encoded is dropped alone, logged by the child with its request id).
+The HMAC key of the input fingerprint (``DIGITS_DECISION_HASH_KEY``), if set, reaches the
+child in its environment (readable by the service's user only, unlike its argv).
 
 The child runs at a lower CPU priority (``NICENESS``): its work is off the request path,
 and at the workers' priority its bursts (a flush's worth of records at once) took the CPU
@@ -47,6 +49,7 @@ REPLY_TIMEOUT_SECONDS = 10.0
 RESTART_SECONDS = 5.0
 NICENESS = 10  # background work: it yields the CPU to the workers (p99), yet keeps up
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+HASH_KEY_ENV = "DIGITS_DECISION_HASH_KEY"  # the worker passes its key to the child here
 
 
 def _widen(fd: int) -> int:
@@ -106,8 +109,14 @@ def _read_more(fd: int, buffer: bytearray, deadline: float | None) -> None:
 class Encoder:
     """The worker's side: JSON lines of packed chunks, from the child (or encoded here)."""
 
-    def __init__(self, with_inputs: bool, reply_timeout: float = REPLY_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        with_inputs: bool,
+        reply_timeout: float = REPLY_TIMEOUT_SECONDS,
+        hash_key: bytes | None = None,
+    ) -> None:
         self._with_inputs = with_inputs
+        self._hash_key = hash_key
         self._reply_timeout = reply_timeout
         self._time_of = RecordTime()  # for chunks encoded here
         self._process: subprocess.Popen[bytes] | None = None
@@ -135,7 +144,9 @@ class Encoder:
                     self.close()
                     self._retry_at = time.monotonic() + RESTART_SECONDS
             try:
-                replies.append(chunk_lines(rest[0], self._with_inputs, self._time_of))
+                replies.append(
+                    chunk_lines(rest[0], self._with_inputs, self._time_of, self._hash_key)
+                )
             except Exception:
                 log.exception("a packed chunk of decision records could not be decoded")
                 replies.append(None)
@@ -144,6 +155,9 @@ class Encoder:
     def _start(self) -> None:
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (PACKAGE_ROOT, path)))}
+        env.pop(HASH_KEY_ENV, None)  # the child's key is this writer's, or none
+        if self._hash_key is not None:
+            env[HASH_KEY_ENV] = self._hash_key.decode()
         inputs = "--inputs" if self._with_inputs else "--no-inputs"
         process = subprocess.Popen(  # noqa: S603  # nosec B603 - our module, fixed arguments
             [sys.executable, "-m", "serving.decisions.encoder", inputs],
@@ -201,7 +215,7 @@ class Encoder:
             process.wait()
 
 
-def serve(source: int, sink: int, with_inputs: bool) -> None:
+def serve(source: int, sink: int, with_inputs: bool, hash_key: bytes | None = None) -> None:
     """The child's loop until ``source`` closes: the frames of each read answered together,
     in one write (few wake-ups, and so few GIL hand-offs, in the worker's writer thread)."""
     time_of = RecordTime()
@@ -213,7 +227,7 @@ def serve(source: int, sink: int, with_inputs: bool) -> None:
             return
         replies = []
         for _, frame in _complete(buffer, LENGTH, len(buffer)):
-            lines, dropped = chunk_lines(frame, with_inputs, time_of)
+            lines, dropped = chunk_lines(frame, with_inputs, time_of, hash_key)
             replies += [REPLY.pack(len(lines), dropped), lines]
         if replies:
             _write_all(sink, b"".join(replies), None)
@@ -231,8 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     from serving.logs import configure_logging
 
     configure_logging(os.environ.get("DIGITS_LOG_LEVEL", "info"))
+    key = os.environ.pop(HASH_KEY_ENV, None)  # from the worker's settings; never logged
+    hash_key = key.encode() if key else None
     try:
-        serve(sys.stdin.fileno(), sys.stdout.fileno(), args.inputs)
+        serve(sys.stdin.fileno(), sys.stdout.fileno(), args.inputs, hash_key)
     except BrokenPipeError:  # the worker is gone
         return 0
     return 0

@@ -1,20 +1,21 @@
-"""The decision record (schema version 2), its input fingerprint, and the packed chunk.
+"""The decision record (schema version 3), its input fingerprint, and the packed chunk.
 
 A chunk of answered requests is packed on the event loop (:func:`pack`: ids and timings
 as columns, the arrays stacked as bytes: cheap) and turned into JSON lines elsewhere
-(:func:`chunk_lines`: the sha256 of each record's canonical float32 rows, the per-row
-fields and one msgspec ``encode_lines`` call), normally in the encoder process
-(:mod:`serving.decisions.encoder`).
+(:func:`chunk_lines`: the sha256, or the HMAC-SHA256 with ``DIGITS_DECISION_HASH_KEY``, of
+each record's canonical float32 rows, the per-row fields and one msgspec ``encode_lines``
+call), normally in the encoder process (:mod:`serving.decisions.encoder`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -22,8 +23,8 @@ import numpy as np
 from serving.decisions.outcome import Outcome
 
 log = logging.getLogger("serving")
-SCHEMA_VERSION = 2
-SCHEMA_FILE = Path(__file__).with_name("decision_record.v2.schema.json")
+SCHEMA_VERSION = 3
+SCHEMA_FILE = Path(__file__).with_name("decision_record.v3.schema.json")
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -35,9 +36,15 @@ class RecordRegistry(msgspec.Struct, frozen=True):
     commit: str | None
 
 
-# What the chain step queues per answered request: (request id, start epoch, client id,
-# route, method, status, model version, registry entry, latency seconds, outcome).
-Pending = tuple[str, float, str | None, str, str, int, str, RecordRegistry | None, float, Outcome]
+# What the chain step queues per answered request: (request id, client's request id, start
+# epoch, client id, route, method, status, model version, registry entry, latency seconds,
+# outcome).
+Pending = tuple[
+    str, str | None, float, str | None, str, str, int, str, RecordRegistry | None, float, Outcome
+]
+
+
+InputHash = Literal["hmac-sha256", "sha256"]
 
 
 class DecisionRecord(
@@ -47,10 +54,14 @@ class DecisionRecord(
     omit_defaults=True,
     forbid_unknown_fields=True,
 ):
-    """One answered request (``schema_version`` 2, written first). ``inputs`` only with
-    ``DIGITS_DECISION_LOG_INPUTS=true``."""
+    """One answered request (``schema_version`` 3, written first). ``request_id`` is the
+    service's own id; ``client_request_id`` the client's ``X-Request-ID``, if it sent a
+    usable one. ``input_sha256`` is keyed (``input_hash`` ``hmac-sha256``) when
+    ``DIGITS_DECISION_HASH_KEY`` is set. ``inputs`` only with
+    ``DIGITS_DECISION_LOG_INPUTS=true``. Older versions: :mod:`serving.decisions.legacy`."""
 
     request_id: str
+    client_request_id: str | None
     time: str
     client_id: str | None
     route: str
@@ -59,34 +70,7 @@ class DecisionRecord(
     model_version: str
     registry: RecordRegistry | None
     rows: int
-    input_sha256: str
-    labels: list[int]
-    top_probability: list[float]
-    ood: list[bool]
-    ood_score: list[float]
-    latency_ms: float
-    inputs: list[list[float]] | None = None
-
-
-class DecisionRecordV1(
-    msgspec.Struct,
-    tag_field="schema_version",
-    tag=1,
-    omit_defaults=True,
-    forbid_unknown_fields=True,
-):
-    """A record written before schema version 2 (read back by the query tool, never
-    written): ``registry_tag`` instead of ``registry``; it was always null."""
-
-    request_id: str
-    time: str
-    client_id: str | None
-    route: str
-    method: str
-    status: int
-    model_version: str
-    registry_tag: str | None
-    rows: int
+    input_hash: InputHash
     input_sha256: str
     labels: list[int]
     top_probability: list[float]
@@ -158,6 +142,7 @@ class Chunk(msgspec.Struct, array_like=True, frozen=True):
     """Answered requests in columns: what :func:`pack` hands to the encoder (process)."""
 
     request_ids: tuple[str, ...]
+    client_request_ids: tuple[str | None, ...]
     started: tuple[float, ...]
     clients: tuple[str | None, ...]
     routes: tuple[str, ...]
@@ -182,9 +167,19 @@ def pack(items: Sequence[Pending]) -> bytes:
     """Answered requests as one msgpack :class:`Chunk` (their arrays stacked, not converted).
 
     Raises ``ValueError``/``TypeError`` when an item's arrays do not fit its row count."""
-    ids, started, clients, routes, methods, statuses, versions, registries, seconds, outs = zip(
-        *items, strict=True
-    )
+    (
+        ids,
+        client_ids,
+        started,
+        clients,
+        routes,
+        methods,
+        statuses,
+        versions,
+        registries,
+        seconds,
+        outs,
+    ) = zip(*items, strict=True)
     rows = tuple(len(out.samples) for out in outs)
     total = sum(rows)
     try:  # the usual chunk: every request's rows have the same shape
@@ -195,6 +190,7 @@ def pack(items: Sequence[Pending]) -> bytes:
     return _PACKER.encode(
         Chunk(
             ids,
+            client_ids,
             started,
             clients,
             routes,
@@ -213,8 +209,19 @@ def pack(items: Sequence[Pending]) -> bytes:
     )
 
 
-def _records(chunk: Chunk, with_inputs: bool, time_of: RecordTime) -> list[DecisionRecord]:
+def _input_hash(key: bytes | None) -> tuple[InputHash, Callable[[Any], str]]:
+    """The fingerprint of a record's canonical input bytes: HMAC-SHA256 with ``key``, else
+    a plain sha256 (linkable, and guessable for small inputs: no secret goes into it)."""
+    if key:
+        return "hmac-sha256", lambda data: hmac.digest(key, data, "sha256").hex()
+    return "sha256", lambda data: hashlib.sha256(data).hexdigest()
+
+
+def _records(
+    chunk: Chunk, with_inputs: bool, time_of: RecordTime, hash_key: bytes | None
+) -> list[DecisionRecord]:
     """The chunk's records: per-row and per-record fields converted for all at once."""
+    hash_name, fingerprint = _input_hash(hash_key)
     samples = chunk.samples.array()
     labels = chunk.labels.array().tolist()
     top = chunk.probabilities.array().max(axis=1).tolist()
@@ -230,6 +237,7 @@ def _records(chunk: Chunk, with_inputs: bool, time_of: RecordTime) -> list[Decis
         records.append(
             DecisionRecord(  # positional, in field order: cheaper than keywords
                 chunk.request_ids[index],
+                chunk.client_request_ids[index],
                 times[index],
                 chunk.clients[index],
                 chunk.routes[index],
@@ -238,7 +246,8 @@ def _records(chunk: Chunk, with_inputs: bool, time_of: RecordTime) -> list[Decis
                 chunk.versions[index],
                 chunk.registries[index],
                 n,
-                hashlib.sha256(rows.data).hexdigest(),
+                hash_name,
+                fingerprint(rows.data),
                 labels[start:stop],
                 top[start:stop],
                 ood[start:stop],
@@ -251,12 +260,15 @@ def _records(chunk: Chunk, with_inputs: bool, time_of: RecordTime) -> list[Decis
     return records
 
 
-def chunk_lines(frame: bytes, with_inputs: bool, time_of: RecordTime) -> tuple[bytes, int]:
-    """The JSON lines of a :func:`pack` frame, in order, and how many records were dropped.
+def chunk_lines(
+    frame: bytes, with_inputs: bool, time_of: RecordTime, hash_key: bytes | None = None
+) -> tuple[bytes, int]:
+    """The JSON lines of a :func:`pack` frame, in order, and how many records were dropped;
+    ``input_sha256`` keyed with ``hash_key`` (HMAC-SHA256) when one is given.
 
     A record that cannot be encoded is dropped alone (logged with its request id)."""
     chunk = _UNPACKER.decode(frame)
-    records = _records(chunk, with_inputs, time_of)
+    records = _records(chunk, with_inputs, time_of, hash_key)
     try:
         return _ENCODER.encode_lines(records), 0
     except Exception:  # one by one: only the bad record is lost

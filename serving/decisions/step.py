@@ -26,7 +26,7 @@ from serving.decisions.record import RecordRegistry
 from serving.decisions.writer import DecisionWriter
 from serving.dispatch import ROUTE, Route
 from serving.lineage import VerifiedBundle
-from serving.logs import request_id_var
+from serving.logs import client_request_id_var, request_id_var
 from serving.observe import ANSWERED
 from serving.registry import RegistryInfo
 from serving.state import ServiceState, service_of
@@ -60,6 +60,7 @@ class Recorder:
         self.writer.submit(
             (
                 decision.request_id,
+                decision.client_request_id,
                 decision.started,
                 decision.client_id,
                 decision.route,
@@ -78,13 +79,22 @@ class Decision(Outcome):
     answer hook (:class:`serving.observe.AnswerHook`): a 2xx answer with an outcome is
     recorded as its last body message is sent."""
 
-    __slots__ = ("client_id", "method", "recorder", "request_id", "route", "started")
+    __slots__ = (
+        "client_id",
+        "client_request_id",
+        "method",
+        "recorder",
+        "request_id",
+        "route",
+        "started",
+    )
 
     def __init__(self, recorder: Recorder, scope: Scope, route: str) -> None:
         self.samples = self.labels = self.probabilities = self.ood = self.ood_score = None
         self.recorder, self.route, self.started = recorder, route, time.time()
         self.method: str = scope["method"]  # type: ignore[typeddict-item]
         self.request_id = request_id_var.get() or "unknown"
+        self.client_request_id = client_request_id_var.get()
         client: Client | None = scope.get(CLIENT)  # type: ignore[assignment]
         self.client_id = client.id if client is not None else None
 
@@ -108,6 +118,7 @@ def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
         settings.decision_flush_seconds,
         settings.decision_log_max_bytes,
         settings.decision_log_inputs,
+        hash_key=settings.decision_hash_key_bytes,
     )
     service.closers.append(writer.close)
     recorder = Recorder(service, writer)

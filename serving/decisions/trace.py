@@ -18,8 +18,8 @@ from typing import Any
 import msgspec
 import yaml
 
+from serving.decisions.legacy import DecisionRecordV1
 from serving.decisions.query import AnyRecord
-from serving.decisions.record import DecisionRecord
 from serving.lineage import MODEL_ONNX, VERSION_LENGTH, LineageError, find_out, raw_data_entry
 
 LOCK_FILE = "dvc.lock"
@@ -82,7 +82,7 @@ def lock_at(repo: Path, commit: str) -> dict[str, Any]:
 def trace(record: AnyRecord, repo: Path) -> Chain:
     """The chain of ``record`` (either schema version), its commit read from ``repo``."""
     chain = Chain(request_id=record.request_id, model_version=record.model_version)
-    if not isinstance(record, DecisionRecord):
+    if isinstance(record, DecisionRecordV1):
         chain.note = "a schema version 1 record: it has no registry entry"
         return chain
     registry = record.registry

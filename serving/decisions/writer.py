@@ -18,7 +18,12 @@ A failed write (full or read-only disk) never reaches a request: it is logged on
 failure streak, counted in ``decision_log_write_errors_total{reason}``, and
 ``decision_log_healthy`` drops to 0 (alert: deploy/prometheus/rules). The unwritten lines
 are kept and retried at the next flush, up to ``max_pending_bytes``; beyond that the
-oldest are dropped and counted (``decision_records_dropped_total``). :meth:`close` (the
+oldest are dropped and counted (``decision_records_dropped_total``). A write cut short
+after some bytes resumes where it stopped: the bytes that reached the file are not written
+again, and the rest of a line begun in the file is written first, to that same file, so
+that every line ends up whole and every record written once. If that file was moved or
+removed meanwhile, the rest of its torn line is dropped (and the record counted as
+dropped) rather than start the next file with a fragment. :meth:`close` (the
 lifespan's shutdown, on SIGTERM) encodes and writes everything pending, then stops the
 encoder process, before the worker exits.
 """
@@ -32,7 +37,7 @@ from pathlib import Path
 
 from serving.access_metrics import AccessMetrics, write_error_reason
 from serving.decisions.encoder import Encoder
-from serving.decisions.logfile import LogFile
+from serving.decisions.logfile import LogFile, WriteFailedError
 from serving.decisions.record import Pending, pack
 
 log = logging.getLogger("serving")
@@ -50,6 +55,7 @@ class DecisionWriter:
         with_inputs: bool = False,
         max_pending_bytes: int = 256 * 1024 * 1024,
         encoder: Encoder | None = None,
+        hash_key: bytes | None = None,
     ) -> None:
         self.directory = directory
         self._metrics = metrics
@@ -60,9 +66,11 @@ class DecisionWriter:
         self._pending_rows = 0  # their input rows
         self._packing = threading.Lock()  # one chunk packed at a time, in order
         self._packed: deque[tuple[bytes, int]] = deque()  # (frame, records), not yet encoded
-        self.encoder = encoder or Encoder(with_inputs)
+        self.encoder = encoder or Encoder(with_inputs, hash_key=hash_key)
         self._unwritten: deque[bytes] = deque()  # encoded: blocks of whole lines
-        self._unwritten_bytes = 0
+        self._line_rest = b""  # the rest of a line whose start a failed write left in the file
+        self._torn_file = (0, 0)  # (device, inode) of that file
+        self._unwritten_bytes = 0  # the blocks' and the line rest's
         self._wake = threading.Event()
         self._stopping = False
         self._lock = threading.Lock()  # one flush at a time
@@ -78,7 +86,7 @@ class DecisionWriter:
         64 rows or more), they are packed here (:func:`~serving.decisions.record.pack`:
         arrays stacked, no per-record conversion); the encoder process makes the JSON."""
         self._pending.append(item)
-        self._pending_rows += len(item[9].samples)
+        self._pending_rows += len(item[10].samples)
         if self._pending_rows >= ENCODE_CHUNK:
             self.pack_pending()
 
@@ -128,7 +136,7 @@ class DecisionWriter:
                     lines, dropped = reply
                     self._metrics.decisions_dropped.inc(dropped)
                     self._keep(lines)
-            if self._unwritten:
+            if self._unwritten or self._line_rest:
                 self._write()
 
     def _keep(self, lines: bytes) -> None:
@@ -143,8 +151,13 @@ class DecisionWriter:
 
     def _take(self, size: int) -> list[bytes]:
         """Take the unwritten lines that fit in a file of ``size`` bytes (one line at least
-        if it is empty), splitting a block only where it crosses the limit."""
+        if it is empty), splitting a block only where it crosses the limit; the rest of a
+        torn line first, whatever the room: its start is in this file."""
         room, taken = self._max_bytes - size, []
+        if self._line_rest:
+            taken.append(self._line_rest)
+            room -= len(self._line_rest)
+            self._line_rest = b""
         unwritten = self._unwritten
         while unwritten:
             block = unwritten[0]
@@ -171,16 +184,20 @@ class DecisionWriter:
     def _write(self) -> None:
         """Append the pending lines, rotating so that no file grows past ``max_bytes``."""
         try:
-            while self._unwritten:
-                taken = self._take(self._file.size())
+            while self._unwritten or self._line_rest:
+                size = self._file.size()
+                if self._line_rest and self._file.identity != self._torn_file:
+                    self._drop_line_rest()
+                resuming = bool(self._line_rest)
+                taken = self._take(size)
                 if not taken:  # this file is full: the next sequence number
                     self._file.rotate()
                     continue
                 data = b"".join(taken)
                 try:
                     self._file.append(data)
-                except OSError:
-                    self._unwritten.extendleft(reversed(taken))  # kept, in order, for a retry
+                except WriteFailedError as exc:
+                    self._keep_unwritten(data, exc.written, resuming)
                     raise
                 self._unwritten_bytes -= len(data)
                 self._metrics.decisions_written.inc(data.count(b"\n"))
@@ -200,6 +217,31 @@ class DecisionWriter:
             self._metrics.decision_log_healthy.set(1)
         self._failing = False
 
+    def _keep_unwritten(self, data: bytes, written: int, resuming: bool) -> None:
+        """Keep what a failed append did not write, in order: only ``data[written:]``.
+
+        If the file now ends inside a line (this write stopped in one, or wrote nothing
+        while ``resuming`` a torn one), the rest of that line is kept apart, to be written
+        first and to this file (:meth:`_take`)."""
+        self._unwritten_bytes -= written
+        self._metrics.decisions_written.inc(data.count(b"\n", 0, written))
+        rest = data[written:]
+        torn = data[written - 1] != ord("\n") if written else resuming
+        if torn and rest:
+            end = rest.index(b"\n") + 1  # every block ends with a whole line
+            self._line_rest, rest = rest[:end], rest[end:]
+            self._torn_file = self._file.identity
+        if rest:
+            self._unwritten.appendleft(rest)
+
+    def _drop_line_rest(self) -> None:
+        """The file that holds the start of the torn line was moved or removed: its rest is
+        dropped (that one record is lost, counted) rather than start another file."""
+        self._unwritten_bytes -= len(self._line_rest)
+        self._line_rest = b""
+        self._metrics.decisions_dropped.inc()
+        log.error("decision log file changed after a write was cut short; one record dropped")
+
     def close(self) -> None:
         """Stop the thread and write everything pending (graceful shutdown)."""
         self._stopping = True
@@ -208,8 +250,8 @@ class DecisionWriter:
         self.flush()
         self.encoder.close()
         self._file.close()
-        if self._unwritten:
+        if self._unwritten or self._line_rest:
             log.error(
                 "decision log: %d records could not be written at shutdown",
-                len(self._unwritten),
+                sum(block.count(b"\n") for block in self._unwritten) + bool(self._line_rest),
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,28 @@ def test_endpoints(server: RunningServer) -> None:
         assert metrics.status_code == 200
         assert metrics.headers["content-type"].startswith("text/plain")
         echoed = client.get("/health", headers={"X-Request-ID": "trace-42"})
-        assert echoed.headers["x-request-id"] == "trace-42"
+        assert echoed.headers["x-client-request-id"] == "trace-42"
+        rid = echoed.headers["x-request-id"]
+        assert rid != "trace-42"
+        assert len(rid) == 32
+        refused = client.post("/predict", content=b"{", headers={"X-Request-ID": "trace-42"})
+        assert refused.json()["request_id"] == refused.headers["x-request-id"] != "trace-42"
+        assert refused.headers["x-client-request-id"] == "trace-42"
+    # The access log line (written just after the answer) carries both ids.
+    deadline = time.monotonic() + 10
+    while not any(
+        entry.get("msg") == "request" and entry.get("request_id") == rid
+        for entry in log_entries(server)
+    ):
+        assert time.monotonic() < deadline, server.log_text()
+        time.sleep(0.05)
+    (logged,) = [entry for entry in log_entries(server) if entry.get("request_id") == rid]
+    assert logged["client_request_id"] == "trace-42"
+    assert logged["route"] == "/health"
+
+
+def log_entries(server: RunningServer) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
 
 
 def test_client_errors_never_5xx(server: RunningServer) -> None:

@@ -48,8 +48,21 @@ def answered(start: int, count: int) -> list[Pending]:
             rng.random(n).astype(np.float32),
         )
         started = 1_764_480_000.0 + index * 0.0137
+        client_rid = f"client-{index}" if index % 2 else None
         items.append(
-            (f"r{index}", started, "c", "/predict", "POST", 200, "v", None, 0.002, outcome)
+            (
+                f"r{index}",
+                client_rid,
+                started,
+                "c",
+                "/predict",
+                "POST",
+                200,
+                "v",
+                None,
+                0.002,
+                outcome,
+            )
         )
     return items
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -190,34 +191,34 @@ def test_query_tool_across_rotated_files(
 
 
 def test_a_full_disk_never_fails_a_prediction(tmp_path: Path, key_file: tuple[Path, str]) -> None:
-    """The worker's log file is /dev/full (ENOSPC): answers stay 200, the failure is counted
-    and flagged; once the disk accepts writes again, the kept records are written."""
+    """A real short write: the service runs in its own process (tests/unit/full_disk.py)
+    whose log file may grow only 100 bytes past its first record (RLIMIT_FSIZE: write()
+    writes those bytes, then fails with EFBIG, as on a disk that fills mid-write). Answers
+    stay 200, the failure is counted and flagged; once the disk accepts writes again, the
+    file holds every record exactly once, every line whole: the bytes already written are
+    not written again, the torn line is completed in place."""
     directory = tmp_path / "decisions"
-    directory.mkdir()
-    target = directory / f"decisions-{socket.gethostname()}-{os.getpid()}-0000.jsonl"
-    target.symlink_to("/dev/full")
-    auth = {"authorization": f"Bearer {key_file[1]}", "content-type": "application/json"}
-    body = json.dumps({"samples": [EXAMPLE_FLAT]})
-    with TestClient(app=create_app(make_settings(directory, key_file[0]))) as client:
-        ids = [
-            client.post("/predict", content=body, headers=auth).headers["x-request-id"]
-            for _ in range(5)
-        ]
-        deadline = time.monotonic() + 10
-        while 'decision_log_write_errors_total{reason="ENOSPC"}' not in (
-            metrics := client.get("/metrics").text
-        ):
-            assert time.monotonic() < deadline, metrics
-            time.sleep(0.05)
-        assert "decision_log_healthy 0.0" in metrics
-        assert client.post("/predict", content=body, headers=auth).status_code == 200
-        target.unlink()  # space again
-        deadline = time.monotonic() + 10
-        while "decision_log_healthy 1.0" not in (metrics := client.get("/metrics").text):
-            assert time.monotonic() < deadline, metrics
-            time.sleep(0.05)
-    recorded = {record["request_id"] for record in read_records(directory)}
-    assert set(ids) <= recorded
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")  # its own, unlimited before
+    keys, key = key_file
+    completed = subprocess.run(
+        [sys.executable, "-m", "tests.unit.full_disk", str(directory), str(keys), key],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    seen = json.loads(completed.stdout)
+    assert seen["statuses"] == [200] * 7
+    assert seen["cut_size"] == seen["first_size"] + 100  # a partial write happened
+    (path,) = sorted(directory.glob("decisions-*.jsonl"))
+    text = path.read_bytes()
+    assert text.endswith(b"\n")
+    ids = [json.loads(line)["request_id"] for line in text.splitlines()]  # every line whole
+    assert ids == seen["ids"]  # each record once, in order
 
 
 def test_a_record_that_cannot_be_encoded_costs_only_itself(tmp_path: Path) -> None:
@@ -232,7 +233,7 @@ def test_a_record_that_cannot_be_encoded_costs_only_itself(tmp_path: Path) -> No
     before = dropped.get(), written.get()  # per-process values (multiprocess mode)
     for rid, outcome in (("a", good), ("b", broken), ("c", good)):
         writer.submit(
-            (rid, 1_764_480_000.0, "c", "/predict", "POST", 200, "v", None, 0.001, outcome)
+            (rid, None, 1_764_480_000.0, "c", "/predict", "POST", 200, "v", None, 0.001, outcome)
         )
     writer.close()
     assert [record["request_id"] for record in read_records(tmp_path)] == ["a", "c"]
@@ -262,16 +263,42 @@ def test_record_lines_of_a_chunk_are_the_records_built_field_by_field() -> None:
         # index 3: an unregistered working copy; the others with and without a stage
         stage = "prod" if index % 2 else None
         entry = None if index == 3 else RecordRegistry("v1.2.0", stage, "ab" * 20)
+        client_rid = None if index % 3 else f"audit-{index}"
         items.append(
-            (f"r{index}", started, "c", "/predict", "POST", 200, "v", entry, 0.0123, outcome)
+            (
+                f"r{index}",
+                client_rid,
+                started,
+                "c",
+                "/predict",
+                "POST",
+                200,
+                "v",
+                entry,
+                0.0123,
+                outcome,
+            )
         )
     expected: dict[bool, list[bytes]] = {False: [], True: []}
     for with_inputs in (False, True):
         for item in items:
-            rid, started, client, route, method, status, version, registry, seconds, out = item
+            (
+                rid,
+                client_rid,
+                started,
+                client,
+                route,
+                method,
+                status,
+                version,
+                registry,
+                seconds,
+                out,
+            ) = item
             rows = np.ascontiguousarray(out.samples, dtype=np.float32).reshape(len(out.samples), -1)
             alone = DecisionRecord(
                 request_id=rid,
+                client_request_id=client_rid,
                 time=utc_time(started),
                 client_id=client,
                 route=route,
@@ -280,6 +307,7 @@ def test_record_lines_of_a_chunk_are_the_records_built_field_by_field() -> None:
                 model_version=version,
                 registry=registry,
                 rows=int(rows.shape[0]),
+                input_hash="sha256",
                 input_sha256=hashlib.sha256(rows.astype("<f4").tobytes()).hexdigest(),
                 labels=out.labels.tolist(),
                 top_probability=out.probabilities.max(axis=1).tolist(),

@@ -112,12 +112,17 @@ def test_model_lineage(client: TestClient[Any]) -> None:
     assert "scikit-learn" in body["training_library_versions"]
 
 
-def test_request_id_is_echoed_or_generated(client: TestClient[Any]) -> None:
+def test_request_id_is_generated_and_the_clients_is_echoed_apart(client: TestClient[Any]) -> None:
+    """X-Request-ID is always the service's own id; a client's id comes back in
+    X-Client-Request-ID, never in its place."""
     echoed = client.get("/health", headers={"X-Request-ID": "abc-123"})
-    assert echoed.headers["x-request-id"] == "abc-123"
-    generated = client.get("/health").headers["x-request-id"]
-    assert len(generated) == 32
-    assert generated != client.get("/health").headers["x-request-id"]
+    assert echoed.headers["x-client-request-id"] == "abc-123"
+    assert echoed.headers["x-request-id"] != "abc-123"
+    assert len(echoed.headers["x-request-id"]) == 32
+    generated = client.get("/health")
+    assert "x-client-request-id" not in generated.headers
+    assert len(generated.headers["x-request-id"]) == 32
+    assert generated.headers["x-request-id"] != client.get("/health").headers["x-request-id"]
 
 
 def assert_error(answer: Any, status: int, reason: str, location: str | None = None) -> None:
@@ -237,10 +242,9 @@ def test_swagger_ui_is_self_hosted(client: TestClient[Any]) -> None:
 def test_generated_request_ids_are_unique_and_change_prefix_after_fork() -> None:
     from serving import observe
 
-    scope: Any = {"headers": []}
-    ids = {observe.request_id(scope) for _ in range(1000)}
+    ids = {observe.request_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(value) == 32 for value in ids)
-    before = observe.request_id(scope)[:20]
+    before = observe.request_id()[:20]
     observe.new_id_prefix()  # what os.register_at_fork runs in a forked child
-    assert observe.request_id(scope)[:20] != before
+    assert observe.request_id()[:20] != before
