@@ -19,6 +19,7 @@ AUTH_FAILURE_REASONS = (
     "lifetime",
     "unknown_key",
     "insufficient_scope",
+    "jwks_stale",
 )
 WRITE_ERROR_REASONS = ("ENOSPC", "EROFS", "EACCES", "EDQUOT", "EIO", "EFBIG", "ELOOP")
 
@@ -71,3 +72,12 @@ class AccessMetrics:
             registry=None,
         )
         self.decision_log_healthy.set(1)
+        self.credentials_healthy = gauge(
+            "auth_credentials_healthy",
+            "0 while this worker cannot trust its credentials: the keys file has failed to "
+            "re-read for DIGITS_API_KEYS_GRACE, or the JWKS is older than "
+            "DIGITS_JWT_JWKS_MAX_AGE (alert on min == 0; /ready says which).",
+            multiprocess_mode="livemin",
+            registry=None,
+        )
+        self.credentials_healthy.set(1)

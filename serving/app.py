@@ -78,7 +78,7 @@ def create_app(
     """
     service = ServiceState(settings=settings, worker_process=worker_process)
     page = MetricsPage(
-        settings.metrics_cache_seconds, sweep=worker_process, before_render=service.publish_drift
+        settings.metrics_cache_seconds, sweep=worker_process, before_render=service.before_scrape
     )
     app = ServiceApp(
         route_handlers=route_table(settings),

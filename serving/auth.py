@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 from litestar import Litestar
@@ -62,7 +63,14 @@ class CredentialsError(ValueError):
     """The keys file or the JWKS cannot be used (start-up stops with this one line)."""
 
 
-Verifier = Callable[[bytes], Client]  # an Authorization header's value -> its client
+class Verifier(Protocol):
+    """A credential check: an Authorization header's value -> its client."""
+
+    def __call__(self, value: bytes) -> Client: ...
+
+    def problem(self) -> str | None:
+        """Why credentials cannot be trusted right now (a reason code for /ready), or None."""
+        ...
 
 
 def build_verifier(settings: Settings) -> Verifier | None:
@@ -73,21 +81,26 @@ def build_verifier(settings: Settings) -> Verifier | None:
     mode = settings.auth_mode
     try:
         if mode == "api-key":
-            return ApiKeyVerifier(KeyRing(Path(settings.api_keys_file)))
+            ring = KeyRing(Path(settings.api_keys_file))
+            return ApiKeyVerifier(ring, settings.api_keys_grace_seconds)
         if mode == "jwt":
-            return jwt_verifier(JwtVerifier(settings))
+            return JwtBearerVerifier(JwtVerifier(settings))
     except (KeysFileError, JwksError) as exc:
         raise CredentialsError(str(exc)) from None
     return None
 
 
-def jwt_verifier(tokens: JwtVerifier) -> Verifier:
+class JwtBearerVerifier:
     """A token is verified on every request (expiry, signature): nothing is remembered."""
 
-    def verify(value: bytes) -> Client:
-        return Client.authenticated(*tokens.verify(bearer(value)))
+    def __init__(self, tokens: JwtVerifier) -> None:
+        self.tokens = tokens
 
-    return verify
+    def __call__(self, value: bytes) -> Client:
+        return Client.authenticated(*self.tokens.verify(bearer(value)))
+
+    def problem(self) -> str | None:
+        return self.tokens.problem()
 
 
 class ApiKeyVerifier:
@@ -102,17 +115,28 @@ class ApiKeyVerifier:
     per-process random hash, not on how much of a key matches.
     """
 
-    def __init__(self, ring: KeyRing) -> None:
+    def __init__(self, ring: KeyRing, grace_seconds: float) -> None:
         self.ring = ring
+        self.grace_seconds = grace_seconds
         self._verified: dict[bytes, Client] = {}
         self._generation = ring.generation
 
-    def __call__(self, value: bytes) -> Client:
-        ring = self.ring
+    def _refresh(self) -> float:
+        now = time.monotonic()
         try:
-            ring.refresh(time.monotonic())
+            self.ring.refresh(now)
         except KeysFileError as exc:  # keep the last good keys
             log.error("keys file not reloaded, keeping the last good keys: %s", exc)
+        return now
+
+    def problem(self) -> str | None:
+        """``keys_file_unreadable`` once the file has failed to re-read for the grace period
+        (``DIGITS_API_KEYS_GRACE``): its old keys, revoked ones too, are still accepted."""
+        return self.ring.problem(self._refresh(), self.grace_seconds)
+
+    def __call__(self, value: bytes) -> Client:
+        ring = self.ring
+        self._refresh()
         if ring.generation != self._generation:
             self._verified.clear()
             self._generation = ring.generation
@@ -183,6 +207,8 @@ def authenticate(inner: ASGIApp, app: Litestar) -> ASGIApp:
     service = service_of(app)
     verify = build_verifier(service.settings)
     failures = service.metrics.access.auth_failures
+    if verify is not None:
+        service.credential_problem = verify.problem  # /ready asks
 
     if verify is None:
 

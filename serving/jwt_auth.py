@@ -14,6 +14,13 @@ present, must say JWT (``JWT``, ``at+jwt``). A token may live at most
 ``DIGITS_JWT_MAX_LIFETIME`` seconds (``exp`` minus ``iat``, or minus now without ``iat``).
 Any other failure while preparing the key or decoding the token is a refusal (``invalid``),
 never a server error.
+
+A JWKS URL's keys are trusted for ``DIGITS_JWT_JWKS_MAX_AGE`` seconds after the last
+successful fetch. Past that (the identity provider unreachable for that long: a key it
+revoked meanwhile would still verify), every token is refused (``jwks_stale``) and
+``/ready`` says so, until a refresh succeeds. The fetch follows no redirect (PyJWT's
+``urlopen`` with a plain ``Request``: an ``https`` JWKS that redirects to ``http`` is an
+error, and so is any other redirect).
 """
 
 from __future__ import annotations
@@ -105,12 +112,15 @@ class JwtVerifier:
         self.max_lifetime = settings.jwt_max_lifetime_seconds
         self._client: PyJWKClient | None = None
         self._stop = threading.Event()
+        self.max_age = settings.jwt_jwks_max_age_seconds
+        self.fetched_at = time.monotonic()  # of the keys in use (a file: read once)
         if source.startswith("https://"):
             self._client = PyJWKClient(source, cache_jwk_set=False, timeout=5)
             try:
                 self._keys = KeySet(self._client.fetch_data())
             except (jwt.PyJWTError, TypeError, ValueError) as exc:
                 raise JwksError(f"DIGITS_JWT_JWKS={source!r} cannot be fetched: {exc}") from None
+            self.fetched_at = time.monotonic()
             self._refresh_every = settings.jwt_jwks_refresh_seconds
             threading.Thread(target=self._refresh_loop, name="jwks-refresh", daemon=True).start()
         elif "://" in source:
@@ -126,10 +136,29 @@ class JwtVerifier:
         while not self._stop.wait(self._refresh_every):
             if self._client is None:  # pragma: no cover - only started with a client
                 return
-            try:
-                self._keys = KeySet(self._client.fetch_data())
-            except (jwt.PyJWTError, TypeError, ValueError) as exc:  # keep the last good keys
-                log.warning("JWKS refresh failed, keeping the cached keys: %s", exc)
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Fetch the JWKS URL again; on failure keep the last good keys (until they are stale)."""
+        if self._client is None:
+            return
+        try:
+            self._keys = KeySet(self._client.fetch_data())
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:  # keep the last good keys
+            log.warning(
+                "JWKS refresh failed, keeping the keys fetched %.0f s ago (stale after %.0f s): %s",
+                time.monotonic() - self.fetched_at,
+                self.max_age,
+                exc,
+            )
+            return
+        self.fetched_at = time.monotonic()
+
+    def problem(self) -> str | None:
+        """``jwks_stale`` when the URL's keys were last fetched over ``max_age`` seconds ago."""
+        if self._client is not None and time.monotonic() - self.fetched_at > self.max_age:
+            return "jwks_stale"
+        return None
 
     def _key_for(self, header: dict[str, Any]) -> PyJWK:
         kid = header.get("kid")
@@ -143,6 +172,9 @@ class JwtVerifier:
 
     def verify(self, token: str) -> tuple[str, frozenset[str]]:
         """``(client id, scopes)`` of a valid token, else :class:`CredentialRejectedError`."""
+        stale = self.problem()
+        if stale is not None:
+            raise CredentialRejectedError(stale)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

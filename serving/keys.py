@@ -1,4 +1,4 @@
-"""API keys: the keys file (hashes only) and ``python -m serving.keys add|list|revoke``.
+"""API keys: the keys file (hashes only) and ``python -m serving.keys add|list|revoke|revoke-all``.
 
 The file named by ``DIGITS_API_KEYS_FILE`` holds one JSON object per line::
 
@@ -91,6 +91,8 @@ class KeyRing:
         self._stamp: tuple[int, int, int, int] | None = None
         self._next_check = 0.0
         self.generation = 0  # bumped by every reload: what callers remember is stale
+        # Since when (monotonic) the file could not be re-read; None: the last read worked.
+        self.failing_since: float | None = None
         self.reload()  # start-up: an unreadable or malformed file raises KeysFileError
 
     def _file_stamp(self) -> tuple[int, int, int, int]:
@@ -109,7 +111,9 @@ class KeyRing:
     def refresh(self, now: float) -> None:
         """Re-read the file if it changed (checked at most every ``check_seconds``).
 
-        A file that became unreadable or malformed keeps the last good keys; the caller logs.
+        A file that became unreadable or malformed keeps the last good keys, raises
+        :class:`KeysFileError` (the caller logs) and is tried again at the next check;
+        :attr:`failing_since` says since when.
         """
         if now < self._next_check:
             return
@@ -118,8 +122,24 @@ class KeyRing:
             stamp = self._file_stamp()
         except OSError:
             stamp = None
-        if stamp != self._stamp:
+        if stamp == self._stamp:
+            return
+        try:
             self.reload()
+        except KeysFileError:
+            if self.failing_since is None:
+                self.failing_since = now
+            raise
+        self.failing_since = None
+
+    def problem(self, now: float, grace_seconds: float) -> str | None:
+        """``keys_file_unreadable`` once the file has failed to re-read (:meth:`refresh`) for
+        longer than ``grace_seconds`` (the old keys, revoked ones included, would otherwise
+        stay valid for ever); else None."""
+        since = self.failing_since
+        if since is not None and now - since > grace_seconds:
+            return "keys_file_unreadable"
+        return None
 
     def verify(self, key: str) -> KeyEntry | None:
         """The entry of ``key``, or None: hash lookup, then a constant-time comparison."""
@@ -193,6 +213,14 @@ def revoke(path: Path, client_id: str) -> int:
     return len(entries) - len(kept)
 
 
+def revoke_all(path: Path) -> int:
+    """Remove every key (the file stays, empty): every protected route answers 401."""
+    with locked(path):
+        removed = len(read_entries(path)) if path.exists() else 0
+        _write_atomically(path, [])
+    return removed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving.keys", description=__doc__)
     parser.add_argument(
@@ -207,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("list", help="client ids, scopes and creation times (never keys)")
     rev = commands.add_parser("revoke", help="remove every key of CLIENT_ID")
     rev.add_argument("client_id")
+    commands.add_parser("revoke-all", help="remove every key of every client (empty file)")
     args = parser.parse_args(argv)
     if not args.file:
         parser.error("set DIGITS_API_KEYS_FILE or pass --file")
@@ -221,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "list":
             for entry in read_entries(path):
                 print(f"{entry.client_id}\t{','.join(entry.scopes)}\t{entry.created}")
+        elif args.command == "revoke-all":
+            removed = revoke_all(path)
+            print(f"revoked all {removed} key(s); {path} is empty", file=sys.stderr)
         else:
             removed = revoke(path, args.client_id)
             print(f"revoked {removed} key(s) of {args.client_id}", file=sys.stderr)

@@ -55,12 +55,16 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Access control (serving/auth.py). None: not set, which only a loopback bind allows.
     auth: AuthMode | None = None
     api_keys_file: str = "/run/secrets/digits-api-keys"
+    # A keys file that cannot be re-read keeps the last good keys; /ready fails after this.
+    api_keys_grace_seconds: Annotated[float, msgspec.Meta(ge=0.0, le=86400.0)] = 60.0
     jwt_jwks: str | None = None
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: Annotated[float, msgspec.Meta(ge=0.0, le=300.0)] = 30.0
     jwt_jwks_refresh_seconds: Annotated[float, msgspec.Meta(ge=10.0, le=86400.0)] = 300.0
     jwt_max_lifetime_seconds: Annotated[float, msgspec.Meta(gt=0.0, le=2592000.0)] = 86400.0
+    # JWKS URL keys older than this (no successful refresh): tokens refused, /ready fails.
+    jwt_jwks_max_age_seconds: Annotated[float, msgspec.Meta(ge=10.0, le=604800.0)] = 3600.0
     # /metrics needs the read scope: None (unset) means yes whenever DIGITS_AUTH is not none.
     metrics_auth: bool | None = None
     # A rendered /metrics page is reused for this long (0: only by concurrent scrapes).
@@ -149,12 +153,14 @@ _FIELDS = {
     "expected_model_version": "DIGITS_EXPECTED_MODEL_VERSION",
     "auth": "DIGITS_AUTH",
     "api_keys_file": "DIGITS_API_KEYS_FILE",
+    "api_keys_grace_seconds": "DIGITS_API_KEYS_GRACE",
     "jwt_jwks": "DIGITS_JWT_JWKS",
     "jwt_issuer": "DIGITS_JWT_ISSUER",
     "jwt_audience": "DIGITS_JWT_AUDIENCE",
     "jwt_leeway_seconds": "DIGITS_JWT_LEEWAY",
     "jwt_jwks_refresh_seconds": "DIGITS_JWT_JWKS_REFRESH",
     "jwt_max_lifetime_seconds": "DIGITS_JWT_MAX_LIFETIME",
+    "jwt_jwks_max_age_seconds": "DIGITS_JWT_JWKS_MAX_AGE",
     "metrics_auth": "DIGITS_METRICS_AUTH",
     "metrics_cache_seconds": "DIGITS_METRICS_CACHE_SECONDS",
     "docs": "DIGITS_DOCS",
@@ -210,6 +216,12 @@ def _check_access(settings: Settings) -> Settings:
     for field in needed:
         if getattr(settings, field) is None:
             raise SettingsError(f"{_FIELDS[field]} is required with DIGITS_AUTH={settings.auth}")
+    if settings.jwt_jwks_max_age_seconds < settings.jwt_jwks_refresh_seconds:
+        raise SettingsError(
+            f"DIGITS_JWT_JWKS_MAX_AGE={settings.jwt_jwks_max_age_seconds:g} is shorter than "
+            f"DIGITS_JWT_JWKS_REFRESH={settings.jwt_jwks_refresh_seconds:g}: the keys would "
+            "go stale between two refreshes"
+        )
     if settings.metrics_auth and settings.auth_mode == "none":
         raise SettingsError("DIGITS_METRICS_AUTH=true needs DIGITS_AUTH=api-key or jwt")
     return settings

@@ -45,6 +45,13 @@ log = logging.getLogger("serving")
 SERVING_PACKAGES = ("litestar", "msgspec", "numpy", "onnxruntime", "prometheus-client", "granian")
 DRIFT_PUBLISH_SECONDS = 1.0
 _ENCODER = msgspec.json.Encoder()
+# /ready's words for a credential problem (ServiceState.credentials_problem): no details.
+CREDENTIAL_PROBLEMS = {
+    "keys_file_unreadable": "the API keys file cannot be re-read (revocations would not "
+    "apply); the service log says why",
+    "jwks_stale": "the JWKS has not been refreshed within DIGITS_JWT_JWKS_MAX_AGE; tokens "
+    "are refused and the service log says why",
+}
 
 
 @dataclass
@@ -62,6 +69,8 @@ class ServiceState:
     importance: GlobalImportance | None = None
     drift: DriftMonitor | None = None
     worker_process: bool = False
+    # Why credentials cannot be trusted now (set by the authentication step; /ready asks).
+    credential_problem: Callable[[], str | None] | None = None
     # Called at shutdown, after the last request (e.g. the decision writer's final flush).
     closers: list[Callable[[], None]] = field(default_factory=list)
     batcher: MicroBatcher = field(init=False)
@@ -129,10 +138,25 @@ class ServiceState:
         if self.model is not None:
             self.metrics.observe_ood(self.model.ood.flags(ood_scores))
 
-    def publish_drift(self) -> None:
-        """Bring the drift gauges up to date (before a ``/metrics`` render)."""
+    def not_ready_reason(self) -> str | None:
+        """None when this worker is ready to serve; else the reason code /ready gives."""
+        problem = self.credentials_problem()
+        if self.bundle is None:
+            return self.failure.reason if self.failure else "loading"
+        return problem
+
+    def credentials_problem(self) -> str | None:
+        """Why the credentials cannot be trusted now (a reason code), or None; kept in the
+        ``auth_credentials_healthy`` gauge."""
+        problem = None if self.credential_problem is None else self.credential_problem()
+        self.metrics.access.credentials_healthy.set(0 if problem else 1)
+        return problem
+
+    def before_scrape(self) -> None:
+        """Bring the drift and credential gauges up to date (before a ``/metrics`` render)."""
         if self.drift is not None:
             self.drift.publish()
+        self.credentials_problem()
 
     def observe_inputs(self, X: Any) -> None:
         """Feed a validated ``[n, 64]`` batch to the drift window."""

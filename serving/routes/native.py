@@ -34,7 +34,7 @@ from serving.schemas import (
     ReadyResponse,
 )
 from serving.settings import Settings
-from serving.state import ServiceState, service_of
+from serving.state import CREDENTIAL_PROBLEMS, ServiceState, service_of
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -45,15 +45,12 @@ def health() -> HealthResponse:
 
 def ready(request: AnyRequest) -> Response[ReadyResponse]:
     service = service_of(request.app)
-    if service.bundle is not None:
+    reason = service.not_ready_reason()
+    if reason is None and service.bundle is not None:
         return Response(ReadyResponse(status="ready", model_version=service.bundle.version))
-    failure = service.failure
+    message = CREDENTIAL_PROBLEMS.get(reason or "") or service.public_reason()
     return Response(
-        ReadyResponse(
-            status="not_ready",
-            reason=failure.reason if failure else "loading",
-            message=service.public_reason(),
-        ),
+        ReadyResponse(status="not_ready", reason=reason or "loading", message=message),
         status_code=503,
     )
 

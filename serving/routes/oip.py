@@ -75,7 +75,7 @@ def server_live() -> Response[bytes]:
 
 
 def server_ready(request: AnyRequest) -> Response[bytes]:
-    return _status(200 if service_of(request.app).bundle is not None else 400)
+    return _status(200 if service_of(request.app).not_ready_reason() is None else 400)
 
 
 def _metadata(request: AnyRequest, name: str, version: str | None) -> ModelMetadata:

@@ -175,7 +175,7 @@ def test_a_verified_key_is_remembered_until_the_keys_file_changes(
     path = tmp_path / "keys.jsonl"
     key = add_key(path, "temp", ["read"])
     ring = KeyRing(path, check_seconds=0.0)
-    verify = ApiKeyVerifier(ring)
+    verify = ApiKeyVerifier(ring, grace_seconds=60.0)
     hashed: list[str] = []
     original = KeyRing.verify
 

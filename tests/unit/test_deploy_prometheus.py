@@ -37,6 +37,7 @@ SERVICE_SERIES = {
     "model_info",
     "model_ready",
     "decision_log_healthy",
+    "auth_credentials_healthy",
     "input_drift_score",
     "input_drift_psi_max",
     "input_drift_features_over_threshold",

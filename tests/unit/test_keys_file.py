@@ -7,11 +7,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
+from litestar.testing import TestClient
 
+from serving.app import create_app
 from serving.keys import KeyRing, _write_atomically, add_key, locked, read_entries
+from serving.settings import Settings
 
 pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -78,3 +82,69 @@ def test_a_replaced_file_is_reread_even_with_the_same_size_and_mtime(tmp_path: P
     ring.refresh(time.monotonic() + 1)
     assert ring.verify(old_key) is None
     assert ring.verify(new_key) is not None
+
+
+def wait_for_status(client: TestClient[Any], path: str, status: int, **kwargs: Any) -> Any:
+    deadline = time.monotonic() + 10
+    while True:
+        response = client.get(path, **kwargs)
+        if response.status_code == status:
+            return response
+        assert time.monotonic() < deadline, f"{path} never answered {status}: {response.text}"
+        time.sleep(0.05)
+
+
+def test_a_deleted_keys_file_fails_ready_after_the_grace_period(tmp_path: Path) -> None:
+    """Deleting the keys file used to keep every old key valid for ever, silently. The last
+    good keys still answer (a Secret update may replace the file), but after
+    DIGITS_API_KEYS_GRACE /ready says keys_file_unreadable and the gauge drops to 0; a
+    readable file again restores both."""
+    path = tmp_path / "api-keys.jsonl"
+    key = add_key(path, "ops", ["read"])
+    settings = Settings(
+        lock_file_path=str(REPO_ROOT / "dvc.lock"),
+        auth="api-key",
+        api_keys_file=str(path),
+        api_keys_grace_seconds=0.5,
+    )
+    auth = {"authorization": f"Bearer {key}"}
+    with TestClient(app=create_app(settings)) as client:
+        assert client.get("/ready").status_code == 200
+        saved = path.read_bytes()
+        path.unlink()
+        time.sleep(1.1)  # past the 1 s re-read interval
+        assert client.get("/ready").status_code == 200  # within the grace period
+        ready = wait_for_status(client, "/ready", 503).json()
+        assert ready["reason"] == "keys_file_unreadable", ready
+        assert str(path) not in ready["message"]  # details go to the log only
+        assert client.get("/v2/health/ready").status_code == 400
+        assert client.get("/model", headers=auth).status_code == 200  # last good keys
+        assert "auth_credentials_healthy 0.0" in client.get("/metrics", headers=auth).text
+        _write_atomically(path, saved.splitlines())
+        wait_for_status(client, "/ready", 200)
+        assert "auth_credentials_healthy 1.0" in client.get("/metrics", headers=auth).text
+
+
+def test_revoke_all_empties_the_file_and_every_key_stops_working(tmp_path: Path) -> None:
+    path = tmp_path / "api-keys.jsonl"
+    keys = [add_key(path, client, ["read"]) for client in ("alice", "bob", "carol")]
+    settings = Settings(
+        lock_file_path=str(REPO_ROOT / "dvc.lock"), auth="api-key", api_keys_file=str(path)
+    )
+    with TestClient(app=create_app(settings)) as client:
+        for key in keys:
+            assert client.get("/model", headers={"authorization": f"Bearer {key}"}).is_success
+        done = subprocess.run(
+            [sys.executable, "-m", "serving.keys", "--file", str(path), "revoke-all"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "revoked all 3 key(s)" in done.stderr
+        assert path.read_bytes() == b""
+        assert read_entries(path) == []
+        for key in keys:
+            wait_for_status(client, "/model", 401, headers={"authorization": f"Bearer {key}"})
+        assert client.get("/ready").status_code == 200  # an empty file is a valid file
