@@ -62,7 +62,7 @@ def main() -> int:
     lookup_before_workers(settings)  # the registry version, once for every worker
 
     from granian import Granian
-    from granian.constants import Interfaces, Loops
+    from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
 
     from serving.logs import configure_logging, logging_config
@@ -80,6 +80,10 @@ def main() -> int:
         log_dictconfig=logging_config(settings.log_level),
         log_access=False,
         respawn_failed_workers=True,
+        # HTTP/1.1 only: with "auto" (HTTP/1 or h2c) granian waits for a first byte to pick
+        # the protocol, with no timeout, so a connection that never sends one stayed open
+        # for ever. Here the header read timeout runs from the moment of accept.
+        http=HTTPModes.http1,
         http1_settings=HTTP1Settings(
             header_read_timeout=max(1, round(settings.header_read_timeout_seconds * 1000))
         ),

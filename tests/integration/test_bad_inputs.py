@@ -379,6 +379,15 @@ CASES = [
     ),
     # Slow clients (slowloris).
     Case(
+        # A connection that never sends a byte: closed by the header timeout too (it used
+        # to start at the first byte, so an idle connection stayed open indefinitely).
+        "idle_connection",
+        (),
+        None,
+        "closed",
+        timed=True,
+    ),
+    Case(
         "slow_headers",
         (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n",),
         None,
