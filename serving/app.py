@@ -26,6 +26,7 @@ from serving.exposition import APP_STATE_KEY, MetricsPage
 from serving.logs import configure_logging
 from serving.metrics import mark_process_dead, sweep_dead_workers
 from serving.openapi import openapi_config
+from serving.openapi_access import document_access
 from serving.routes import route_table
 from serving.settings import Settings, load_settings
 from serving.state import ServiceState, load_model, service_of
@@ -83,12 +84,13 @@ def create_app(
     app = ServiceApp(
         route_handlers=route_table(settings),
         lifespan=[lifespan],
-        openapi_config=openapi_config(settings.docs == "on"),
+        openapi_config=openapi_config(settings),
         exception_handlers={Exception: litestar_error_handler},
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,
         state=State({"service": service, APP_STATE_KEY: page}),
     )
+    document_access(app, settings)
     check_fast_handlers(app)
     app.service_state = service
     app.batcher = service.batcher

@@ -15,36 +15,64 @@ from litestar.openapi.spec import (
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Reference,
     RequestBody,
     Schema,
     SecurityScheme,
 )
 
-from serving.access import public
+from serving.access import SCOPES, public
 from serving.docs_page import docs_security_headers
 from serving.protocol.oip import INPUT_NAME, OCTET_STREAM, InferResponse, OipErrorBody
 from serving.protocol.oip_schema import infer_request_schema
 from serving.schemas import (
     EXAMPLE_DIGIT,
     EXAMPLE_FLAT,
+    GRID,
     N_FEATURES,
     ErrorResponse,
     samples_request_schema,
 )
+from serving.settings import Settings
 
 STATIC_PATH = "/static/swagger-ui"
 
 
 BEARER_SCHEME = "bearer"
-BEARER: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
+_CREDENTIAL = {
+    "api-key": "An API key (python -m serving.keys add)",
+    "jwt": "A JWT signed by a key of DIGITS_JWT_JWKS, for DIGITS_JWT_ISSUER and "
+    "DIGITS_JWT_AUDIENCE",
+}
 
 
-def openapi_config(docs: bool = True) -> OpenAPIConfig | None:
+def security_schemes(settings: Settings) -> dict[str, SecurityScheme | Reference] | None:
+    """The ``bearer`` scheme of ``DIGITS_AUTH``; None with ``none`` (nothing asks for one).
+
+    Which operations require it follows from the route table (:mod:`serving.openapi_access`).
+    """
+    mode = settings.auth_mode
+    if mode == "none":
+        return None
+    return {
+        BEARER_SCHEME: SecurityScheme(
+            type="http",
+            scheme="bearer",
+            bearer_format="JWT" if mode == "jwt" else None,
+            description=f"{_CREDENTIAL[mode]} (DIGITS_AUTH={mode}), holding the scope the "
+            f"operation names: {', '.join(SCOPES)}",
+        )
+    }
+
+
+def openapi_config(settings: Settings) -> OpenAPIConfig | None:
     """Swagger UI at ``/docs`` from self-hosted assets; the schema at ``/docs/openapi.json``.
 
-    Public (the "Authorize" button takes an API key or token); None with ``DIGITS_DOCS=off``.
+    Public; None with ``DIGITS_DOCS=off``. The document describes the running access
+    configuration: with ``DIGITS_AUTH`` other than ``none`` it has the bearer scheme (the
+    "Authorize" button takes an API key or token), else no security at all.
     """
-    if not docs:
+    if settings.docs != "on":
         return None
     return OpenAPIConfig(
         title="Digits inference service",
@@ -57,16 +85,7 @@ def openapi_config(docs: bool = True) -> OpenAPIConfig | None:
             include_in_schema=False,
             middleware=[docs_security_headers],
         ),
-        components=Components(
-            security_schemes={
-                BEARER_SCHEME: SecurityScheme(
-                    type="http",
-                    scheme="bearer",
-                    description="An API key (python -m serving.keys add) or a JWT, by "
-                    "DIGITS_AUTH; scopes predict, explain, read",
-                )
-            }
-        ),
+        components=Components(security_schemes=security_schemes(settings)),
         render_plugins=[
             SwaggerRenderPlugin(
                 path="/",
@@ -167,15 +186,6 @@ ERROR_RESPONSES = {
 
 
 OIP_ERROR = ResponseSpec(OipErrorBody, description='{"error": "..."}', generate_examples=False)
-AUTH_RESPONSES = {
-    401: error_spec(
-        "Missing or invalid credential (WWW-Authenticate: Bearer); the same answer for an "
-        "unknown, revoked or wrong key"
-    ),
-    403: error_spec("The credential lacks the scope this route needs"),
-    429: error_spec("Rate limit exceeded; Retry-After gives the seconds to wait"),
-}
-OIP_AUTH_RESPONSES = dict.fromkeys((401, 403, 429), OIP_ERROR)
 
 
 def status_only(description: str) -> ResponseSpec:
@@ -206,7 +216,21 @@ def infer_operation(max_rows: int) -> type[Operation]:
                                 }
                             ]
                         },
-                    )
+                    ),
+                    "grid": Example(
+                        summary="One 8x8 UINT8 sample, nested, asking for the label only",
+                        value={
+                            "inputs": [
+                                {
+                                    "name": INPUT_NAME,
+                                    "shape": [1, GRID, GRID],
+                                    "datatype": "UINT8",
+                                    "data": [EXAMPLE_DIGIT],
+                                }
+                            ],
+                            "outputs": [{"name": "label"}],
+                        },
+                    ),
                 },
             )
         },

@@ -219,6 +219,21 @@ def _limits(settings: Settings) -> tuple[RateLimitItem | None, RateLimitItem | N
     return general, explain
 
 
+def _limit_for(
+    needed: str, general: RateLimitItem | None, explain: RateLimitItem | None
+) -> RateLimitItem | None:
+    if needed == PUBLIC:
+        return None
+    return explain if needed == EXPLAIN else general
+
+
+def route_limit(needed: str, settings: Settings) -> RateLimitItem | None:
+    """The limit a route that needs ``needed`` (:mod:`serving.access`) counts against; None
+    when it is not limited (a public route, or no limit set). The OpenAPI document's 429s
+    follow it (:mod:`serving.openapi_access`)."""
+    return _limit_for(needed, *_limits(settings))
+
+
 def rate_limit(inner: ASGIApp, app: Litestar) -> ASGIApp:
     """Chain step: 429 once a client exceeds its limit on a non-public route."""
     service = service_of(app)
@@ -231,8 +246,8 @@ def rate_limit(inner: ASGIApp, app: Litestar) -> ASGIApp:
     def step(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
         needed = route.access if route is not None else AUTHENTICATED
-        item = explain if needed == EXPLAIN else general
-        if needed == PUBLIC or item is None:
+        item = _limit_for(needed, general, explain)
+        if item is None:
             return inner(scope, receive, send)
         client: Client = scope[CLIENT]  # type: ignore[literal-required]
         key = f"{'explain' if needed == EXPLAIN else 'all'}:{client.limit_key}"

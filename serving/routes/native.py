@@ -18,13 +18,7 @@ from serving.drift import DriftReport
 from serving.exposition import metrics_page_of
 from serving.http_io import read_body, require_json
 from serving.inputs import decode_samples
-from serving.openapi import (
-    AUTH_RESPONSES,
-    BEARER,
-    ERROR_RESPONSES,
-    ok_spec,
-    samples_operation,
-)
+from serving.openapi import ERROR_RESPONSES, ok_spec, samples_operation
 from serving.payloads import explain_payload, predict_payload
 from serving.schemas import (
     ExplainResponse,
@@ -122,8 +116,6 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
             summary="Prometheus metrics",
             media_type=MediaType.TEXT,
             opt=needs(READ) if settings.metrics_need_read else public(),
-            responses=AUTH_RESPONSES if settings.metrics_need_read else None,
-            security=BEARER if settings.metrics_need_read else None,
         )(metrics),
         get(
             "/drift",
@@ -134,9 +126,8 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
                 "per-pixel PSI; 0 until the window holds min_rows rows), PSI max/mean, pixels "
                 "over the threshold and the top drifting pixels. See docs/drift.md."
             ),
-            responses={**not_ready, **AUTH_RESPONSES},
+            responses=not_ready,
             opt=needs(READ),
-            security=BEARER,
         )(drift),
         get(
             "/model",
@@ -145,10 +136,8 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
             responses={
                 200: ok_spec(ModelResponse, "Lineage of the served model"),
                 **not_ready,
-                **AUTH_RESPONSES,
             },
             opt=needs(READ),
-            security=BEARER,
         )(model_info),
         post(
             "/predict",
@@ -158,10 +147,8 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
             responses={
                 200: ok_spec(PredictResponse, "Labels and probabilities"),
                 **ERROR_RESPONSES,
-                **AUTH_RESPONSES,
             },
             opt={FAST: True, **needs(PREDICT)},
-            security=BEARER,
         )(predict),
         post(
             "/explain",
@@ -171,9 +158,7 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
             responses={
                 200: ok_spec(ExplainResponse, "Importances and contributions"),
                 **ERROR_RESPONSES,
-                **AUTH_RESPONSES,
             },
             opt={FAST: True, **needs(EXPLAIN)},
-            security=BEARER,
         )(explain),
     ]

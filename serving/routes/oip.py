@@ -17,9 +17,7 @@ from serving.dispatch import FAST
 from serving.http_io import header, read_body
 from serving.inputs import ClientError
 from serving.openapi import (
-    BEARER,
     INFER_DESCRIPTION,
-    OIP_AUTH_RESPONSES,
     OIP_ERRORS,
     OIP_INFER_RESPONSES,
     OIP_READY_CODES,
@@ -159,23 +157,18 @@ def oip_routes(max_rows: int) -> list[HTTPRouteHandler]:
     version = f"{model}/versions/{{version:str}}"
     common: dict[str, Any] = {"sync_to_thread": False, "tags": OIP_TAGS}
     health = {**common, "media_type": MediaType.TEXT, "opt": public()}
-    read: dict[str, Any] = {**common, "opt": needs(READ), "security": BEARER}
+    read: dict[str, Any] = {**common, "opt": needs(READ)}
     text = {**read, "media_type": MediaType.TEXT}
     infer: dict[str, Any] = {
         "status_code": 200,
         "description": INFER_DESCRIPTION,
         "tags": OIP_TAGS,
-        "responses": {**OIP_INFER_RESPONSES, **OIP_AUTH_RESPONSES},
+        "responses": OIP_INFER_RESPONSES,
         "operation_class": infer_operation(max_rows),
         "opt": {FAST: True, **needs(PREDICT)},
-        "security": BEARER,
     }
-    errors = {**OIP_ERRORS, **OIP_AUTH_RESPONSES}
-    ready_codes = {**OIP_READY_CODES, **OIP_AUTH_RESPONSES}
     return [
-        get(OIP_PREFIX, summary="OIP server metadata", responses=OIP_AUTH_RESPONSES, **read)(
-            server_metadata
-        ),
+        get(OIP_PREFIX, summary="OIP server metadata", **read)(server_metadata),
         get(f"{OIP_PREFIX}/health/live", summary="OIP server live (status code only)", **health)(
             server_live
         ),
@@ -185,20 +178,20 @@ def oip_routes(max_rows: int) -> list[HTTPRouteHandler]:
             responses={400: OIP_READY_CODES[400]},
             **health,
         )(server_ready),
-        get(model, summary="OIP model metadata", responses=errors, **read)(model_metadata),
-        get(version, summary="OIP model metadata (a version)", responses=errors, **read)(
+        get(model, summary="OIP model metadata", responses=OIP_ERRORS, **read)(model_metadata),
+        get(version, summary="OIP model metadata (a version)", responses=OIP_ERRORS, **read)(
             model_version_metadata
         ),
         get(
             f"{model}/ready",
             summary="OIP model ready (status code only: 200, 400 not ready, 404 unknown)",
-            responses=ready_codes,
+            responses=OIP_READY_CODES,
             **text,
         )(model_ready),
         get(
             f"{version}/ready",
             summary="OIP model ready (a version)",
-            responses=ready_codes,
+            responses=OIP_READY_CODES,
             **text,
         )(model_version_ready),
         post(f"{model}/infer", summary="OIP inference", **infer)(model_infer),

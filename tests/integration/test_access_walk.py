@@ -192,6 +192,23 @@ def test_nothing_protected_is_answered_without_the_right_credential(
     assert walked > 2000
 
 
+def test_the_document_secures_exactly_the_protected_operations(
+    setup: tuple[RunningServer, dict[str, str]],
+) -> None:
+    """The OpenAPI document names the scope of every operation the walk finds protected."""
+    server, _ = setup
+    status, body = http_get(f"{server.base_url}/docs/openapi.json")
+    assert status == 200
+    spec = json.loads(body)
+    assert set(spec["components"]["securitySchemes"]) == {"bearer"}
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            needed = NEEDS.get(f"{method.upper()} {path}")
+            expected = None if needed is None else [{"bearer": [needed]}]
+            assert operation.get("security") == expected, (method, path)
+            assert ({"401", "403"} <= set(operation["responses"])) == (needed is not None)
+
+
 def test_public_routes_stay_public(setup: tuple[RunningServer, dict[str, str]]) -> None:
     server, _ = setup
     call = Caller(server.port)
