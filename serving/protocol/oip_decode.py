@@ -223,14 +223,18 @@ def input_batch(request: AnyInferRequest, binary: bytes, max_rows: int) -> npt.N
 
 
 def requested_outputs(request: AnyInferRequest) -> list[tuple[str, bool]]:
-    """``(output name, binary?)`` in the requested order; all outputs when none are named."""
+    """``(output name, binary?)`` in the requested order; all outputs when none are named.
+
+    An output named more than once is answered once, where it is first named and as that
+    first mention asks (binary or JSON); every mention is validated all the same.
+    """
     parameters = request.parameters or {}
     binary_default = parameters.get("binary_data_output", False)
     if not isinstance(binary_default, bool):
         raise _bad("invalid_request", "parameters.binary_data_output must be a boolean")
     if request.outputs is None:
         return [(output.name, binary_default) for output in MODEL_OUTPUTS]
-    chosen: list[tuple[str, bool]] = []
+    chosen: dict[str, bool] = {}
     for output in request.outputs:
         if output.name not in OUTPUT_DATATYPES:
             raise _bad(
@@ -238,8 +242,6 @@ def requested_outputs(request: AnyInferRequest) -> list[tuple[str, bool]]:
                 f"unknown output '{output.name}'; the model's outputs are "
                 f"{', '.join(OUTPUT_DATATYPES)}",
             )
-        if any(name == output.name for name, _ in chosen):
-            raise _bad("invalid_request", f"output '{output.name}' requested twice")
         options = output.parameters or {}
         unsupported = sorted(
             key
@@ -255,8 +257,8 @@ def requested_outputs(request: AnyInferRequest) -> list[tuple[str, bool]]:
         binary = options.get("binary_data", binary_default)
         if not isinstance(binary, bool):
             raise _bad("invalid_request", f"output '{output.name}': binary_data must be boolean")
-        chosen.append((output.name, binary))
-    return chosen
+        chosen.setdefault(output.name, binary)
+    return list(chosen.items())
 
 
 def _decode_canonical(body: bytes) -> tuple[CanonicalInferRequest[Any], bool] | None:

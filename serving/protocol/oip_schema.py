@@ -3,11 +3,11 @@
 What :func:`serving.protocol.oip_decode.decode_request` and
 :func:`~serving.protocol.oip_decode.input_batch` accept, written as JSON Schema for the
 OpenAPI document: one ``pixels`` input of shape ``[n, 64]`` or ``[n, 8, 8]`` (``n`` from 1
-to the row limit), integer data for the integer datatypes, pixels in 0..16, each output
-at most once. Two rules JSON Schema cannot state are in the descriptions: ``data`` holds
-exactly ``prod(shape)`` values in a regular (not ragged) array, and no output is named
-twice. Binary tensor data (``Inference-Header-Content-Length``) is not JSON, so a JSON-only
-request leaves ``binary_data_size`` out (or null).
+to the row limit), integer data for the integer datatypes, pixels in 0..16, outputs by
+name (one named again is answered once). The one rule JSON Schema cannot state is in the
+descriptions: ``data`` holds exactly ``prod(shape)`` values in a regular (not ragged)
+array. Binary tensor data (``Inference-Header-Content-Length``) is not JSON, so a
+JSON-only request leaves ``binary_data_size`` out (or null).
 """
 
 from __future__ import annotations
@@ -46,14 +46,22 @@ def _shape_schema(max_rows: int) -> dict[str, Any]:
     }
 
 
-def _data_schema(value_type: str) -> dict[str, Any]:
-    """Flat, or nested 2 or 3 levels deep; every array non-empty, every leaf a pixel."""
-    schema: dict[str, Any] = {"type": value_type, "minimum": PIXEL_MIN, "maximum": PIXEL_MAX}
-    levels = []
-    for _ in range(3):
-        schema = {"type": "array", "minItems": 1, "items": schema}
-        levels.append(schema)
-    return {"description": DATA_DESCRIPTION, "oneOf": levels}
+def _data_schema(value_type: str, max_rows: int) -> dict[str, Any]:
+    """Flat, or nested 2 or 3 levels deep; every array non-empty, every leaf a pixel.
+
+    No array holds more than ``prod(shape)`` values, at most ``64 x max_rows``; a flat one
+    holds at least 64 (a whole row).
+    """
+    most = N_FEATURES * max_rows
+    pixel: dict[str, Any] = {"type": value_type, "minimum": PIXEL_MIN, "maximum": PIXEL_MAX}
+
+    def array(items: dict[str, Any], least: int = 1) -> dict[str, Any]:
+        return {"type": "array", "minItems": least, "maxItems": most, "items": items}
+
+    flat = array(pixel, N_FEATURES)
+    rows = array(array(pixel))
+    grids = array(array(array(pixel)))
+    return {"description": DATA_DESCRIPTION, "oneOf": [flat, rows, grids]}
 
 
 def _tensor_schema(max_rows: int, datatypes: list[str], value_type: str) -> dict[str, Any]:
@@ -70,7 +78,7 @@ def _tensor_schema(max_rows: int, datatypes: list[str], value_type: str) -> dict
                 "description": "binary_data_size belongs to binary tensor data, not to JSON data",
                 "properties": {"binary_data_size": {"type": "null"}},
             },
-            "data": _data_schema(value_type),
+            "data": _data_schema(value_type, max_rows),
         },
     }
 
@@ -120,8 +128,8 @@ def infer_request_schema(max_rows: int) -> dict[str, Any]:
             },
             "outputs": {
                 "type": ["array", "null"],
-                "description": "Each output at most once; null or absent: every output",
-                "maxItems": len(MODEL_OUTPUTS),
+                "description": "The outputs to answer, in this order; an output named again "
+                "is answered once, where and as it is first named; null or absent: every output",
                 "items": _output_schema(),
             },
         },

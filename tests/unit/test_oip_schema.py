@@ -2,9 +2,10 @@
 
 Each request below goes to the real app and is checked against the request-body schema
 that ``/docs/openapi.json`` serves: the ones the schema admits are answered 200, the ones
-it refuses are answered 4xx. Two rules JSON Schema cannot state (``prod(shape)`` values,
-each output once) are in the schema's descriptions and tested here as 400s on
-schema-valid requests.
+it refuses are answered 4xx. The one rule JSON Schema cannot state (``data`` holds
+``prod(shape)`` values in a regular array) is in the schema's description and tested here
+as 400s on schema-valid requests. An output named twice is no such rule: it is answered
+once.
 """
 
 from __future__ import annotations
@@ -66,11 +67,14 @@ ACCEPTED = [
     },
     {"inputs": [tensor()], "outputs": [{"name": "probabilities", "parameters": {"top_k": 0}}]},
     {"inputs": [tensor()], "outputs": None, "parameters": None, "id": None},
+    {"inputs": [tensor()], "outputs": [{"name": "label"}, {"name": "label"}] * 3},
 ]
 REFUSED = [
     {"inputs": [tensor(shape=[0, 64], data=[])]},
     {"inputs": [tensor(shape=[1, 63])]},
     {"inputs": [tensor(shape=[1.5, 64])]},
+    {"inputs": [tensor(data=ROW[:63])]},  # a flat array holds at least one row
+    {"inputs": [tensor(shape=[MAX_ROWS, 64], data=ROW * (MAX_ROWS + 1))]},  # over 64 x limit
     {"inputs": [tensor(shape=[MAX_ROWS + 1, 64], data=ROW * (MAX_ROWS + 1))]},
     {"inputs": [tensor(datatype="FP16")]},
     {"inputs": [tensor(datatype="INT8", data=[0.5, *ROW[1:]])]},
@@ -87,11 +91,10 @@ REFUSED = [
     {"inputs": [tensor()], "outputs": [{"name": "label", "parameters": {"binary_data": 1}}]},
     {"inputs": [tensor()], "extra": 1},
 ]
-# Schema-valid, refused by the two rules the schema states only in its descriptions.
+# Schema-valid, refused by the rule the schema states only in its description.
 CROSS_FIELD = [
     {"inputs": [tensor(shape=[2, 64])]},
     {"inputs": [tensor(shape=[2, 8, 8], data=[ROW, ROW[:63]])]},
-    {"inputs": [tensor()], "outputs": [{"name": "label"}, {"name": "label"}]},
 ]
 
 
@@ -116,7 +119,7 @@ def test_schema_invalid_requests_are_refused(
 
 
 @pytest.mark.parametrize("request_object", CROSS_FIELD)
-def test_the_described_cross_field_rules_are_enforced(
+def test_the_described_cross_field_rule_is_enforced(
     client: TestClient[Any], validator: jsonschema.Draft202012Validator, request_object: Any
 ) -> None:
     assert validator.is_valid(request_object)
@@ -133,3 +136,28 @@ def test_pixel_range_is_checked_before_the_float32_cast(client: TestClient[Any])
         assert "0..16" in response.json()["error"]
     predict = client.post("/predict", json={"samples": [[JUST_PAST_16, *ROW[1:]]]})
     assert predict.status_code == 400
+
+
+def test_an_output_named_again_is_answered_once_as_first_named(client: TestClient[Any]) -> None:
+    outputs = [
+        {"name": "probabilities"},
+        {"name": "label"},
+        {"name": "probabilities", "parameters": {"binary_data": True}},
+        {"name": "label"},
+    ]
+    response = client.post(PATH, json={"inputs": [tensor()], "outputs": outputs})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    answered = response.json()["outputs"]
+    assert [output["name"] for output in answered] == ["probabilities", "label"]
+    assert all("data" in output for output in answered)  # JSON, as first asked
+    # Every mention is still validated.
+    refused = client.post(
+        PATH,
+        json={
+            "inputs": [tensor()],
+            "outputs": [{"name": "label"}, {"name": "label", "parameters": {"top_k": 3}}],
+        },
+    )
+    assert refused.status_code == 400
+    assert "top_k" in refused.json()["error"]
