@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
+
+from serving import lockfile
 
 MODEL_ONNX = "models/model.onnx"
 MODEL_JSON = "models/model.json"
@@ -212,24 +213,17 @@ def read_lock(lock_file: Path) -> dict[str, Any]:
 def parse_lock(data: bytes, lock_file: Path) -> dict[str, Any]:
     """Parse the bytes of ``dvc.lock`` (read from ``lock_file``), or raise LineageError."""
     try:
-        lock = yaml.safe_load(data.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        one_line = " ".join(str(exc).split())
-        raise LineageError("lock_invalid", f"{lock_file}: not valid YAML: {one_line}") from None
-    if not isinstance(lock, dict) or not isinstance(lock.get("stages"), dict):
-        raise LineageError("lock_invalid", f"{lock_file}: no 'stages' mapping")
-    return lock
+        return lockfile.parse_lock(data)
+    except lockfile.LockFormatError as exc:
+        raise LineageError("lock_invalid", f"{lock_file}: {exc}") from None
 
 
 def find_out(lock: dict[str, Any], lock_path: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """The stage name, stage entry and ``outs`` entry that record ``lock_path``."""
-    for stage_name, stage in lock["stages"].items():
-        if not isinstance(stage, dict):
-            continue
-        for out in stage.get("outs") or []:
-            if isinstance(out, dict) and out.get("path") == lock_path:
-                return str(stage_name), stage, out
-    raise LineageError("lock_entry_missing", f"dvc.lock has no outs entry for {lock_path}")
+    found = lockfile.find_out(lock, lock_path)
+    if found is None:
+        raise LineageError("lock_entry_missing", f"dvc.lock has no outs entry for {lock_path}")
+    return found
 
 
 def _stage_info(name: str, stage: dict[str, Any]) -> StageInfo:

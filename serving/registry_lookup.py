@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
 
 from serving.lineage import REGISTRY_JSON, REQUIRED_ARTIFACTS, FileSnapshot, LineageError, find_out
 from serving.lineage import read_lock as read_lock_file
+from serving.lockfile import LockFormatError, parse_lock
 from serving.registry import ARTIFACT, RegistryInfo, check_registry, parse_registry, read_registry
 from serving.settings import Settings
 
@@ -46,7 +46,6 @@ SERVED_PATHS = REQUIRED_ARTIFACTS
 GIT_TIMEOUT_SECONDS = 10
 # libyaml's safe loader when PyYAML has it (its wheels do): each registered commit's lock
 # is parsed, ~10x faster than the pure-Python one.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 GTO_TIMEOUT_SECONDS = 60
 # GTO's registration tag (gto/constants.py tag_re): NAME@vSEMVER, optionally #N; "!" deregisters.
 _REGISTRATION = re.compile(
@@ -144,12 +143,9 @@ def _locks_at(top: Path, rel: str, commits: list[str]) -> dict[str, dict[str, An
         text = out[position : position + size]
         position += size + 1
         try:
-            data = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506  # nosec B506 - safe
-        except yaml.YAMLError:
-            data = None
-        locks[commit] = (
-            data if isinstance(data, dict) and isinstance(data.get("stages"), dict) else None
-        )
+            locks[commit] = parse_lock(text)
+        except LockFormatError:
+            locks[commit] = None
     return locks
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
 
 from serving.decisions.legacy import DecisionRecordV1
 from serving.decisions.query import AnyRecord
 from serving.lineage import MODEL_ONNX, VERSION_LENGTH, LineageError, find_out, raw_data_entry
+from serving.lockfile import LockFormatError, parse_lock
 
 LOCK_FILE = "dvc.lock"
 GIT_TIMEOUT_SECONDS = 30
@@ -71,12 +71,9 @@ def lock_at(repo: Path, commit: str) -> dict[str, Any]:
             "of the repository that has the commit, or pass --repo"
         )
     try:
-        lock = yaml.safe_load(completed.stdout)
-    except yaml.YAMLError as exc:
-        raise TraceError(f"{commit}:{LOCK_FILE} is not valid YAML: {exc}") from None
-    if not isinstance(lock, dict) or not isinstance(lock.get("stages"), dict):
-        raise TraceError(f"{commit}:{LOCK_FILE} has no 'stages' mapping")
-    return lock
+        return parse_lock(completed.stdout)
+    except LockFormatError as exc:
+        raise TraceError(f"{commit}:{LOCK_FILE}: {exc}") from None
 
 
 def trace(record: AnyRecord, repo: Path) -> Chain:
