@@ -16,7 +16,11 @@ import joblib
 import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import threadpool_limits
 
+# One BLAS thread, like the service's single-threaded ONNX Runtime session (set here, not
+# through OPENBLAS_* variables, which the project never sets).
+threadpool_limits(limits=1)
 PROJECT_DIR = Path(os.environ.get("DIGITS_PROJECT_DIR", Path(__file__).resolve().parents[1]))
 MODEL = joblib.load(PROJECT_DIR / "models" / "model.joblib")
 VERSION = hashlib.md5(

@@ -37,9 +37,11 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LUA_SCRIPT = Path(__file__).with_name("predict.lua")
 READY_TIMEOUT = 60.0
+# One compute thread per served process. OpenBLAS is limited inside the baseline with
+# threadpoolctl (bench/baseline_fastapi.py), never through OPENBLAS_* variables: some
+# machines set those for correctness, and the project leaves them as it finds them.
 SINGLE_THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
 ANALYSIS_MARKER = "<!-- analysis: hand-written, kept by make bench -->"
