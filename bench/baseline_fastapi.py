@@ -18,11 +18,11 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
-# One BLAS thread, like the service's single-threaded ONNX Runtime session (set here, not
-# through OPENBLAS_* variables, which the project never sets).
-threadpool_limits(limits=1)
 PROJECT_DIR = Path(os.environ.get("DIGITS_PROJECT_DIR", Path(__file__).resolve().parents[1]))
 MODEL = joblib.load(PROJECT_DIR / "models" / "model.joblib")
+# One BLAS thread, like the service's single-threaded ONNX Runtime session: set after the
+# model's libraries are loaded, not through OPENBLAS_* variables (the project never sets them).
+threadpool_limits(limits=1)
 VERSION = hashlib.md5(
     (PROJECT_DIR / "models" / "model.onnx").read_bytes(), usedforsecurity=False
 ).hexdigest()[:12]
