@@ -5,8 +5,9 @@ request once, at the start of the chain, so every step knows the route template.
 end of the chain a handler marked ``opt={FAST: True}`` is called directly with a
 ``Request`` and its path parameters, and its ``Response`` of encoded bytes is sent as is,
 skipping Litestar's per-request DI, signature parsing and response pipeline
-(docs/performance.md measures the difference); everything else, including 404 and 405,
-is answered by Litestar itself. Errors of either are
+(docs/performance.md measures the difference); a Litestar feature it would skip is
+refused at start-up (:mod:`serving.fast_features`). Everything else, including 404 and
+405, is answered by Litestar itself. Errors of either are
 answered at the end of the chain with the same renderer (:mod:`serving.errors`), so every
 step sees the error answer.
 """
@@ -33,6 +34,7 @@ from litestar.utils.helpers import get_enum_string_value
 
 from serving.access import required_access
 from serving.errors import error_response
+from serving.fast_features import refused_features, unclassified_settings
 from serving.http_io import send_answer
 from serving.state import service_of
 
@@ -160,26 +162,49 @@ async def send_response(send: Send, response: Response[bytes]) -> None:
 
 
 def check_fast_handlers(app: Litestar) -> None:
-    """FAST handlers are async, take only ``request`` and path parameters, return a
-    ``Response[bytes]``, and have no guards or Litestar middleware (cross-cutting steps
-    belong in the chain, which they pass)."""
+    """Start-up check: a FAST handler gets everything Litestar would give it, or the app
+    does not start. It is async, takes only ``request`` and path parameters (typed as the
+    router parses them), returns a ``Response[bytes]``, and has none of the Litestar
+    features the fast dispatch does not apply (:mod:`serving.fast_features`: guards,
+    middleware, hooks, dependencies, response headers, CORS... cross-cutting steps belong
+    in the chain, which every request passes)."""
+    unclassified = unclassified_settings()
+    if unclassified:
+        raise ImproperlyConfiguredException(
+            f"Litestar settings {sorted(unclassified)} are not classified as applied or "
+            "refused by the fast dispatch (serving/fast_features.py)"
+        )
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
         for handler in route.route_handlers:
-            if not isinstance(handler, HTTPRouteHandler) or not handler.opt.get(FAST):
-                continue
-            names = set(inspect.signature(handler.fn).parameters)
-            allowed = {"request", *route.path_parameters}
-            if (
-                names - allowed
-                or handler.resolve_guards()
-                or handler.resolve_middleware()
-                or not inspect.iscoroutinefunction(handler.fn)
-                or handler.parsed_fn_signature.return_type.origin is not Response
-            ):
-                raise ImproperlyConfiguredException(
-                    f"{handler.handler_name}: a {FAST} handler must be async, take only "
-                    "request and path parameters, return Response[bytes], and have no guards "
-                    "or middleware"
-                )
+            if isinstance(handler, HTTPRouteHandler) and handler.opt.get(FAST):
+                _check_fast_handler(app, route, handler)
+
+
+def _check_fast_handler(app: Litestar, route: HTTPRoute, handler: HTTPRouteHandler) -> None:
+    name = f"{handler.handler_name} ({route.path})"
+    signature = handler.parsed_fn_signature
+    path_types = {key: value.type for key, value in route.path_parameters.items()}
+    if (
+        set(signature.parameters) - {"request", *path_types}
+        or any(
+            signature.parameters[key].annotation is not kind
+            for key, kind in path_types.items()
+            if key in signature.parameters
+        )
+        or not inspect.iscoroutinefunction(handler.fn)
+        or signature.return_type.origin is not Response
+        or signature.return_type.args != (bytes,)
+    ):
+        raise ImproperlyConfiguredException(
+            f"{name}: a {FAST} handler must be async, take only request and path parameters "
+            "(typed as in the path), and return Response[bytes]"
+        )
+    refused = refused_features(handler, app)
+    if refused:
+        raise ImproperlyConfiguredException(
+            f"{name}: a {FAST} handler is called without Litestar's request handling, which "
+            f"would apply {', '.join(refused)}: remove them from the handler and the layers "
+            "above it, or the FAST option (serving/fast_features.py lists what it applies)"
+        )
