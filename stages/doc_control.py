@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.doc_tables import markdown_table
-from stages.params import Params, parse_params, to_builtins
+from stages.params import Params, to_builtins
 from stages.params_docs import DocsParams
 
 STAGE = "audit-docs"
@@ -94,18 +94,6 @@ def stage_files(dvc_yaml: Path, name: str = STAGE) -> tuple[list[str], list[str]
         return found
 
     return paths("deps"), paths("outs")
-
-
-def lock_fingerprint(dvc_lock: Path, name: str = STAGE) -> str:
-    """The input fingerprint of the inputs ``dvc.lock`` records for stage ``name``."""
-    stage = ((load_yaml(dvc_lock) or {}).get("stages") or {}).get(name)
-    if stage is None:
-        raise DocControlError(f"{dvc_lock}: no stage {name!r}")
-    deps = {dep["path"]: dep["md5"] for dep in stage.get("deps") or []}
-    recorded = dict((stage.get("params") or {}).get("params.yaml") or {})
-    recorded.pop("docs", None)
-    params = parse_params(json.dumps(recorded, default=str), source=f"{dvc_lock} params")
-    return input_fingerprint(deps, fingerprinted_params(params))
 
 
 def approval_text(docs: DocsParams, fingerprint: str) -> str:
