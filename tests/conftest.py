@@ -15,3 +15,28 @@ VENV_BIN = Path(sys.executable).parent
 def repo_root() -> Path:
     """The checkout under test."""
     return REPO_ROOT
+
+
+TIERS = ("unit", "model", "integration")
+
+
+def tier_of(path: Path) -> str | None:
+    """The tier of a test file: the folder under tests/ it lives in."""
+    parts = path.resolve().relative_to(REPO_ROOT / "tests").parts
+    return parts[0] if len(parts) > 1 and parts[0] in TIERS else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test carries the marker of its folder (so ``-m unit`` selects exactly tests/unit);
+    a test that declares another tier's marker is an error, not a silent mismatch."""
+    misplaced = []
+    for item in items:
+        tier = tier_of(item.path)
+        if tier is None:
+            continue
+        declared = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
+        if declared - {tier}:
+            misplaced.append(f"{item.nodeid}: marked {sorted(declared)}, lives in tests/{tier}/")
+        item.add_marker(tier)
+    if misplaced:
+        raise pytest.UsageError("test tier markers do not match folders:\n" + "\n".join(misplaced))

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import VENV_BIN
 from tests.integration.dvc_repo import run
-from tests.unit.lock_project import Project, npz
+from tests.lock_project import Project, npz
 
 pytestmark = pytest.mark.integration
 

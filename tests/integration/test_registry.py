@@ -202,7 +202,7 @@ def test_prod_image_through_podman_is_v1_signed_and_labelled(
     keys_file.chmod(0o644)
     keys_dir.chmod(0o755)
     auth = {"authorization": f"Bearer {api_key}"}
-    from tests.unit.test_signature import write_key_pair
+    from tests.signing import write_key_pair
 
     private, public = write_key_pair(tmp_path, "signer")
     _, wrong = write_key_pair(tmp_path, "other")

@@ -28,7 +28,7 @@ from tests.integration.conftest import (
     http_get,
     stop_server,
 )
-from tests.unit.test_signature import (
+from tests.signing import (
     copy_served_files,
     tamper_and_relock,
     write_key_pair,

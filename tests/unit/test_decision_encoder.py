@@ -27,7 +27,7 @@ from serving.decisions.encoder import Encoder
 from serving.decisions.outcome import Outcome
 from serving.decisions.record import Pending, RecordTime
 from serving.decisions.writer import DecisionWriter
-from tests.unit.records import record_lines
+from tests.records import record_lines
 
 pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import pytest
 from onnx import TensorProto, external_data_helper, helper, numpy_helper
 
 from tests.conftest import REPO_ROOT
-from tests.unit.lock_project import Project, npz
+from tests.lock_project import Project, npz
 from tools import lock_diff
 from tools.numeric_diff import compare_numbers, noise_threshold
 

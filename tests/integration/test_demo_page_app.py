@@ -13,9 +13,9 @@ from litestar.testing import TestClient
 
 from serving.demo import CONTENT_SECURITY_POLICY, DEMO_DIR
 from serving.docs_page import content_security_policy
-from tests.unit.asgi import service_client
+from tests.integration.asgi import service_client
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTENT_TYPES = {
     ".js": "text/javascript",

@@ -10,7 +10,7 @@ import pytest
 
 from serving.exposition import MetricsPage, Page
 from serving.settings import SettingsError, load_settings
-from tests.unit.asgi import service_client
+from tests.integration.asgi import service_client
 
 
 class SlowRender:

@@ -29,7 +29,7 @@ from stages.params import Params, load_params
 from stages.perturbations import DIRECTIONS, shift
 from tests.conftest import REPO_ROOT
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.model
 
 Split = tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]
 

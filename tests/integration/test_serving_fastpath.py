@@ -20,7 +20,7 @@ from serving.errors import answer_errors
 from serving.schemas import EXAMPLE_DIGIT, EXAMPLE_FLAT
 from serving.settings import Settings
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FAST = {"content-type": "application/json"}
 SLOW = {"content-type": "application/json; charset=utf-8"}

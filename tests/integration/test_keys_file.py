@@ -17,7 +17,7 @@ from serving.app import create_app
 from serving.keys import KeyRing, _write_atomically, add_key, locked, read_entries
 from serving.settings import Settings
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -30,10 +30,10 @@ from serving.decisions.record import SCHEMA_FILE, Pending, RecordTime
 from serving.keys import add_key
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import SettingsError, load_settings
-from tests.unit.records import record_lines
-from tests.unit.test_decisions import make_settings, read_records
+from tests.integration.test_decisions import make_settings, read_records
+from tests.records import record_lines
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads(SCHEMA_FILE.read_text())
 BODY = json.dumps({"samples": [EXAMPLE_FLAT]})

@@ -1,6 +1,6 @@
 """Test helper, run in its own process: the service under a real file-size limit (a full disk).
 
-``python -m tests.unit.full_disk DIR KEYS_FILE KEY`` answers predictions (Litestar's
+``python -m tests.integration.full_disk DIR KEYS_FILE KEY`` answers predictions (Litestar's
 TestClient) while its decision-log file may not grow more than ``CUT_AFTER`` bytes past
 one written record (``RLIMIT_FSIZE`` with ``SIGXFSZ`` ignored: ``write`` writes up to the
 limit, then fails with EFBIG, as on a disk that fills mid-write), then lifts the limit

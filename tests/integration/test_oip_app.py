@@ -14,9 +14,9 @@ from litestar.testing import TestClient
 from serving.app import create_app
 from serving.dispatch import route_finder
 from serving.settings import Settings
-from tests.unit.asgi import service_client
+from tests.integration.asgi import service_client
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_ROWS = 50
 

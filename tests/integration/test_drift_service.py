@@ -15,7 +15,7 @@ from serving.app import create_app
 from serving.lineage import REFERENCE_STATS_JSON, FileSnapshot, load_verified_file
 from serving.settings import Settings, SettingsError, load_settings
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVED = (
     "dvc.lock",

@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 from serving.app import create_app
 from serving.settings import Settings
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _scalars = st.one_of(

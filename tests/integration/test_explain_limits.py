@@ -9,9 +9,9 @@ import pytest
 
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import SettingsError, load_settings
-from tests.unit.asgi import service_client
+from tests.integration.asgi import service_client
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 JSON = {"content-type": "application/json"}
 
 

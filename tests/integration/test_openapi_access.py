@@ -21,9 +21,9 @@ from litestar.testing import TestClient
 
 from serving.keys import add_key
 from serving.schemas import EXAMPLE_FLAT
-from tests.unit.asgi import service_client
+from tests.integration.asgi import service_client
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 METHODS = ("get", "post")
 BODIES = {
     "infer": {

@@ -15,7 +15,7 @@ from stages.artifacts import json_bytes, read_npz
 from stages.params import Params
 from stages.train import export_onnx, fit_model, measure_parity, model_metadata
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.model
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

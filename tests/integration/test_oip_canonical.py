@@ -13,9 +13,9 @@ import pytest
 from serving.app import create_app, load_model
 from serving.protocol.oip_decode import canonical_batch
 from serving.settings import Settings
-from tests.unit.asgi import post_raw
+from tests.integration.asgi import post_raw
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PATH = "/v2/models/digits-classifier/infer"
 ROWS = np.random.default_rng(3).integers(0, 17, size=(3, 64)).tolist()

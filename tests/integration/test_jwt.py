@@ -19,7 +19,7 @@ from serving.app import create_app
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import Settings, SettingsError, load_settings
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JSON = {"content-type": "application/json"}
 BODY = json.dumps({"samples": [EXAMPLE_FLAT]})

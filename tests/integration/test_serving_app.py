@@ -14,9 +14,9 @@ import yaml
 from litestar.testing import TestClient
 
 from serving.schemas import EXAMPLE_DIGIT, EXAMPLE_FLAT
-from tests.unit.asgi import service_client
+from tests.integration.asgi import service_client
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JSON = {"content-type": "application/json"}
 ERROR_KEYS = {"status", "reason", "message", "location", "request_id"}

@@ -9,7 +9,7 @@ import pytest
 
 from serving.chain import compose
 from serving.observe import ANSWERED, observe
-from tests.unit.asgi import service_client
+from tests.integration.asgi import service_client
 
 
 class Hook:

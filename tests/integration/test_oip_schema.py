@@ -19,9 +19,9 @@ import jsonschema
 import pytest
 from litestar.testing import TestClient
 
-from tests.unit.asgi import service_client
+from tests.integration.asgi import service_client
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_ROWS = 5
 PATH = "/v2/models/digits-classifier/infer"

@@ -30,7 +30,7 @@ from serving.jwt_auth import CredentialRejectedError, JwksError, JwtVerifier
 from serving.settings import Settings, SettingsError, load_settings
 from tests.conftest import REPO_ROOT
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 ISSUER, AUDIENCE = "https://idp.example", "digits-api"
 SAMPLE = {"samples": [[0.0] * 64]}
 

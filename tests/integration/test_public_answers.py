@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from tests.unit.asgi import service_client
+from tests.integration.asgi import service_client
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 PROBES = (
     "/static/demo/nothing-<script>alert(1)</script>.js",  # the static router named the path
     "/static/swagger-ui/probe-<b>.css",

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tools.drift_figures import BEGIN, END, REFERENCE, TEST_SPLIT, figures, locked_md5
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.model
 DOC = REPO_ROOT / "docs" / "drift.md"
 
 

@@ -26,7 +26,7 @@ from serving.lineage import (
 )
 from serving.settings import Settings
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVED = (MODEL_ONNX, MODEL_JSON, OOD_ONNX, OOD_JSON, METRICS_JSON, IMPORTANCE_JSON)
 

@@ -21,7 +21,7 @@ from serving.drift import (
 )
 from serving.lineage import LineageError
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.model
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_PATH = REPO_ROOT / "data" / "prepared" / "reference_stats.json"
 EDGES = [level - 0.5 for level in range(18)]

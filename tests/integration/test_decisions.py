@@ -34,9 +34,9 @@ from serving.decisions.writer import DecisionWriter
 from serving.keys import add_key
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import Settings
-from tests.unit.records import record_lines
+from tests.records import record_lines
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFER = "/v2/models/digits-classifier/infer"
 SCHEMA = json.loads(SCHEMA_FILE.read_text())
@@ -191,7 +191,7 @@ def test_query_tool_across_rotated_files(
 
 
 def test_a_full_disk_never_fails_a_prediction(tmp_path: Path, key_file: tuple[Path, str]) -> None:
-    """A real short write: the service runs in its own process (tests/unit/full_disk.py)
+    """A real short write: the service runs in its own process (tests/integration/full_disk.py)
     whose log file may grow only 100 bytes past its first record (RLIMIT_FSIZE: write()
     writes those bytes, then fails with EFBIG, as on a disk that fills mid-write). Answers
     stay 200, the failure is counted and flagged; once the disk accepts writes again, the
@@ -202,7 +202,7 @@ def test_a_full_disk_never_fails_a_prediction(tmp_path: Path, key_file: tuple[Pa
     env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")  # its own, unlimited before
     keys, key = key_file
     completed = subprocess.run(
-        [sys.executable, "-m", "tests.unit.full_disk", str(directory), str(keys), key],
+        [sys.executable, "-m", "tests.integration.full_disk", str(directory), str(keys), key],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
