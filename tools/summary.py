@@ -4,10 +4,10 @@
 
 Reads reports/metrics.json, reports/robustness.json, reports/ood.json and dvc.lock and
 prints the accuracy, every gate with its threshold, measured value and verdict, the model
-version and where the full reports are, in at most 80 columns. Gates are read generically:
-any ``gates`` entry (a list of gate objects, or an object keyed by gate name) and any
-``*_gate`` object, each carrying ``passed`` and a threshold and measured value, under the
-names ``threshold`` / ``value`` / ``measured`` or ``min_*`` / ``max_*`` / ``measured_*``.
+version and where the full reports are, in at most 80 columns. Gates are read as
+stages/gates.py writes them: each report's ``gates`` object, keyed by gate name, of verdicts
+with ``kind`` (``min`` or ``max``), ``threshold``, ``value`` (null: not measured),
+``passed`` and ``marginal``.
 
 Exit status: 0 every gate passed, 1 a gate failed, 2 the reports cannot be read.
 The full metric table stays available via ``dvc metrics show``.
@@ -45,69 +45,41 @@ class SummaryError(Exception):
 class Gate:
     name: str
     threshold: float
-    value: float
+    value: float | None  # None: not measured (the gate failed)
     passed: bool
     source: str
-    kind: str | None = None  # "min" or "max" (stages/gates.py); older reports: name prefix
+    kind: str  # "min" (value >= threshold) or "max" (value <= threshold)
     marginal: bool = False  # the 95 % interval straddles the threshold
 
     @property
     def comparison(self) -> str:
-        if self.kind in ("min", "max"):
-            return ">=" if self.kind == "min" else "<="
-        if self.name.startswith("max_"):
-            return "<="
-        if self.name.startswith("min_"):
-            return ">="
-        return ""
+        return ">=" if self.kind == "min" else "<="
 
 
-def _first(gate: dict[str, Any], exact: str, prefixes: tuple[str, ...]) -> tuple[str, Any]:
-    if exact in gate:
-        return exact, gate[exact]
-    for key, value in gate.items():
-        if key.startswith(prefixes):
-            return key, value
-    raise KeyError(exact)
-
-
-def parse_gate(gate: Any, default_name: str, source: str) -> Gate:
-    """One gate object, in the current or the earlier report format."""
+def parse_gate(name: str, gate: Any, source: str) -> Gate:
+    """One gate verdict (stages/gates.py ``verdict``)."""
     if not isinstance(gate, dict) or not isinstance(gate.get("passed"), bool):
-        raise SummaryError(f"{source}: gate {default_name!r} has no boolean 'passed'")
+        raise SummaryError(f"{source}: gate {name!r} has no boolean 'passed'")
+    missing = [key for key in ("kind", "threshold", "value") if key not in gate]
+    if missing:
+        raise SummaryError(f"{source}: gate {name!r} has no {missing[0]}")
+    if gate["kind"] not in ("min", "max"):
+        raise SummaryError(f"{source}: gate {name!r} has kind {gate['kind']!r}, not min or max")
     try:
-        threshold_key, threshold = _first(gate, "threshold", ("min_", "max_"))
-        _, value = (
-            ("value", gate["value"]) if "value" in gate else _first(gate, "measured", ("measured",))
-        )
-    except KeyError as missing:
-        raise SummaryError(f"{source}: gate {default_name!r} has no {missing.args[0]}") from None
-    name = gate.get("name") or (threshold_key if threshold_key != "threshold" else default_name)
-    try:
-        return Gate(
-            str(name),
-            float(threshold),
-            float(value),
-            gate["passed"],
-            source,
-            kind=gate.get("kind"),
-            marginal=gate.get("marginal") is True,
-        )
+        threshold = float(gate["threshold"])
+        value = None if gate["value"] is None else float(gate["value"])
     except (TypeError, ValueError):
         raise SummaryError(f"{source}: gate {name!r} threshold/value are not numbers") from None
+    marginal = gate.get("marginal") is True
+    return Gate(name, threshold, value, gate["passed"], source, gate["kind"], marginal)
 
 
 def gates_in(report: dict[str, Any], source: str) -> list[Gate]:
     """Every gate of one report, in report order."""
-    found: list[Gate] = []
-    for key, entry in report.items():
-        if key == "gates" and isinstance(entry, list):
-            found += [parse_gate(g, f"{key}[{i}]", source) for i, g in enumerate(entry)]
-        elif key == "gates" and isinstance(entry, dict):
-            found += [parse_gate(gate, name, source) for name, gate in entry.items()]
-        elif key.endswith("_gate"):
-            found.append(parse_gate(entry, key, source))
-    return found
+    gates = report.get("gates", {})
+    if not isinstance(gates, dict):
+        raise SummaryError(f"{source}: 'gates' is not an object keyed by gate name")
+    return [parse_gate(str(name), gate, source) for name, gate in gates.items()]
 
 
 def model_md5(lock: dict[str, Any]) -> str:
@@ -131,7 +103,9 @@ def _load_json(path: Path) -> dict[str, Any]:
     return document
 
 
-def _number(value: float) -> str:
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
     return f"{value:.4f}" if not value.is_integer() or abs(value) < 1 else f"{value:g}"
 
 

@@ -74,30 +74,45 @@ def test_summary_of_this_run_fits_a_terminal_and_quotes_the_reports(
     assert "dvc metrics show" in out
 
 
-def test_gate_lists_with_name_threshold_value_and_rationale_are_read(
+def gate(kind: str, threshold: float, value: float | None, passed: bool) -> dict[str, Any]:
+    """A verdict as stages/gates.py writes it."""
+    return {
+        "description": "what was measured",
+        "kind": kind,
+        "threshold": threshold,
+        "value": value,
+        "ci95": None if value is None else [value - 0.01, value + 0.01],
+        "passed": passed,
+        "marginal": False,
+        "rationale": "why " * 40,
+    }
+
+
+def test_gate_verdicts_are_read_as_the_stages_write_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = copy_reports(tmp_path)
-    gate = {"threshold": 0.95, "value": 0.97, "passed": True, "rationale": "why " * 40}
     write_json(
         root / "reports/metrics.json",
-        {"accuracy": 0.97, "gates": [{"name": "min_accuracy", **gate}]},
+        {"accuracy": 0.97, "gates": {"clean_accuracy": gate("min", 0.95, 0.97, True)}},
     )
     write_json(
         root / "reports/robustness.json",
         {
-            "gates": [
-                {"name": "min_noise_accuracy", "threshold": 0.7, "value": 0.61, "passed": False},
-                {"name": "max_ece", "threshold": 0.05, "value": 0.03, "passed": True},
-            ]
+            "gates": {
+                "noise": gate("min", 0.7, 0.61, False),
+                "max_ece": gate("max", 0.05, 0.03, True),
+                "adversarial": gate("min", 0.8, None, False),  # not measured
+            }
         },
     )
     status, out, _ = summarise(root, capsys)
     assert status == 1
-    assert re.search(r"^min_accuracy +>= 0\.9500 +0\.9700  pass$", out, re.MULTILINE)
-    assert re.search(r"^min_noise_accuracy +>= 0\.7000 +0\.6100  FAIL$", out, re.MULTILINE)
+    assert re.search(r"^clean_accuracy +>= 0\.9500 +0\.9700  pass$", out, re.MULTILINE)
+    assert re.search(r"^noise +>= 0\.7000 +0\.6100  FAIL$", out, re.MULTILINE)
     assert re.search(r"^max_ece +<= 0\.0500 +0\.0300  pass$", out, re.MULTILINE)
-    assert "FAILED: min_noise_accuracy" in out
+    assert re.search(r"^adversarial +>= 0\.8000 +-  FAIL$", out, re.MULTILINE)
+    assert "FAILED: noise, adversarial" in out
     assert "why" not in out
     assert max(len(line) for line in out.splitlines()) <= MAX_COLUMNS
 
@@ -107,23 +122,27 @@ def test_long_gate_names_are_shortened_not_wrapped(
 ) -> None:
     root = copy_reports(tmp_path)
     name = "min_accuracy_under_a_very_long_and_descriptive_perturbation_name"
-    write_json(
-        root / "reports/robustness.json",
-        {"gates": {name: {"threshold": 0.5, "measured": 0.9, "passed": True}}},
-    )
+    write_json(root / "reports/robustness.json", {"gates": {name: gate("min", 0.5, 0.9, True)}})
     status, out, _ = summarise(root, capsys)
     assert status == 0
     assert max(len(line) for line in out.splitlines()) <= MAX_COLUMNS
     assert f"{name[:33]}~ " in out
 
 
+def without(key: str) -> dict[str, Any]:
+    return {k: v for k, v in gate("min", 1, 1, True).items() if k != key}
+
+
 @pytest.mark.parametrize(
     ("broken", "message"),
     [
-        ({"gates": [{"name": "g", "threshold": 1, "value": 1}]}, "has no boolean 'passed'"),
-        ({"gates": [{"name": "g", "value": 1, "passed": True}]}, "has no threshold"),
-        ({"gates": {"g": {"threshold": 1, "passed": True}}}, "has no measured"),
-        ({"gates": [{"name": "g", "threshold": "x", "value": 1, "passed": True}]}, "numbers"),
+        ({"gates": {"g": without("passed")}}, "gate 'g' has no boolean 'passed'"),
+        ({"gates": {"g": without("threshold")}}, "gate 'g' has no threshold"),
+        ({"gates": {"g": without("value")}}, "gate 'g' has no value"),
+        ({"gates": {"g": without("kind")}}, "gate 'g' has no kind"),
+        ({"gates": {"g": {**gate("min", 1, 1, True), "kind": "at_least"}}}, "not min or max"),
+        ({"gates": {"g": {**gate("min", 1, 1, True), "threshold": "x"}}}, "numbers"),
+        ({"gates": [{"name": "g", **gate("min", 1, 1, True)}]}, "not an object keyed by"),
     ],
 )
 def test_a_malformed_gate_is_named_and_exits_2(
