@@ -25,7 +25,7 @@ from serving.app import ServiceApp, create_app  # noqa: E402
 from serving.chain import CHAIN, compose  # noqa: E402
 from serving.dispatch import FAST, dispatcher  # noqa: E402
 from serving.settings import Settings  # noqa: E402
-from serving.state import load_model  # noqa: E402
+from serving.state import load_model, service_of  # noqa: E402
 
 ROW = [float(i % 17) for i in range(64)]
 BODIES = {
@@ -84,7 +84,7 @@ async def _per_request_us(app: Any, path: str, k: int, n: int) -> float:
 
 def _app(fast: bool) -> ServiceApp:
     app = create_app(Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"), log_level="warning"))
-    load_model(app.service_state)
+    load_model(service_of(app))
     if not fast:
         for route in app.routes:
             for handler in getattr(route, "route_handlers", []):

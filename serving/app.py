@@ -18,7 +18,6 @@ from litestar.types import (
     Send,
 )
 
-from serving.batching import MicroBatcher
 from serving.chain import CHAIN, Step, compose
 from serving.dispatch import check_fast_handlers, dispatcher
 from serving.errors import litestar_error_handler
@@ -52,8 +51,6 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
 class ServiceApp(Litestar):
     """Litestar, entered through the request chain for every HTTP request."""
 
-    service_state: ServiceState
-    batcher: MicroBatcher
     chain: ASGIApp
 
     async def __call__(
@@ -92,8 +89,6 @@ def create_app(
     )
     document_access(app, settings)
     check_fast_handlers(app)
-    app.service_state = service
-    app.batcher = service.batcher
     app.chain = compose(app, steps, dispatcher(app))
     return app
 

@@ -48,8 +48,6 @@ class MicroBatcher:
         self._observe = observe
         self._count_requests = count_requests
         self._pending: list[tuple[FloatArray, asyncio.Future[Prediction]]] = []
-        self.batches = 0
-        self.requests = 0
 
     def submit(self, X: FloatArray) -> asyncio.Future[Prediction]:
         """A future for ``X``'s prediction, resolved by this iteration's flush."""
@@ -66,8 +64,6 @@ class MicroBatcher:
         live = [(X, future) for X, future in pending if not future.done()]
         if not live:
             return
-        self.batches += 1
-        self.requests += len(live)
         stacked = live[0][0] if len(live) == 1 else np.concatenate([X for X, _ in live])
         try:
             prediction = self._run(stacked)

@@ -110,11 +110,6 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return f"Settings({', '.join(shown)})"
 
     @property
-    def drift_required_rows(self) -> int:
-        """Rows the drift window must hold before a score is reported (at most the window)."""
-        return min(self.drift_min_rows, self.drift_window)
-
-    @property
     def lock_file(self) -> Path:
         """``DIGITS_LOCK_FILE``: the dvc.lock that pins the served artifacts."""
         return Path(self.lock_file_path)

@@ -195,11 +195,6 @@ class Encoder:
                 replies.append((lines, dropped))
         return replies
 
-    @property
-    def pid(self) -> int | None:
-        """The running child's process id (None before the first chunk, or after a failure)."""
-        return self._process.pid if self._process is not None else None
-
     def close(self) -> None:
         """Close the child's stdin (it exits) and reap it."""
         process, self._process = self._process, None

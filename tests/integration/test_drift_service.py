@@ -146,8 +146,11 @@ def test_drift_settings_come_from_the_environment() -> None:
             "DIGITS_DRIFT_PSI_THRESHOLD": "0.3",
         }
     )
-    assert (settings.drift_window, settings.drift_psi_threshold) == (500, 0.3)
-    assert settings.drift_required_rows == 500
+    assert (settings.drift_window, settings.drift_min_rows, settings.drift_psi_threshold) == (
+        500,
+        800,
+        0.3,
+    )
     defaults = load_settings({})
     assert (defaults.drift_window, defaults.drift_min_rows, defaults.drift_psi_threshold) == (
         2000,

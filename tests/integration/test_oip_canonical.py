@@ -13,6 +13,7 @@ import pytest
 from serving.app import create_app, load_model
 from serving.protocol.oip_decode import canonical_batch
 from serving.settings import Settings
+from serving.state import service_of
 from tests.integration.asgi import post_raw
 
 pytestmark = pytest.mark.integration
@@ -48,7 +49,7 @@ def test_canonical_answer_is_byte_identical_to_the_general_path(
 ) -> None:
     settings = Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"), max_rows=50)
     app: Any = create_app(settings)
-    load_model(app.service_state)
+    load_model(service_of(app))
     canonical = json.dumps(request_object).encode()
     assert canonical_batch(canonical, 50) is not None
     general = json.dumps({**request_object, "parameters": {}}).encode()

@@ -21,6 +21,7 @@ from litestar.testing import TestClient
 
 from serving.keys import add_key
 from serving.schemas import EXAMPLE_FLAT
+from serving.state import service_of
 from tests.integration.asgi import service_client
 
 pytestmark = pytest.mark.integration
@@ -104,7 +105,7 @@ def operations(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def call(client: TestClient[Any], operation: str, **headers: str) -> int:
     method, template = operation.split(" ", 1)
-    model = client.app.service_state.ready_bundle()
+    model = service_of(client.app).ready_bundle()
     path = template.replace("{name}", model.card.name).replace("{version}", model.version)
     if method == "GET":
         return client.get(path, headers=headers).status_code
