@@ -48,10 +48,12 @@ def main() -> int:
     from serving.auth import CredentialsError, build_verifier
 
     try:
-        build_verifier(settings)  # the keys file or JWKS, checked before any worker starts
+        checked = build_verifier(settings)  # the keys file or JWKS, before any worker starts
     except CredentialsError as exc:
         print(f"serving: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    if checked is not None:
+        checked.close()  # a check only (no JWKS refresh here): each worker builds its own
     # Before prometheus_client is imported anywhere: workers inherit the variable.
     from serving.metrics import ensure_multiproc_dir
 

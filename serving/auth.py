@@ -72,6 +72,10 @@ class Verifier(Protocol):
         """Why credentials cannot be trusted right now (a reason code for /ready), or None."""
         ...
 
+    def close(self) -> None:
+        """Release what the check holds (the JWKS refresh thread); run at shutdown."""
+        ...
+
 
 def build_verifier(settings: Settings) -> Verifier | None:
     """The credential check of ``settings.auth``; None for ``none``.
@@ -101,6 +105,9 @@ class JwtBearerVerifier:
 
     def problem(self) -> str | None:
         return self.tokens.problem()
+
+    def close(self) -> None:
+        self.tokens.close()
 
 
 class ApiKeyVerifier:
@@ -133,6 +140,9 @@ class ApiKeyVerifier:
         """``keys_file_unreadable`` once the file has failed to re-read for the grace period
         (``DIGITS_API_KEYS_GRACE``): its old keys, revoked ones too, are still accepted."""
         return self.ring.problem(self._refresh(), self.grace_seconds)
+
+    def close(self) -> None:
+        """Nothing to release: the keys file is re-read by the requests themselves."""
 
     def __call__(self, value: bytes) -> Client:
         ring = self.ring
@@ -209,6 +219,7 @@ def authenticate(inner: ASGIApp, app: Litestar) -> ASGIApp:
     failures = service.metrics.access.auth_failures
     if verify is not None:
         service.credential_problem = verify.problem  # /ready asks
+        service.closers.append(verify.close)  # at shutdown (the JWKS refresh thread)
 
     if verify is None:
 

@@ -59,6 +59,7 @@ KEY_TYPE_ALGORITHMS = {
     "OKP": frozenset({"EdDSA"}),
 }
 TOKEN_TYPES = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jwt"})
+FETCH_TIMEOUT_SECONDS = 5.0  # one JWKS fetch; shutdown waits at most this for a refresh
 
 
 class JwksError(ValueError):
@@ -112,25 +113,32 @@ class JwtVerifier:
         self.max_lifetime = settings.jwt_max_lifetime_seconds
         self._client: PyJWKClient | None = None
         self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
         self.max_age = settings.jwt_jwks_max_age_seconds
         self.fetched_at = time.monotonic()  # of the keys in use (a file: read once)
         if source.startswith("https://"):
-            self._client = PyJWKClient(source, cache_jwk_set=False, timeout=5)
+            self._client = PyJWKClient(source, cache_jwk_set=False, timeout=FETCH_TIMEOUT_SECONDS)
             try:
                 self._keys = KeySet(self._client.fetch_data())
             except (jwt.PyJWTError, TypeError, ValueError) as exc:
                 raise JwksError(f"DIGITS_JWT_JWKS={source!r} cannot be fetched: {exc}") from None
             self.fetched_at = time.monotonic()
             self._refresh_every = settings.jwt_jwks_refresh_seconds
-            threading.Thread(target=self._refresh_loop, name="jwks-refresh", daemon=True).start()
+            self._refresher = threading.Thread(
+                target=self._refresh_loop, name="jwks-refresh", daemon=True
+            )
+            self._refresher.start()
         elif "://" in source:
             raise JwksError(f"DIGITS_JWT_JWKS={source!r}: a JWKS URL must use https")
         else:
             self._keys = _load_file(Path(source))
 
     def close(self) -> None:
-        """Stop refreshing the JWKS (shutdown)."""
+        """Stop refreshing the JWKS and wait for the refresh thread to end (shutdown: the
+        service's closers run it)."""
         self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(FETCH_TIMEOUT_SECONDS)
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self._refresh_every):

@@ -265,6 +265,19 @@ def test_keys_past_the_jwks_max_age_refuse_every_token_and_fail_ready(jwks_serve
         assert "auth_credentials_healthy 1.0" in client.get("/metrics").text
 
 
+def test_the_jwks_refresh_thread_stops_when_the_app_shuts_down(jwks_server: str) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    Jwks.body = jwks_of(("idp", key))
+    before = set(threading.enumerate())
+    app = create_app(url_settings(jwks_server, jwt_jwks_refresh_seconds=3600.0))
+    started = [t for t in threading.enumerate() if t not in before and t.name == "jwks-refresh"]
+    assert len(started) == 1
+    with TestClient(app=app) as client:
+        assert client.get("/ready").status_code == 200
+        assert started[0].is_alive()
+    assert not started[0].is_alive()  # the lifespan's closers stopped and joined it
+
+
 def test_a_max_age_shorter_than_the_refresh_interval_is_refused() -> None:
     with pytest.raises(SettingsError, match="DIGITS_JWT_JWKS_MAX_AGE"):
         load_settings(
