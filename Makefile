@@ -21,7 +21,7 @@ APT_PROBES := promtool podman runc debootstrap chromium wrk git /usr/sbin/sshd r
 
 .PHONY: help
 help: ## List targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
 
 $(STAMP): $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -100,9 +100,39 @@ lint: $(STAMP) ## ruff check + ruff format --check + bandit + zizmor (workflow a
 types: $(STAMP) ## mypy --strict
 	mypy --strict stages serving tests tools
 
+# Test tiers (README "Tests"): the folder is the tier and sets its marker (tests/conftest.py).
+# unit: no pipeline artifacts; model: the pipeline outputs; integration: the app and real
+# servers, containers, browsers over the locked model. Parallel with pytest-xdist: unit and
+# model per test; integration per file (module fixtures stay in one worker) on 2 workers,
+# then its `serial` tests (timing-sensitive under CPU contention) alone.
+JUNIT := build/junit
+PYTEST_UNIT := pytest tests/unit -n auto
+PYTEST_MODEL := pytest tests/model -n auto
+PYTEST_INTEGRATION := pytest tests/integration -m "not serial" -n 2 --dist loadfile
+PYTEST_SERIAL := pytest tests/integration -m serial
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## Unit tests: no pipeline artifacts needed, parallel, under a minute
+	$(PYTEST_UNIT) --junitxml=$(JUNIT)/unit.xml
+
+.PHONY: test-model
+test-model: $(STAMP) pipeline ## Tests of the pipeline outputs (models/, data/prepared/, reports/)
+	$(PYTEST_MODEL) --junitxml=$(JUNIT)/model.xml
+
+.PHONY: test-integration
+test-integration: $(STAMP) system-deps pipeline ## The app, real servers, containers, browsers
+	$(PYTEST_INTEGRATION) --junitxml=$(JUNIT)/integration.xml
+	$(PYTEST_SERIAL) --junitxml=$(JUNIT)/integration-serial.xml
+
 .PHONY: test
-test: $(STAMP) system-deps lint types pipeline ## Set up, then lint, types and the whole test suite
-	pytest --junitxml=build/test-report.xml
+test: $(STAMP) system-deps lint types pipeline ## Set up, then lint, types and every test tier
+	rm -rf $(JUNIT)
+	$(PYTEST_UNIT) --junitxml=$(JUNIT)/unit.xml
+	$(PYTEST_MODEL) --junitxml=$(JUNIT)/model.xml
+	$(PYTEST_INTEGRATION) --junitxml=$(JUNIT)/integration.xml
+	$(PYTEST_SERIAL) --junitxml=$(JUNIT)/integration-serial.xml
+	python -m tools.junit_merge --out build/test-report.xml $(JUNIT)/unit.xml $(JUNIT)/model.xml \
+	  $(JUNIT)/integration.xml $(JUNIT)/integration-serial.xml
 	python -m tools.cited_tests build/test-report.xml
 
 .PHONY: lock

@@ -28,15 +28,20 @@ def tier_of(path: Path) -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test carries the marker of its folder (so ``-m unit`` selects exactly tests/unit);
-    a test that declares another tier's marker is an error, not a silent mismatch."""
+    a test outside the tier folders, one that declares another tier's marker, or a `serial`
+    one outside tests/integration is an error: `make test` runs the tiers by folder and only
+    tests/integration in a serial pass, so such a test would silently run wrong or not at all."""
     misplaced = []
     for item in items:
         tier = tier_of(item.path)
         if tier is None:
+            misplaced.append(f"{item.nodeid}: not in a tier folder (tests/{{{','.join(TIERS)}}}/)")
             continue
         declared = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
         if declared - {tier}:
             misplaced.append(f"{item.nodeid}: marked {sorted(declared)}, lives in tests/{tier}/")
+        if tier != "integration" and item.get_closest_marker("serial"):
+            misplaced.append(f"{item.nodeid}: only the integration tier runs serial tests apart")
         item.add_marker(tier)
     if misplaced:
         raise pytest.UsageError("test tier markers do not match folders:\n" + "\n".join(misplaced))

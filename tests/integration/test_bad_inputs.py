@@ -36,7 +36,8 @@ import pytest
 
 from tests.integration.conftest import RunningServer, start_server, stop_server
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+# serial: the slow-client cases time the server's header and body read timeouts.
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(300)]
 HEADER_TIMEOUT_SECONDS = 1.5
 BODY_TIMEOUT_SECONDS = 1.5
 MAX_BODY_BYTES = 1 << 20

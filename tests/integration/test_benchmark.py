@@ -17,7 +17,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+# serial: it loads the whole machine; its error counts and RSS must be the service's alone.
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(300)]
 
 TARGETS = ("service-granian", "service-uvicorn", "baseline", "service-oip")
 MAX_SERVICE_RSS_MB = 150.0

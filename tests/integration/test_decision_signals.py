@@ -23,7 +23,9 @@ import pytest
 from serving.schemas import EXAMPLE_FLAT
 from tests.integration.conftest import RunningServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+# serial: the SIGKILL test measures the window of lost records; other tests' CPU load would
+# widen it (make test runs serial tests alone, after the parallel ones).
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(120)]
 BODY = json.dumps({"samples": [EXAMPLE_FLAT]}).encode()
 FLUSH_SECONDS = 1.0
 CLIENTS = 4

@@ -26,7 +26,9 @@ from serving.ratelimit import LEASE_SHARE, lease_size
 from serving.schemas import EXAMPLE_FLAT
 from tests.integration.conftest import RunningServer, free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+# serial: requests are counted inside one rate-limit window; a machine slowed by other tests
+# could spread them over more windows.
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(180)]
 BODY = json.dumps({"samples": [EXAMPLE_FLAT]}).encode()
 LIMIT = 20
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tools import junit_merge
 from tools.cited_tests import citations, main, outcomes, problems
 
 pytestmark = pytest.mark.unit
@@ -94,7 +96,9 @@ def test_a_real_partial_junit_report_misses_what_did_not_run(tmp_path: Path) -> 
     assert main([str(report), "--register", str(REPO_ROOT / "docs" / "risk_register.md")]) == 1
 
 
-def test_make_test_checks_the_report_of_the_whole_run() -> None:
+def test_make_test_checks_the_merged_report_of_every_tier() -> None:
+    """`make test` runs each tier's pytest with its own JUnit report, merges exactly those
+    reports and checks the citations against the merged one."""
     dry_run = subprocess.run(
         ["make", "--dry-run", "--always-make", "test", f"PYTHON={sys.executable}"],
         cwd=REPO_ROOT,
@@ -104,6 +108,62 @@ def test_make_test_checks_the_report_of_the_whole_run() -> None:
         check=False,
     )
     assert dry_run.returncode == 0, dry_run.stderr
-    commands = dry_run.stdout.splitlines()
-    pytest_index = commands.index("pytest --junitxml=build/test-report.xml")
-    assert commands[pytest_index + 1] == "python -m tools.cited_tests build/test-report.xml"
+    commands = [shlex.split(line) for line in dry_run.stdout.replace("\\\n", " ").splitlines()]
+    first = next(i for i, c in enumerate(commands) if c[:1] == ["pytest"])
+    assert commands[first - 1] == ["rm", "-rf", "build/junit"]  # no stale report passes
+    runs = [c for c in commands if c[:1] == ["pytest"]]
+    reports = [arg.removeprefix("--junitxml=") for run in runs for arg in run if "junitxml" in arg]
+    assert len(reports) == len(runs) == len(set(reports))
+    folders = [arg for run in runs for arg in run if arg.startswith("tests")]
+    assert sorted(set(folders)) == ["tests/integration", "tests/model", "tests/unit"]
+    selections = [run[run.index("-m") + 1] for run in runs if "-m" in run]
+    assert sorted(selections) == ["not serial", "serial"]  # each integration test runs once
+    assert all(run.count("tests/integration") == 1 for run in runs if "-m" in run)
+    assert not any(arg in run for run in runs for arg in ("-k", "--deselect", "-x"))
+    last_run = commands.index(runs[-1])
+    merge, check = commands[last_run + 1], commands[last_run + 2]
+    assert merge == [
+        "python",
+        "-m",
+        "tools.junit_merge",
+        "--out",
+        "build/test-report.xml",
+        *reports,
+    ]
+    assert check == ["python", "-m", "tools.cited_tests", "build/test-report.xml"]
+
+
+def test_merged_reports_hold_every_run_and_a_missing_one_is_an_error(tmp_path: Path) -> None:
+    """Two real pytest runs (one of them failing) merged: both runs' outcomes are there."""
+    reports = []
+    for name, body in (("one", "assert True"), ("two", "assert False")):
+        (tmp_path / f"test_{name}.py").write_text(f"def test_{name}():\n    {body}\n")
+        report = tmp_path / f"{name}.xml"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "no:xdist",
+                f"--junitxml={report}",
+                f"test_{name}.py",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        reports.append(report)
+    merged = tmp_path / "build" / "merged.xml"
+    assert junit_merge.main(["--out", str(merged), *map(str, reports)]) == 0
+    assert outcomes(merged) == [
+        ("test_one", "test_one", "passed"),
+        ("test_two", "test_two", "failed"),
+    ]
+    missing = tmp_path / "not-run.xml"
+    assert junit_merge.main(["--out", str(merged), str(reports[0]), str(missing)]) == 2
+    assert len(outcomes(merged)) == 2  # the earlier merged report is left as it was
