@@ -100,11 +100,14 @@ def test_every_job_has_a_timeout(workflow: dict[str, Any]) -> None:
 
 def test_required_jobs_exist_and_run_the_project_commands(workflow: dict[str, Any]) -> None:
     jobs = workflow["jobs"]
-    assert set(jobs) >= {"lint", "types", "tests", "pipeline", "container", "sbom", "review"}
+    tiers = {"test-unit", "test-model", "test-integration"}
+    assert set(jobs) >= {"lint", "types", "pipeline", "container", "sbom", "review"} | tiers
     runs = {
         name: " ".join(step.get("run", "") for step in job["steps"]) for name, job in jobs.items()
     }
-    assert "make test" in runs["tests"]
+    for tier in tiers:
+        assert f"make {tier}" in runs[tier]
+    assert "sudo make system-deps" in runs["test-integration"]
     assert "make pipeline" in runs["pipeline"]
     assert "git diff --exit-code" in runs["pipeline"]
     assert ".venv/bin/python -m tools.lock_diff reports/ docs/" in runs["pipeline"]
@@ -114,6 +117,36 @@ def test_required_jobs_exist_and_run_the_project_commands(workflow: dict[str, An
     assert "dvc params diff" in runs["review"]
     assert "GITHUB_STEP_SUMMARY" in runs["review"]
     assert jobs["review"]["if"] == "github.event_name == 'pull_request'"
+
+
+def test_the_tier_jobs_together_check_the_cited_tests_as_make_test_does(
+    workflow: dict[str, Any],
+) -> None:
+    """Every tier job uploads its JUnit reports; the citation check waits for all three and
+    merges exactly the reports `make test` merges, then runs the same check."""
+    jobs = workflow["jobs"]
+    tiers = ["test-unit", "test-model", "test-integration"]
+    check = jobs["cited-tests"]
+    assert sorted(check["needs"]) == sorted(tiers)
+    for tier in tiers:
+        upload = next(s for s in jobs[tier]["steps"] if "upload-artifact" in s.get("uses", ""))
+        assert upload["with"]["path"] == "build/junit/"
+        assert upload["with"]["name"] == f"junit-{tier.removeprefix('test-')}"
+        assert upload["with"]["if-no-files-found"] == "error"
+        assert upload["if"] == "${{ !cancelled() }}"
+    download = next(s for s in check["steps"] if "download-artifact" in s.get("uses", ""))
+    assert download["with"] == {
+        "pattern": "junit-*",
+        "path": "build/junit/",
+        "merge-multiple": True,
+    }
+    script = " ".join(check["steps"][-1]["run"].replace("\\\n", " ").split())
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\ntest: ", 1)[1].split("\n\n", 1)[0].replace("\\\n", " ")
+    merge = next(line for line in recipe.splitlines() if "tools.junit_merge" in line)
+    made = " ".join(merge.replace("$(JUNIT)", "build/junit").split())
+    assert ".venv/bin/" + made in script
+    assert script.endswith(".venv/bin/python -m tools.cited_tests build/test-report.xml")
 
 
 def test_dependency_cache_is_keyed_on_the_lock(workflow: dict[str, Any]) -> None:
