@@ -40,7 +40,7 @@ Hypothesis calls to describe strategies) can raise a spurious SystemError
 (cpython gh-106905), a schemathesis runtime error unrelated to the service.
 
 Not in the OpenAPI document, so not fuzzed here: ``GET /`` (demo page), the static asset
-routes and ``/docs`` itself (HTML, no parameters); test_bad_inputs.py attacks those
+routes and ``/docs`` itself (HTML, no parameters); test_bad_inputs_http.py attacks those
 with path traversal and wrong methods. ``/metrics`` is in the document (text/plain) and
 fuzzed like the rest.
 """
