@@ -60,6 +60,18 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return int(error.code), error.read()
 
 
+def http_post(url: str, body: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
+    """Status and body of a JSON POST (4xx/5xx are returned, not raised)."""
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read()
+
+
 def start_server(
     env: Mapping[str, str] | None = None,
     *,
