@@ -60,9 +60,31 @@ run: pipeline ## Set up, run the pipeline, print a summary, serve the locked mod
 serve: $(STAMP) ## Serve the dvc.lock-pinned model (python -m serving; DIGITS_* env vars)
 	python -m serving
 
+# MLServer, an anchor of `make bench`, in its own venv: its fastapi/starlette/protobuf pins
+# conflict with $(LOCK). bench/mlserver/requirements.in -> $(MLSERVER_LOCK) (make lock-mlserver).
+MLSERVER_VENV := .venv-mlserver
+MLSERVER_LOCK := requirements/mlserver.lock
+MLSERVER_STAMP := $(MLSERVER_VENV)/.installed-mlserver.lock
+
+$(MLSERVER_STAMP): $(MLSERVER_LOCK)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	@if [ -d $(MLSERVER_VENV) ]; then echo "lock changed: recreating $(MLSERVER_VENV)"; rm -rf $(MLSERVER_VENV); fi
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r $(MLSERVER_LOCK)
+	$(MLSERVER_VENV)/bin/python -m pip check
+	@touch $@
+
+.PHONY: venv-mlserver
+venv-mlserver: $(MLSERVER_STAMP) ## Create .venv-mlserver (MLServer, for make bench) from its hash-pinned lock
+
+.PHONY: lock-mlserver
+lock-mlserver: $(STAMP) ## Re-resolve requirements/mlserver.lock from bench/mlserver/requirements.in
+	uv pip compile bench/mlserver/requirements.in --generate-hashes --python-version 3.11 \
+	  --no-header -o $(MLSERVER_LOCK)
+
 .PHONY: bench
-bench: $(STAMP) ## Benchmark the service against the FastAPI/sklearn baseline -> docs/performance.md
-	python bench/serving_benchmark.py --output docs/performance.md
+bench: $(STAMP) $(MLSERVER_STAMP) ## Benchmark the service against its anchors (floor, MLServer, baseline; ~12 min) -> docs/performance.md
+	python -m bench.serving_benchmark --output docs/performance.md
 
 .PHONY: bench-auth
 bench-auth: $(STAMP) ## Cost of API-key auth + rate limit + decision records (same run) -> docs/performance.md

@@ -29,16 +29,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.bodies import request_body
+from bench.load import LoadResult, median_load, run_wrk
+from bench.report import measured_commit
 from bench.sections import write_section
-from bench.serving_benchmark import (
+from bench.targets import (
+    GUARDED_SCOPES,
     REPO_ROOT,
     SINGLE_THREAD_ENV,
-    LoadResult,
     free_port,
-    measured_commit,
-    median_load,
-    request_body,
-    run_wrk,
+    guarded_env,
     wait_ready,
 )
 from serving.keys import add_key
@@ -62,13 +62,7 @@ def start(name: str, work: Path, key_file: Path) -> tuple[subprocess.Popen[bytes
         "PROMETHEUS_MULTIPROC_DIR": str(Path(tempfile.mkdtemp(prefix="bench-prom-", dir=work))),
     }
     if name == "service-guarded":
-        env |= {
-            "DIGITS_AUTH": "api-key",
-            "DIGITS_API_KEYS_FILE": str(key_file),
-            "DIGITS_RATE_LIMIT": "100000000/minute",
-            "DIGITS_EXPLAIN_RATE_LIMIT": "100000000/minute",
-            "DIGITS_DECISION_LOG_DIR": str(work / "decisions"),
-        }
+        env |= guarded_env(work, key_file)
     if name == "baseline":
         command = [
             sys.executable, "-m", "uvicorn", "bench.baseline_fastapi:app", "--host", "127.0.0.1",
@@ -95,7 +89,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def bench(duration: int, rounds: int, work: Path) -> tuple[dict[tuple[str, int], LoadResult], int]:
     key_file = work / "keys.jsonl"
-    key = add_key(key_file, "bench", ["predict", "explain", "read"])
+    key = add_key(key_file, "bench", GUARDED_SCOPES)
     processes: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     samples: dict[tuple[str, int], list[LoadResult]] = {}
     try:

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import psutil
 
+from bench.report import measured_commit
 from bench.sections import write_section
-from bench.serving_benchmark import measured_commit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LUA_SCRIPT = Path(__file__).with_name("soak.lua")
