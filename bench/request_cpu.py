@@ -24,8 +24,9 @@ sys.path.insert(0, str(REPO_ROOT))
 from serving.app import ServiceApp, create_app  # noqa: E402
 from serving.chain import CHAIN, compose  # noqa: E402
 from serving.dispatch import FAST, dispatcher  # noqa: E402
+from serving.loading import load_model  # noqa: E402
 from serving.settings import Settings  # noqa: E402
-from serving.state import load_model, service_of  # noqa: E402
+from serving.state import service_of  # noqa: E402
 
 ROW = [float(i % 17) for i in range(64)]
 BODIES = {

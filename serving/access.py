@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 ACCESS: Final = "digits.access"  # opt key
+DECIDES: Final = "digits.decides"  # opt key: the route's answers are recorded decisions
 PUBLIC: Final = "public"
 AUTHENTICATED: Final = "authenticated"  # a valid credential holding every scope
 PREDICT: Final = "predict"  # /predict, OIP infer
@@ -25,11 +26,19 @@ def public() -> dict[str, Any]:
     return {ACCESS: PUBLIC}
 
 
-def needs(scope: str) -> dict[str, Any]:
-    """Handler ``opt`` of a route that needs ``scope``."""
+def needs(scope: str, *, decides: bool = False) -> dict[str, Any]:
+    """Handler ``opt`` of a route that needs ``scope``; ``decides``: its 2xx answers are
+    decisions, each recorded (:mod:`serving.decisions.step`) from the outcome its handler
+    returns (:class:`serving.decisions.outcome.DecidedResponse`)."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
-    return {ACCESS: scope}
+    return {ACCESS: scope, DECIDES: True} if decides else {ACCESS: scope}
+
+
+def route_decides(handler: Any) -> bool:
+    """Whether the resolved route handler is declared to decide (``needs(..., decides=True)``)."""
+    opt = getattr(handler, "opt", None) or {}
+    return opt.get(DECIDES) is True
 
 
 def required_access(handler: Any) -> str:

@@ -22,13 +22,14 @@ from serving.chain import CHAIN, Step, compose
 from serving.dispatch import check_fast_handlers, dispatcher
 from serving.errors import litestar_error_handler
 from serving.exposition import APP_STATE_KEY, MetricsPage
+from serving.loading import load_model
 from serving.logs import configure_logging
 from serving.metrics import mark_process_dead, sweep_dead_workers
 from serving.openapi import openapi_config
 from serving.openapi_access import document_access
 from serving.routes import route_table
 from serving.settings import Settings, load_settings
-from serving.state import ServiceState, load_model, service_of
+from serving.state import ServiceState, service_of
 
 
 @asynccontextmanager

@@ -32,7 +32,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils import normalize_path
 from litestar.utils.helpers import get_enum_string_value
 
-from serving.access import required_access
+from serving.access import required_access, route_decides
+from serving.decisions.outcome import OUTCOME, Decided, DecidedResponse
 from serving.errors import error_response
 from serving.fast_features import refused_features, unclassified_settings
 from serving.http_io import send_answer
@@ -54,6 +55,7 @@ class Route:
     fast: FastHandler | None
     head_as_get: bool
     access: str  # what the handler needs (serving.access), resolved once per cached route
+    decides: bool  # its answers are recorded decisions (serving.access.route_decides)
 
 
 def route_finder(app: Litestar) -> Callable[[str, str], Route | None]:
@@ -63,7 +65,15 @@ def route_finder(app: Litestar) -> Callable[[str, str], Route | None]:
     def lookup(path: str, method: str) -> Route:
         _, handler, _, params, template = router.handle_routing(path, method)
         fast = handler.fn if handler.opt.get(FAST) else None
-        return Route(template, params, handler, fast, False, required_access(handler))
+        return Route(
+            template,
+            params,
+            handler,
+            fast,
+            False,
+            required_access(handler),
+            route_decides(handler),
+        )
 
     @lru_cache(1024)
     def find(path: str, method: str) -> Route | None:
@@ -74,7 +84,9 @@ def route_finder(app: Litestar) -> Callable[[str, str], Route | None]:
             except (NotFoundException, MethodNotAllowedException):
                 pass
             else:
-                return Route(route.template, route.params, route.handler, None, True, route.access)
+                return Route(
+                    route.template, route.params, route.handler, None, True, route.access, False
+                )
         try:
             return lookup(path, method)
         except (NotFoundException, MethodNotAllowedException):
@@ -139,12 +151,27 @@ def dispatcher(app: Litestar) -> ASGIApp:
         scope.setdefault("state", {})
         try:
             response = await route.fast(Request(scope, receive, send), **route.params)
+            if route.decides:
+                scope[OUTCOME] = decided_outcome(route, response)  # type: ignore[literal-required]
         except Exception as exc:  # answered here, as Litestar answers its routes' errors
             await error_response(service, scope["path"], exc)(scope, receive, send)
             return
         await send_response(send, response)
 
     return dispatch
+
+
+def decided_outcome(route: Route, response: Response[bytes]) -> Decided | None:
+    """What a deciding route's answer decided (read by the decision step), or None for an
+    answer that decided nothing (not 2xx). A 2xx answer without an outcome is a bug in its
+    handler: an error answer, never a silently missing decision record."""
+    if isinstance(response, DecidedResponse):
+        return response.outcome
+    if 200 <= (response.status_code or 200) < 300:
+        raise ImproperlyConfiguredException(
+            f"{route.template}: a deciding route answered 2xx without a DecidedResponse"
+        )
+    return None
 
 
 async def send_response(send: Send, response: Response[bytes]) -> None:
@@ -178,8 +205,13 @@ def check_fast_handlers(app: Litestar) -> None:
         if not isinstance(route, HTTPRoute):
             continue
         for handler in route.route_handlers:
-            if isinstance(handler, HTTPRouteHandler) and handler.opt.get(FAST):
+            if handler.opt.get(FAST):
                 _check_fast_handler(app, route, handler)
+            elif route_decides(handler):
+                raise ImproperlyConfiguredException(
+                    f"{handler.handler_name} ({route.path}): a deciding route must be {FAST}: "
+                    "its outcome reaches the decision step through the fast dispatch"
+                )
 
 
 def _check_fast_handler(app: Litestar, route: HTTPRoute, handler: HTTPRouteHandler) -> None:

@@ -1,19 +1,20 @@
-"""Response building: every prediction becomes response bytes here, for every protocol.
+"""Response encoding: what the predictor decided becomes answer bytes here, per protocol.
 
-``/predict``, ``/explain`` and the Open Inference Protocol infer answers are built from the
-model's labels and probabilities in this one module (a new per-row field is added here).
+``/predict``, ``/explain`` and the Open Inference Protocol infer answers are encoded from a
+:class:`~serving.decisions.outcome.Decided` in this one module (a new per-row field is
+added here); the predictor (:mod:`serving.inference.predictor`) made it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import anyio.to_thread
 import msgspec
-import numpy as np
 import numpy.typing as npt
 
-from serving.decisions.outcome import note_outcome
+from serving.decisions.outcome import Decided
+from serving.inference.predictor import Explained
+from serving.lineage import VerifiedBundle
 from serving.protocol.oip import (
     LABEL_OUTPUT,
     MODEL_OUTPUTS,
@@ -21,18 +22,18 @@ from serving.protocol.oip import (
     OOD_SCORE_OUTPUT,
     OUTPUT_DATATYPES,
     PROBABILITIES_OUTPUT,
-    AnyInferRequest,
     InferResponse,
     ResponseOutput,
     encode_response,
 )
-from serving.protocol.oip_decode import (
-    CanonicalInferRequest,
-    input_batch,
-    requested_outputs,
+from serving.protocol.oip_decode import CanonicalInferRequest
+from serving.schemas import (
+    GRID,
+    ExplainResponse,
+    GlobalImportance,
+    PredictResponse,
+    SampleExplanation,
 )
-from serving.schemas import GRID, ExplainResponse, PredictResponse, SampleExplanation
-from serving.state import ServiceState
 
 _ENCODER = msgspec.json.Encoder()
 LINEAR_DESCRIPTION = (
@@ -45,48 +46,31 @@ OCCLUSION_DESCRIPTION = (
 )
 
 
-async def predict_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> bytes:
-    """``/predict`` response bytes for validated samples."""
-    bundle = state.ready_bundle()
-    labels, probabilities, scores = await state.predict(X)
-    flags = state.ood_flags(scores)
-    note_outcome(X, labels, probabilities, flags, scores)
+def predict_body(bundle: VerifiedBundle, decided: Decided) -> bytes:
+    """``/predict`` answer bytes."""
     return _ENCODER.encode(
         PredictResponse(
             model_version=bundle.version,
-            labels=labels.tolist(),
-            probabilities=probabilities.tolist(),
+            labels=decided.labels.tolist(),
+            probabilities=decided.probabilities.tolist(),
             classes=bundle.card.classes,
-            ood=flags.tolist(),
-            ood_score=scores.tolist(),
+            ood=decided.ood.tolist(),
+            ood_score=decided.ood_score.tolist(),
         )
     )
 
 
-async def explain_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> bytes:
-    """``/explain`` response bytes for validated samples.
-
-    The explanation itself (occlusion: 65 model runs a row) runs in a worker thread, so the
-    event loop keeps answering other requests meanwhile; ONNX Runtime releases the GIL while
-    it runs. Everything that touches the request's context (metrics, drift, the decision
-    outcome) stays on the loop.
-    """
-    model, bundle, importance = state.model, state.bundle, state.importance
-    if model is None or bundle is None or importance is None:
-        raise state.not_ready()
-    state.accept_batch(X)
-    labels, probabilities, scores = model.predict_rows(X)
-    state.metrics.observe_predictions(labels)
-    state.metrics.observe_ood(model.ood.flags(scores))
-    flags = state.ood_flags(scores)
-    note_outcome(X, labels, probabilities, flags, scores)
-    contributions, base_values = await anyio.to_thread.run_sync(model.explain, X, labels)
-    grids = contributions.reshape(-1, GRID, GRID).tolist()
-    linear = model.explanation_method == "linear_exact"
+def explain_body(
+    bundle: VerifiedBundle, importance: GlobalImportance, explained: Explained
+) -> bytes:
+    """``/explain`` answer bytes."""
+    decided = explained.decided
+    grids = explained.contributions.reshape(-1, GRID, GRID).tolist()
+    linear = explained.method == "linear_exact"
     return _ENCODER.encode(
         ExplainResponse(
             model_version=bundle.version,
-            method=model.explanation_method,
+            method=explained.method,
             method_description=LINEAR_DESCRIPTION if linear else OCCLUSION_DESCRIPTION,
             global_importance=importance,
             explanations=[
@@ -94,11 +78,11 @@ async def explain_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> by
                     label=label, base_value=base, contributions=grid, ood=flag, ood_score=score
                 )
                 for label, base, grid, flag, score in zip(
-                    labels.tolist(),
-                    base_values.tolist(),
+                    decided.labels.tolist(),
+                    explained.base_values.tolist(),
                     grids,
-                    flags.tolist(),
-                    scores.tolist(),
+                    decided.ood.tolist(),
+                    decided.ood_score.tolist(),
                     strict=True,
                 )
             ],
@@ -106,18 +90,18 @@ async def explain_payload(state: ServiceState, X: npt.NDArray[np.float32]) -> by
     )
 
 
-async def infer_payload(
-    state: ServiceState, parsed: AnyInferRequest, binary: bytes
+def infer_body(
+    bundle: VerifiedBundle,
+    request_id: str | None,
+    outputs: list[tuple[str, bool]],
+    decided: Decided,
 ) -> tuple[bytes, dict[str, str], str]:
-    """Validate, predict and encode one OIP inference request: body, headers, media type."""
-    bundle = state.ready_bundle()
-    outputs = requested_outputs(parsed)
-    X = input_batch(parsed, binary, state.settings.max_rows)
-    arrays = _output_arrays(state, X, *(await state.predict(X)))
+    """An OIP inference answer for the requested ``outputs``: body, headers, media type."""
+    arrays = _output_arrays(decided)
     response = InferResponse(
         model_name=bundle.card.name,
         model_version=bundle.version,
-        id=parsed.id,
+        id=request_id,
         outputs=[
             ResponseOutput(
                 name=output, shape=list(arrays[output].shape), datatype=OUTPUT_DATATYPES[output]
@@ -130,14 +114,11 @@ async def infer_payload(
     )
 
 
-async def canonical_infer_payload(
-    state: ServiceState,
-    request: CanonicalInferRequest[Any],
-    X: npt.NDArray[np.float32],
+def canonical_infer_body(
+    bundle: VerifiedBundle, request: CanonicalInferRequest[Any], decided: Decided
 ) -> bytes:
-    """The JSON answer to a canonical OIP request: the bytes :func:`infer_payload` gives."""
-    bundle = state.ready_bundle()
-    arrays = _output_arrays(state, X, *(await state.predict(X)))
+    """The JSON answer to a canonical OIP request: the bytes :func:`infer_body` gives."""
+    arrays = _output_arrays(decided)
     return _ENCODER.encode(
         InferResponse(
             model_name=bundle.card.name,
@@ -156,19 +137,11 @@ async def canonical_infer_payload(
     )
 
 
-def _output_arrays(
-    state: ServiceState,
-    X: npt.NDArray[np.float32],
-    labels: npt.NDArray[np.int64],
-    probabilities: npt.NDArray[np.float32],
-    scores: npt.NDArray[np.float32],
-) -> dict[str, npt.NDArray[Any]]:
-    """Every OIP output by name (the OOD policy applies here, as for /predict)."""
-    flags = state.ood_flags(scores)
-    note_outcome(X, labels, probabilities, flags, scores)
+def _output_arrays(decided: Decided) -> dict[str, npt.NDArray[Any]]:
+    """Every OIP output by name."""
     return {
-        LABEL_OUTPUT: labels,
-        PROBABILITIES_OUTPUT: probabilities,
-        OOD_OUTPUT: flags,
-        OOD_SCORE_OUTPUT: scores,
+        LABEL_OUTPUT: decided.labels,
+        PROBABILITIES_OUTPUT: decided.probabilities,
+        OOD_OUTPUT: decided.ood,
+        OOD_SCORE_OUTPUT: decided.ood_score,
     }

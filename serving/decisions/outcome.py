@@ -1,34 +1,41 @@
-"""The outcome of one request, handed from the response builder to the decision step.
+"""What a deciding request decided, handed from its handler to the decision step.
 
-A context variable: the chain step (:mod:`serving.decisions.step`) opens a slot for a
-request; :func:`note_outcome` (called by :mod:`serving.payloads`) fills it. Outside a
-decision-recording request there is no slot and noting costs one lookup.
+A deciding handler (a route declared with ``needs(..., decides=True)``, :mod:`serving.access`)
+returns a :class:`DecidedResponse`: its encoded answer and the :class:`Decided` arrays the
+answer was built from. The fast dispatch (:mod:`serving.dispatch`) puts the outcome in the
+request's scope under :data:`OUTCOME`, where the decision step's answer hook reads it.
+Nothing travels through a context variable, and a deciding route that answers 2xx without
+an outcome is an error, not a silently missing record.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+from litestar import Response
 
-@dataclass(slots=True)
-class Outcome:
+OUTCOME = "digits.outcome"  # scope key: the Decided of the request's answer
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
     """Arrays of one answered request (references, not copies: they are not mutated)."""
 
-    samples: Any = None
-    labels: Any = None
-    probabilities: Any = None
-    ood: Any = None
-    ood_score: Any = None
+    samples: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.int64]
+    probabilities: npt.NDArray[np.float32]
+    ood: npt.NDArray[np.bool_]
+    ood_score: npt.NDArray[np.float32]
 
 
-outcome_var: ContextVar[Outcome | None] = ContextVar("digits_outcome", default=None)
+class DecidedResponse(Response[bytes]):
+    """A deciding handler's answer: the encoded body and what it decided."""
 
+    __slots__ = ("outcome",)
 
-def note_outcome(samples: Any, labels: Any, probabilities: Any, ood: Any, ood_score: Any) -> None:
-    """Record what this request decided, if its decision is being recorded."""
-    slot = outcome_var.get()
-    if slot is not None:
-        slot.samples, slot.labels, slot.probabilities = samples, labels, probabilities
-        slot.ood, slot.ood_score = ood, ood_score
+    def __init__(self, content: bytes, outcome: Decided, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.outcome = outcome

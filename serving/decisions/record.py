@@ -15,12 +15,12 @@ import hmac
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 import numpy as np
 
-from serving.decisions.outcome import Outcome
+from serving.decisions.outcome import Decided
 
 log = logging.getLogger("serving")
 SCHEMA_VERSION = 3
@@ -36,12 +36,21 @@ class RecordRegistry(msgspec.Struct, frozen=True):
     commit: str | None
 
 
-# What the chain step queues per answered request: (request id, client's request id, start
-# epoch, client id, route, method, status, model version, registry entry, latency seconds,
-# outcome).
-Pending = tuple[
-    str, str | None, float, str | None, str, str, int, str, RecordRegistry | None, float, Outcome
-]
+class Pending(NamedTuple):
+    """What the chain step queues per answered request (fields by name; a tuple, so a
+    chunk of them is transposed with one ``zip``)."""
+
+    request_id: str
+    client_request_id: str | None
+    started: float  # epoch seconds
+    client_id: str | None
+    route: str
+    method: str
+    status: int
+    model_version: str
+    registry: RecordRegistry | None
+    seconds: float  # latency
+    outcome: Decided
 
 
 InputHash = Literal["hmac-sha256", "sha256"]

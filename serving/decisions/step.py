@@ -1,13 +1,14 @@
-"""The decision-record chain step: one record per answered predict, explain or infer request.
+"""The decision-record chain step: one record per 2xx answer of a deciding route.
 
-The routes that decide are the ones that need the ``predict`` or ``explain`` scope
-(:mod:`serving.access`), so a new deciding route is recorded by declaring its scope. The
-step wraps nothing: it opens the request's outcome slot and sets it as the observe step's
-answer hook (:data:`serving.observe.ANSWERED`), so the record is queued by the observe
-step, before the last byte of the answer is sent: a client that has its
-answer has its record queued, and the graceful shutdown encodes and writes the queue
-(:meth:`DecisionWriter.close`). The writer packs records 64 rows at a time; their JSON
-lines are made by the worker's encoder process, off the request path.
+A route decides when its handler says so, next to its scope (``needs(PREDICT,
+decides=True)``, :mod:`serving.access`); the route table is the one place to look. The
+handler returns the outcome with its answer (:class:`serving.decisions.outcome.DecidedResponse`)
+and the fast dispatch puts it in the request's scope. The step wraps nothing: it sets a
+:class:`Decision` as the observe step's answer hook (:data:`serving.observe.ANSWERED`), so
+the record is queued by the observe step, before the last byte of the answer is sent: a
+client that has its answer has its record queued, and the graceful shutdown encodes and
+writes the queue (:meth:`DecisionWriter.close`). The writer packs records 64 rows at a
+time; their JSON lines are made by the worker's encoder process, off the request path.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from serving.access import EXPLAIN, PREDICT
 from serving.auth import CLIENT, Client
-from serving.decisions.outcome import Outcome, outcome_var
-from serving.decisions.record import RecordRegistry
+from serving.decisions.outcome import OUTCOME, Decided
+from serving.decisions.record import Pending, RecordRegistry
 from serving.decisions.writer import DecisionWriter
 from serving.dispatch import ROUTE, Route
 from serving.lineage import VerifiedBundle
@@ -30,8 +30,6 @@ from serving.logs import client_request_id_var, request_id_var
 from serving.observe import ANSWERED
 from serving.registry import RegistryInfo
 from serving.state import ServiceState, service_of
-
-DECIDING = frozenset({PREDICT, EXPLAIN})
 
 
 def record_registry(registry: RegistryInfo | None) -> RecordRegistry | None:
@@ -51,33 +49,32 @@ class Recorder:
         self.model: VerifiedBundle | None = None
         self.registry: RecordRegistry | None = None
 
-    def record(self, decision: Decision, status: int, seconds: float) -> None:
+    def record(self, decision: Decision, outcome: Decided, status: int, seconds: float) -> None:
         bundle = self.service.bundle
         if bundle is None:
             return
         if bundle is not self.model:
             self.model, self.registry = bundle, record_registry(self.service.registry)
         self.writer.submit(
-            (
-                decision.request_id,
-                decision.client_request_id,
-                decision.started,
-                decision.client_id,
-                decision.route,
-                decision.method,
-                status,
-                bundle.version,
-                self.registry,
-                seconds,
-                decision,
+            Pending(
+                request_id=decision.request_id,
+                client_request_id=decision.client_request_id,
+                started=decision.started,
+                client_id=decision.client_id,
+                route=decision.route,
+                method=decision.method,
+                status=status,
+                model_version=bundle.version,
+                registry=self.registry,
+                seconds=seconds,
+                outcome=outcome,
             )
         )
 
 
-class Decision(Outcome):
-    """One deciding request: its outcome slot (filled by the response builder) and its
-    answer hook (:class:`serving.observe.AnswerHook`): a 2xx answer with an outcome is
-    recorded as its last body message is sent."""
+class Decision:
+    """One deciding request's answer hook (:class:`serving.observe.AnswerHook`): a 2xx
+    answer whose handler returned an outcome is recorded as its last body message is sent."""
 
     __slots__ = (
         "client_id",
@@ -86,12 +83,12 @@ class Decision(Outcome):
         "recorder",
         "request_id",
         "route",
+        "scope",
         "started",
     )
 
     def __init__(self, recorder: Recorder, scope: Scope, route: str) -> None:
-        self.samples = self.labels = self.probabilities = self.ood = self.ood_score = None
-        self.recorder, self.route, self.started = recorder, route, time.time()
+        self.recorder, self.route, self.started, self.scope = recorder, route, time.time(), scope
         self.method: str = scope["method"]  # type: ignore[typeddict-item]
         self.request_id = request_id_var.get() or "unknown"
         self.client_request_id = client_request_id_var.get()
@@ -99,8 +96,9 @@ class Decision(Outcome):
         self.client_id = client.id if client is not None else None
 
     def answered(self, status: int, seconds: float) -> None:
-        if 200 <= status < 300 and self.labels is not None:
-            self.recorder.record(self, status, seconds)
+        outcome: Decided | None = self.scope.get(OUTCOME)  # type: ignore[assignment]
+        if 200 <= status < 300 and outcome is not None:
+            self.recorder.record(self, outcome, status, seconds)
 
 
 def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
@@ -125,10 +123,8 @@ def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
 
     def step(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         route: Route | None = scope.get(ROUTE)  # type: ignore[assignment]
-        if route is not None and route.access in DECIDING:
-            decision = Decision(recorder, scope, route.template)
-            outcome_var.set(decision)  # in this request's task context, discarded with it
-            scope[ANSWERED] = decision  # type: ignore[literal-required]
+        if route is not None and route.decides:
+            scope[ANSWERED] = Decision(recorder, scope, route.template)  # type: ignore[literal-required]
         return inner(scope, receive, send)
 
     return step

@@ -86,7 +86,7 @@ class DecisionWriter:
         64 rows or more), they are packed here (:func:`~serving.decisions.record.pack`:
         arrays stacked, no per-record conversion); the encoder process makes the JSON."""
         self._pending.append(item)
-        self._pending_rows += len(item[10].samples)
+        self._pending_rows += len(item.outcome.samples)
         if self._pending_rows >= ENCODE_CHUNK:
             self.pack_pending()
 
@@ -113,7 +113,9 @@ class DecisionWriter:
                     frames.append((pack([item]), 1))
                 except Exception:
                     self._metrics.decisions_dropped.inc()
-                    log.exception("decision record %s could not be encoded; dropped", item[0])
+                    log.exception(
+                        "decision record %s could not be encoded; dropped", item.request_id
+                    )
             return frames
 
     def _run(self) -> None:

@@ -13,13 +13,14 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 
 from serving.access import EXPLAIN, PREDICT, READ, needs, public
+from serving.decisions.outcome import DecidedResponse
 from serving.dispatch import FAST
 from serving.drift import DriftReport
 from serving.exposition import metrics_page_of
 from serving.http_io import read_body, require_json
 from serving.inputs import decode_samples
 from serving.openapi import ERROR_RESPONSES, ok_spec, samples_operation
-from serving.payloads import explain_payload, predict_payload
+from serving.payloads import explain_body, predict_body
 from serving.schemas import (
     ExplainResponse,
     HealthResponse,
@@ -56,9 +57,10 @@ async def metrics(request: AnyRequest) -> Response[bytes]:
 
 def drift(request: AnyRequest) -> DriftReport:
     service = service_of(request.app)
-    if service.drift is None:
+    window = service.predictor.drift
+    if window is None:
         raise service.not_ready()
-    return service.drift.report()
+    return window.report()
 
 
 def model_info(request: AnyRequest) -> Response[bytes]:
@@ -70,8 +72,7 @@ def model_info(request: AnyRequest) -> Response[bytes]:
 async def read_samples(request: AnyRequest, service: ServiceState, max_rows: int) -> Any:
     """Content type, readiness, body size and samples (1 to ``max_rows``) checked in order."""
     require_json(request.scope)
-    if service.model is None:
-        raise service.not_ready()
+    service.ready_bundle()
     body = await read_body(request.receive)
     return decode_samples(body, max_rows)
 
@@ -79,13 +80,20 @@ async def read_samples(request: AnyRequest, service: ServiceState, max_rows: int
 async def predict(request: AnyRequest) -> Response[bytes]:
     service = service_of(request.app)
     X = await read_samples(request, service, service.settings.max_rows)
-    return Response(await predict_payload(service, X), media_type=MediaType.JSON)
+    decided = await service.predictor.predict(X)
+    body = predict_body(service.ready_bundle(), decided)
+    return DecidedResponse(body, decided, media_type=MediaType.JSON)
 
 
 async def explain(request: AnyRequest) -> Response[bytes]:
     service = service_of(request.app)
     X = await read_samples(request, service, explain_rows(service.settings))
-    return Response(await explain_payload(service, X), media_type=MediaType.JSON)
+    explained = await service.predictor.explain(X)
+    bundle, importance = service.ready_bundle(), service.importance
+    if importance is None:  # pragma: no cover - set with the bundle
+        raise service.not_ready()
+    body = explain_body(bundle, importance, explained)
+    return DecidedResponse(body, explained.decided, media_type=MediaType.JSON)
 
 
 def explain_rows(settings: Settings) -> int:
@@ -148,7 +156,7 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
                 200: ok_spec(PredictResponse, "Labels and probabilities"),
                 **ERROR_RESPONSES,
             },
-            opt={FAST: True, **needs(PREDICT)},
+            opt={FAST: True, **needs(PREDICT, decides=True)},
         )(predict),
         post(
             "/explain",
@@ -159,6 +167,6 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
                 200: ok_spec(ExplainResponse, "Importances and contributions"),
                 **ERROR_RESPONSES,
             },
-            opt={FAST: True, **needs(EXPLAIN)},
+            opt={FAST: True, **needs(EXPLAIN, decides=True)},
         )(explain),
     ]

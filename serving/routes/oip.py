@@ -13,6 +13,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from serving.access import PREDICT, READ, needs, public
+from serving.decisions.outcome import DecidedResponse
 from serving.dispatch import FAST
 from serving.http_io import header, read_body
 from serving.inputs import ClientError
@@ -24,7 +25,7 @@ from serving.openapi import (
     OIP_TAGS,
     infer_operation,
 )
-from serving.payloads import canonical_infer_payload, infer_payload
+from serving.payloads import canonical_infer_body, infer_body
 from serving.protocol.oip import (
     EXTENSIONS,
     HEADER_LENGTH,
@@ -40,7 +41,13 @@ from serving.protocol.oip import (
     ServerMetadata,
     TensorMetadata,
 )
-from serving.protocol.oip_decode import canonical_batch, decode_request, split_body
+from serving.protocol.oip_decode import (
+    canonical_batch,
+    decode_request,
+    input_batch,
+    requested_outputs,
+    split_body,
+)
 from serving.state import ServiceState, service_of
 
 AnyRequest = Request[Any, Any, Any]
@@ -132,13 +139,18 @@ async def _infer(request: AnyRequest, name: str, version: str | None) -> Respons
     if header_length is None:
         canonical = canonical_batch(body, service.settings.max_rows)
         if canonical is not None:  # the common request, decoded in one pass
-            payload = await canonical_infer_payload(service, *canonical)
-            return Response(payload, media_type=MediaType.JSON)
+            request_body, X = canonical
+            decided = await service.predictor.predict(X)
+            answer = canonical_infer_body(service.ready_bundle(), request_body, decided)
+            return DecidedResponse(answer, decided, media_type=MediaType.JSON)
     length = None if header_length is None else header_length.decode("latin-1")
     json_header, binary = split_body(body, length)
     parsed = decode_request(json_header)
-    payload, headers, media_type = await infer_payload(service, parsed, binary)
-    return Response(payload, media_type=media_type, headers=headers)
+    outputs = requested_outputs(parsed)
+    X = input_batch(parsed, binary, service.settings.max_rows)
+    decided = await service.predictor.predict(X)
+    answer, headers, media_type = infer_body(service.ready_bundle(), parsed.id, outputs, decided)
+    return DecidedResponse(answer, decided, media_type=media_type, headers=headers)
 
 
 async def model_infer(request: AnyRequest, name: FromPath[str]) -> Response[bytes]:
@@ -165,7 +177,7 @@ def oip_routes(max_rows: int) -> list[HTTPRouteHandler]:
         "tags": OIP_TAGS,
         "responses": OIP_INFER_RESPONSES,
         "operation_class": infer_operation(max_rows),
-        "opt": {FAST: True, **needs(PREDICT)},
+        "opt": {FAST: True, **needs(PREDICT, decides=True)},
     }
     return [
         get(OIP_PREFIX, summary="OIP server metadata", **read)(server_metadata),

@@ -30,13 +30,13 @@ def app() -> Any:
     settings = Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"), max_rows=50)
     service: Any = create_app(settings)
     load_model(service_of(service))
-    assert service_of(service).model is not None
+    assert service_of(service).predictor.model is not None
     return service
 
 
 def count_model_calls(app: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The rows of each call of the app's model from now on (the model itself answers)."""
-    model = service_of(app).model
+    model = service_of(app).predictor.model
     assert model is not None
     predict_rows = model.predict_rows
     calls: list[int] = []
@@ -89,3 +89,39 @@ def test_served_rows_do_not_depend_on_batch_composition(
     outputs = {output["name"]: output["data"] for output in oip["outputs"]}
     assert outputs["probabilities"] == many[1]["probabilities"][0]
     assert rows["probabilities"] == many[1]["probabilities"][1:5]
+
+
+def test_explain_and_predict_share_the_inference_layer(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/explain goes through the same predictor as /predict and OIP: requests that arrive
+    together are one batched model call, and the rows-per-request histogram counts each."""
+    samples = _samples(5)
+    rows = service_of(app).metrics.rows
+
+    def counted_requests() -> float:
+        return sum(
+            sample.value
+            for metric in rows.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_count")
+        )
+
+    before = counted_requests()
+
+    async def go() -> list[tuple[int, Any]]:
+        calls.clear()
+        return list(
+            await asyncio.gather(
+                _call(app, "/predict", {"samples": samples[:3]}),
+                _call(app, "/explain", {"samples": samples[3:]}),
+            )
+        )
+
+    calls = count_model_calls(app, monkeypatch)
+    (predict_status, predicted), (explain_status, explained) = asyncio.run(go())
+    assert (predict_status, explain_status) == (200, 200), (predicted, explained)
+    assert calls == [5]  # one model call for both (the occlusion runs are the model's own)
+    assert counted_requests() - before == 2
+    alone = asyncio.run(_call(app, "/predict", {"samples": samples[3:]}))[1]
+    assert [row["label"] for row in explained["explanations"]] == alone["labels"]

@@ -25,7 +25,7 @@ from litestar.testing import TestClient
 from serving.app import create_app
 from serving.decisions.__main__ import main as decisions_main
 from serving.decisions.logfile import LogFile
-from serving.decisions.outcome import Outcome
+from serving.decisions.outcome import Decided
 from serving.decisions.record import SCHEMA_FILE, Pending, RecordTime
 from serving.keys import add_key
 from serving.schemas import EXAMPLE_FLAT
@@ -117,10 +117,12 @@ def test_a_clients_request_id_is_kept_apart_never_taken_as_the_record_id(
 
 def pending(rid: str) -> Pending:
     row = np.zeros((1, 64), dtype=np.float32)
-    outcome = Outcome(
+    outcome = Decided(
         row, np.array([3]), np.ones((1, 10), np.float32), np.array([False]), row[0, :1]
     )
-    return (rid, None, 1_764_480_000.0, "c", "/predict", "POST", 200, "v", None, 0.001, outcome)
+    return Pending(
+        rid, None, 1_764_480_000.0, "c", "/predict", "POST", 200, "v", None, 0.001, outcome
+    )
 
 
 def test_the_query_tool_skips_a_torn_line_and_says_where(

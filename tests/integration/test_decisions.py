@@ -21,7 +21,7 @@ from prometheus_client import Counter, Gauge
 from serving.access_metrics import AccessMetrics
 from serving.app import create_app
 from serving.decisions.__main__ import main as decisions_main
-from serving.decisions.outcome import Outcome
+from serving.decisions.outcome import Decided
 from serving.decisions.record import (
     SCHEMA_FILE,
     DecisionRecord,
@@ -227,13 +227,15 @@ def test_a_record_that_cannot_be_encoded_costs_only_itself(tmp_path: Path) -> No
     metrics = AccessMetrics(Counter, Gauge)
     writer = DecisionWriter(tmp_path, metrics, flush_seconds=60.0, max_bytes=1 << 20)
     row = np.zeros((1, 64), dtype=np.float32)
-    good = Outcome(row, np.array([1]), np.ones((1, 10), np.float32), np.array([False]), row[0, :1])
-    broken = Outcome(row, None, None, None, None)
+    good = Decided(row, np.array([1]), np.ones((1, 10), np.float32), np.array([False]), row[0, :1])
+    broken = Decided(row, None, None, None, None)  # type: ignore[arg-type]
     dropped, written = metrics.decisions_dropped._value, metrics.decisions_written._value
     before = dropped.get(), written.get()  # per-process values (multiprocess mode)
     for rid, outcome in (("a", good), ("b", broken), ("c", good)):
         writer.submit(
-            (rid, None, 1_764_480_000.0, "c", "/predict", "POST", 200, "v", None, 0.001, outcome)
+            Pending(
+                rid, None, 1_764_480_000.0, "c", "/predict", "POST", 200, "v", None, 0.001, outcome
+            )
         )
     writer.close()
     assert [record["request_id"] for record in read_records(tmp_path)] == ["a", "c"]
@@ -252,7 +254,7 @@ def test_record_lines_of_a_chunk_are_the_records_built_field_by_field() -> None:
         if index == 2:
             samples = samples.reshape(n_rows, 8, 8).astype(np.float64)  # another dtype and shape
         probabilities = rng.random((n_rows, 10)).astype(np.float32)
-        outcome = Outcome(
+        outcome = Decided(
             samples,
             rng.integers(0, 10, size=n_rows),
             probabilities,
@@ -265,7 +267,7 @@ def test_record_lines_of_a_chunk_are_the_records_built_field_by_field() -> None:
         entry = None if index == 3 else RecordRegistry("v1.2.0", stage, "ab" * 20)
         client_rid = None if index % 3 else f"audit-{index}"
         items.append(
-            (
+            Pending(
                 f"r{index}",
                 client_rid,
                 started,

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge
 import serving.decisions.encoder as encoder_module
 from serving.access_metrics import AccessMetrics
 from serving.decisions.encoder import Encoder
-from serving.decisions.outcome import Outcome
+from serving.decisions.outcome import Decided
 from serving.decisions.record import Pending, RecordTime
 from serving.decisions.writer import DecisionWriter
 from tests.records import record_lines
@@ -40,7 +40,7 @@ def answered(start: int, count: int) -> list[Pending]:
     for index in range(start, start + count):
         n = 100 if index % 97 == 5 else 1 + index % 3
         samples = rng.integers(0, 17, size=(n, 64)).astype(np.float32)
-        outcome = Outcome(
+        outcome = Decided(
             samples,
             rng.integers(0, 10, size=n),
             rng.random((n, 10)).astype(np.float32),
@@ -50,7 +50,7 @@ def answered(start: int, count: int) -> list[Pending]:
         started = 1_764_480_000.0 + index * 0.0137
         client_rid = f"client-{index}" if index % 2 else None
         items.append(
-            (
+            Pending(
                 f"r{index}",
                 client_rid,
                 started,

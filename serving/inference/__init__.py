@@ -1,0 +1,1 @@
+"""The inference layer: one predictor under every protocol adapter (native and OIP)."""
