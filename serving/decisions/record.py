@@ -176,19 +176,9 @@ def pack(items: Sequence[Pending]) -> bytes:
     """Answered requests as one msgpack :class:`Chunk` (their arrays stacked, not converted).
 
     Raises ``ValueError``/``TypeError`` when an item's arrays do not fit its row count."""
-    (
-        ids,
-        client_ids,
-        started,
-        clients,
-        routes,
-        methods,
-        statuses,
-        versions,
-        registries,
-        seconds,
-        outs,
-    ) = zip(*items, strict=True)
+    *columns, outs = zip(*items, strict=True)
+    # Pending's first ten fields are Chunk's first ten, in the same order.
+    head: dict[str, Any] = dict(zip(Chunk.__struct_fields__, columns, strict=False))
     rows = tuple(len(out.samples) for out in outs)
     total = sum(rows)
     try:  # the usual chunk: every request's rows have the same shape
@@ -198,22 +188,13 @@ def pack(items: Sequence[Pending]) -> bytes:
         samples = np.concatenate([sample.reshape(len(sample), -1) for sample in canonical])
     return _PACKER.encode(
         Chunk(
-            ids,
-            client_ids,
-            started,
-            clients,
-            routes,
-            methods,
-            statuses,
-            versions,
-            registries,
-            seconds,
-            rows,
-            Packed.of(samples.reshape(total, -1), total),
-            Packed.of(_joined([out.labels for out in outs]), total),
-            Packed.of(_joined([out.probabilities for out in outs]), total),
-            Packed.of(_joined([out.ood for out in outs]), total),
-            Packed.of(_joined([out.ood_score for out in outs]), total),
+            **head,
+            rows=rows,
+            samples=Packed.of(samples.reshape(total, -1), total),
+            labels=Packed.of(_joined([out.labels for out in outs]), total),
+            probabilities=Packed.of(_joined([out.probabilities for out in outs]), total),
+            ood=Packed.of(_joined([out.ood for out in outs]), total),
+            ood_score=Packed.of(_joined([out.ood_score for out in outs]), total),
         )
     )
 
