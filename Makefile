@@ -126,11 +126,12 @@ types: $(STAMP) ## mypy --strict
 # unit: no pipeline artifacts; model: the pipeline outputs; integration: the app and real
 # servers, containers, browsers over the locked model. Parallel with pytest-xdist: unit and
 # model per test; integration per file (module fixtures stay in one worker) on 2 workers,
-# then its `serial` tests (timing-sensitive under CPU contention) alone.
+# the files marked `slow` first (tests/conftest.py), then its `serial` tests (timing-sensitive
+# under CPU contention) alone.
 JUNIT := build/junit
 PYTEST_UNIT := pytest tests/unit -n auto
 PYTEST_MODEL := pytest tests/model -n auto
-PYTEST_INTEGRATION := pytest tests/integration -m "not serial" -n 2 --dist loadfile
+PYTEST_INTEGRATION := pytest tests/integration -m "not serial" -n 2 --dist loadfile --no-loadscope-reorder
 PYTEST_SERIAL := pytest tests/integration -m serial
 
 .PHONY: test-unit

@@ -30,7 +30,7 @@ from serving.lineage import REFERENCE_STATS_JSON, REQUIRED_ARTIFACTS
 from tests.conftest import REPO_ROOT, VENV_BIN
 from tests.integration.conftest import free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 IMAGE = os.environ.get("DIGITS_TEST_IMAGE", "localhost/digits-api:test")
 CONTAINERS_CONF = REPO_ROOT / "deploy" / "podman" / "containers.conf"

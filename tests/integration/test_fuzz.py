@@ -63,7 +63,7 @@ from serving.keys import add_key
 from tests.conftest import REPO_ROOT, VENV_BIN
 from tests.integration.conftest import RunningServer, http_get
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 MAX_EXAMPLES = 300
 MIN_CASES = 2000
 SEED = 20261128

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, VENV_BIN
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Loaded by every Python process through PYTHONPATH: SIGKILLs the process at a chosen point
 # of the atomic write of models/model.onnx, as an OOM kill or a power cut would.

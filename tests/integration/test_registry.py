@@ -23,7 +23,7 @@ from tests.conftest import REPO_ROOT, VENV_BIN
 from tests.integration.conftest import RunningServer, http_get
 from tests.integration.dvc_repo import cached_outs, clone, md5, run, seed_from_checkout
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 ARTIFACT = "digits-classifier"
 # Never rebuild the clone's venv: the suite's venv is on PATH (tests/integration/dvc_repo.py).

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, VENV_BIN
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _git(*args: str, cwd: Path) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, VENV_BIN
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # The L2 strength of the MLP candidate: it changes the selected, served model.
 CHANGED_KEY = "train.mlp.alpha"
