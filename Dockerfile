@@ -53,7 +53,7 @@ COPY serving/ ./serving/
 RUN /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash /app/serving
 
 # Binds 0.0.0.0, so the authentication mode is explicit: API keys from the keys file mounted
-# at /run/secrets/digits-api-keys (the default of that setting; python -m serving.keys add;
+# at /run/secrets/digits-api-keys (the default of that setting; python -m serving.access.keys add;
 # only hashes in it). Set DIGITS_AUTH=jwt (+ DIGITS_JWT_*) for
 # an identity provider, or DIGITS_AUTH=none only behind a gateway that authenticates.
 # /tmp is the only writable path the service needs (a tmpfs / emptyDir at runtime):

@@ -199,7 +199,7 @@ promote: $(STAMP) ## Assign STAGE (e.g. prod) to VERSION=vX.Y.Z in GTO (annotate
 .PHONY: sign
 sign: $(STAMP) ## Sign the served files with an ECDSA key: KEY=private.pem -> models/model.sig
 	@[ -n "$(KEY)" ] || { echo "usage: make sign KEY=private.pem" >&2; exit 2; }
-	python -m serving.verify_signature --sign "$(KEY)"
+	python -m serving.lineage.verify_signature --sign "$(KEY)"
 
 IMAGE ?= localhost/digits-api:latest
 

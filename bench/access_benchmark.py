@@ -41,7 +41,7 @@ from bench.targets import (
     guarded_env,
     wait_ready,
 )
-from serving.keys import add_key
+from serving.access.keys import add_key
 
 START, END = "<!-- access-bench:start -->", "<!-- access-bench:end -->"
 NAMES = ("baseline", "service-open", "service-guarded")
@@ -167,7 +167,7 @@ def render(loads: dict[tuple[str, int], LoadResult], records: int, args: list[st
         "the header, the first request of a key also its parse, sha256 and constant-time",
         "compare), the",
         "rate-limit step (a hit from the client's lease; one `limits` call per lease of 64",
-        "hits at this limit: serving/ratelimit.py) and the decision step (the request's",
+        "hits at this limit: serving/access/ratelimit.py) and the decision step (the request's",
         "record queued by the observe step's answer hook as the answer is sent, packed 64",
         "rows at a time on the event loop;",
         "the sha256 and JSON lines are made by the worker's encoder process, at a lower CPU",

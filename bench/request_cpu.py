@@ -22,9 +22,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from serving.app import ServiceApp, create_app  # noqa: E402
-from serving.chain import CHAIN, compose  # noqa: E402
-from serving.dispatch import FAST, dispatcher  # noqa: E402
-from serving.loading import load_model  # noqa: E402
+from serving.http.chain import CHAIN, compose  # noqa: E402
+from serving.http.dispatch import FAST, dispatcher  # noqa: E402
+from serving.lineage.loading import load_model  # noqa: E402
 from serving.settings import Settings  # noqa: E402
 from serving.state import service_of  # noqa: E402
 

@@ -109,7 +109,7 @@ def bench_all(duration: int, rounds: int, log_dir: Path, work: Path) -> report.R
     Interleaving puts every target under the same background load, so the ratios stay
     meaningful on a shared machine; each cell reports the median round.
     """
-    from serving.keys import add_key
+    from serving.access.keys import add_key
 
     key_file = work / "keys.jsonl"
     authorization = "Bearer " + add_key(key_file, "bench", GUARDED_SCOPES)

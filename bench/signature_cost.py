@@ -5,7 +5,8 @@ signs this checkout's served files with a throwaway P-256 key in a temporary cop
 ``--runs`` times each, alternating, as separate interpreters:
 
 - baseline: ``python -c "import serving.app"``, what every worker imports anyway;
-- ``python -m serving.verify_signature``: the pre-start check ``python -m serving`` runs once.
+- ``python -m serving.lineage.verify_signature``: the pre-start check ``python -m serving``
+  runs once.
 
 Reports median wall time and max RSS (``wait4``) of each, and their ratios, between
 ``<!-- signature:start -->`` and ``<!-- signature:end -->``.
@@ -29,8 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from serving.lineage.signature import SIGNED_FILES, sign, signature_path  # noqa: E402
 from serving.settings import Settings  # noqa: E402
-from serving.signature import SIGNED_FILES, sign, signature_path  # noqa: E402
 
 START_MARKER = "<!-- signature:start -->"
 END_MARKER = "<!-- signature:end -->"
@@ -90,7 +91,7 @@ def main() -> int:
         }
         commands = {
             "baseline": [sys.executable, "-c", "import serving.app"],
-            "verify": [sys.executable, "-m", "serving.verify_signature"],
+            "verify": [sys.executable, "-m", "serving.lineage.verify_signature"],
         }
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for command in commands.values():  # warm the OS file cache once
@@ -121,7 +122,7 @@ interpreters; median wall time, max RSS. Throwaway P-256 key over the
 | --- | --- | --- |
 | baseline: `python -c "import serving.app"` (a worker's imports) \
 | {base_s:.3f} s | {base_mb:.0f} MB |
-| `python -m serving.verify_signature` (pre-start check) | {ver_s:.3f} s | {ver_mb:.0f} MB |
+| `python -m serving.lineage.verify_signature` (pre-start check) | {ver_s:.3f} s | {ver_mb:.0f} MB |
 | ratio verify / baseline | {ver_s / base_s:.2f}x | {ver_mb / base_mb:.2f}x |
 
 `python -m serving` runs the check once, in a child process, before granian starts the

@@ -6,8 +6,8 @@ import os
 import subprocess  # nosec B404 - runs our own verify module, no shell
 import sys
 
+from serving.lineage.signature import RESULT_ENV, SignatureResult, encode_result
 from serving.settings import Settings, SettingsError, load_settings
-from serving.signature import RESULT_ENV, SignatureResult, encode_result
 
 WORKER_KILL_TIMEOUT_SECONDS = 30
 VERIFY_TIMEOUT_SECONDS = 60
@@ -23,7 +23,7 @@ def verify_before_workers(settings: Settings) -> None:
     if not settings.model_public_key_path:
         return
     completed = subprocess.run(  # nosec B603 - our own module, fixed arguments, no shell
-        [sys.executable, "-m", "serving.verify_signature"],
+        [sys.executable, "-m", "serving.lineage.verify_signature"],
         capture_output=True,
         text=True,
         timeout=VERIFY_TIMEOUT_SECONDS,
@@ -45,7 +45,7 @@ def main() -> int:
     except SettingsError as exc:
         print(f"serving: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    from serving.auth import CredentialsError, build_verifier
+    from serving.access.auth import CredentialsError, build_verifier
 
     try:
         checked = build_verifier(settings)  # the keys file or JWKS, before any worker starts
@@ -55,11 +55,11 @@ def main() -> int:
     if checked is not None:
         checked.close()  # a check only (no JWKS refresh here): each worker builds its own
     # Before prometheus_client is imported anywhere: workers inherit the variable.
-    from serving.metrics import ensure_multiproc_dir
+    from serving.monitoring.metrics import ensure_multiproc_dir
 
     ensure_multiproc_dir(wipe=True)
     verify_before_workers(settings)
-    from serving.registry_lookup import lookup_before_workers
+    from serving.lineage.registry_lookup import lookup_before_workers
 
     lookup_before_workers(settings)  # the registry version, once for every worker
 
@@ -67,7 +67,7 @@ def main() -> int:
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
 
-    from serving.logs import configure_logging, logging_config
+    from serving.monitoring.logs import configure_logging, logging_config
 
     configure_logging(settings.log_level)
     server = Granian(

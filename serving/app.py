@@ -18,13 +18,13 @@ from litestar.types import (
     Send,
 )
 
-from serving.chain import CHAIN, Step, compose
-from serving.dispatch import check_fast_handlers, dispatcher
-from serving.errors import litestar_error_handler
-from serving.exposition import APP_STATE_KEY, MetricsPage
-from serving.loading import load_model
-from serving.logs import configure_logging
-from serving.metrics import mark_process_dead, sweep_dead_workers
+from serving.http.chain import CHAIN, Step, compose
+from serving.http.dispatch import check_fast_handlers, dispatcher
+from serving.http.errors import litestar_error_handler
+from serving.lineage.loading import load_model
+from serving.monitoring.exposition import APP_STATE_KEY, MetricsPage
+from serving.monitoring.logs import configure_logging
+from serving.monitoring.metrics import mark_process_dead, sweep_dead_workers
 from serving.openapi import openapi_config
 from serving.openapi_access import document_access
 from serving.routes import route_table
@@ -73,7 +73,7 @@ def create_app(
 
     ``worker_process``: this app owns its process (a server worker), so on shutdown it
     removes the process's live-gauge files from the Prometheus multiprocess directory.
-    ``steps``: the request chain (:data:`serving.chain.CHAIN`).
+    ``steps``: the request chain (:data:`serving.http.chain.CHAIN`).
     """
     service = ServiceState(settings=settings, worker_process=worker_process)
     page = MetricsPage(

@@ -22,7 +22,7 @@ from litestar.openapi.spec import (
 )
 
 from serving.access import SCOPES, public
-from serving.docs_page import docs_security_headers
+from serving.http.docs_page import docs_security_headers
 from serving.protocol.oip import INPUT_NAME, OCTET_STREAM, InferResponse, OipErrorBody
 from serving.protocol.oip_schema import infer_request_schema
 from serving.schemas import (
@@ -40,7 +40,7 @@ STATIC_PATH = "/static/swagger-ui"
 
 BEARER_SCHEME = "bearer"
 _CREDENTIAL = {
-    "api-key": "An API key (python -m serving.keys add)",
+    "api-key": "An API key (python -m serving.access.keys add)",
     "jwt": "A JWT signed by a key of DIGITS_JWT_JWKS, for DIGITS_JWT_ISSUER and "
     "DIGITS_JWT_AUDIENCE",
 }

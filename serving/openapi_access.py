@@ -4,9 +4,9 @@ Route modules declare who may call a handler once, in its ``opt`` (:mod:`serving
 and nothing else about access: no ``security``, no 401, 403 or 429 answers. When the app
 is built, :func:`document_access` derives those for every registered handler from what
 the request chain will do with it: the access :func:`serving.access.required_access`
-gives for the handler (the function the chain resolves for :mod:`serving.auth` and
-:mod:`serving.ratelimit`), ``DIGITS_AUTH``, and the rate limit
-:func:`serving.ratelimit.route_limit` gives for that access.
+gives for the handler (the function the chain resolves for :mod:`serving.access.auth` and
+:mod:`serving.access.ratelimit`), ``DIGITS_AUTH``, and the rate limit
+:func:`serving.access.ratelimit.route_limit` gives for that access.
 
 - ``DIGITS_AUTH=none``: no security scheme, no security requirement, no 401 or 403.
 - ``api-key`` or ``jwt``: the ``bearer`` scheme; an operation whose handler is not public
@@ -14,7 +14,7 @@ gives for the handler (the function the chain resolves for :mod:`serving.auth` a
   ``http`` scheme), and documents 401 and 403.
 - 429 where a rate limit applies (a route that is not public, with a limit set).
 
-Answers on ``/v2`` routes are in the OIP error shape, as :mod:`serving.errors` renders them.
+Answers on ``/v2`` routes are in the OIP error shape, as :mod:`serving.http.errors` renders them.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from litestar.openapi import ResponseSpec
 from litestar.routes import HTTPRoute
 
 from serving.access import AUTHENTICATED, PUBLIC, SCOPES, required_access
-from serving.errors import is_oip
+from serving.access.ratelimit import route_limit
+from serving.http.errors import is_oip
 from serving.openapi import BEARER_SCHEME, error_spec
 from serving.protocol.oip import OipErrorBody
-from serving.ratelimit import route_limit
 from serving.settings import Settings
 
 ACCESS_STATUSES = (401, 403, 429)

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from serving.msgspec_text import split_location
+from serving.http.msgspec_text import split_location
 
 ENV_PREFIX = "DIGITS_"
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
@@ -52,7 +52,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     model_signature_path: str | None = None
     # The model version (/model "version": md5 prefix of model.onnx) to serve; any other: refused.
     expected_model_version: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{12}$")] | None = None
-    # Access control (serving/auth.py). None: not set, which only a loopback bind allows.
+    # Access control (serving/access/auth.py). None: not set, which only a loopback bind allows.
     auth: AuthMode | None = None
     api_keys_file: str = "/run/secrets/digits-api-keys"
     # A keys file that cannot be re-read keeps the last good keys; /ready fails after this.
@@ -71,7 +71,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metrics_cache_seconds: Annotated[float, msgspec.Meta(ge=0.0, le=60.0)] = 0.0
     docs: Switch = "on"
     demo: Switch = "on"
-    # Rate limits (serving/ratelimit.py), e.g. "600/minute"; None: no limit.
+    # Rate limits (serving/access/ratelimit.py), e.g. "600/minute"; None: no limit.
     rate_limit: RateLimit | None = None
     explain_rate_limit: RateLimit | None = None
     rate_limit_redis_url: str | None = None

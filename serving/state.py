@@ -8,11 +8,11 @@ from typing import cast
 
 from litestar import Litestar
 
+from serving.inference.inputs import ClientError
 from serving.inference.predictor import Predictor
-from serving.inputs import ClientError
 from serving.lineage import LineageError, VerifiedBundle
-from serving.metrics import ServiceMetrics
-from serving.registry import RegistryInfo
+from serving.lineage.registry import RegistryInfo
+from serving.monitoring.metrics import ServiceMetrics
 from serving.schemas import GlobalImportance
 from serving.settings import Settings
 
@@ -62,7 +62,7 @@ class ServiceState:
         """Why there is no model, in words fit for any caller: the reason code only.
 
         The failure's own message names absolute paths and md5s; that goes to the log
-        (:func:`serving.loading.load_model`), not to unauthenticated callers of ``/ready``.
+        (:func:`serving.lineage.loading.load_model`), not to unauthenticated callers of ``/ready``.
         """
         failure = self.failure
         if failure is None:

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from serving.lineage import REGISTRY_JSON, file_md5
-from serving.signature import SIGNED_FILES
+from serving.lineage.signature import SIGNED_FILES
 from tests.conftest import REPO_ROOT
 
 

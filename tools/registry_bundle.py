@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from serving.lineage import LineageError, read_lock
-from serving.registry_lookup import served_md5s
+from serving.lineage.registry_lookup import served_md5s
 
 SERVED_OUTS = (
     "models/model.onnx",
@@ -109,7 +109,9 @@ def sign_bundle(bundle: Path, private_key: Path) -> None:
     env["DIGITS_LOCK_FILE"] = str(bundle / "dvc.lock")
     project = Path(__file__).resolve().parent.parent
     _run(
-        [sys.executable, "-m", "serving.verify_signature", "--sign", str(private_key)], project, env
+        [sys.executable, "-m", "serving.lineage.verify_signature", "--sign", str(private_key)],
+        project,
+        env,
     )
 
 

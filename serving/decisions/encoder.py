@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     os.nice(NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker's shutdown closes stdin
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from serving.logs import configure_logging
+    from serving.monitoring.logs import configure_logging
 
     configure_logging(os.environ.get("DIGITS_LOG_LEVEL", "info"))
     key = os.environ.pop(HASH_KEY_ENV, None)  # from the worker's settings; never logged

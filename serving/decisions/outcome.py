@@ -2,7 +2,7 @@
 
 A deciding handler (a route declared with ``needs(..., decides=True)``, :mod:`serving.access`)
 returns a :class:`DecidedResponse`: its encoded answer and the :class:`Decided` arrays the
-answer was built from. The fast dispatch (:mod:`serving.dispatch`) puts the outcome in the
+answer was built from. The fast dispatch (:mod:`serving.http.dispatch`) puts the outcome in the
 request's scope under :data:`OUTCOME`, where the decision step's answer hook reads it.
 Nothing travels through a context variable, and a deciding route that answers 2xx without
 an outcome is an error, not a silently missing record.

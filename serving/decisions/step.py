@@ -4,7 +4,7 @@ A route decides when its handler says so, next to its scope (``needs(PREDICT,
 decides=True)``, :mod:`serving.access`); the route table is the one place to look. The
 handler returns the outcome with its answer (:class:`serving.decisions.outcome.DecidedResponse`)
 and the fast dispatch puts it in the request's scope. The step wraps nothing: it sets a
-:class:`Decision` as the observe step's answer hook (:data:`serving.observe.ANSWERED`), so
+:class:`Decision` as the observe step's answer hook (:data:`serving.http.observe.ANSWERED`), so
 the record is queued by the observe step, before the last byte of the answer is sent: a
 client that has its answer has its record queued, and the graceful shutdown encodes and
 writes the queue (:meth:`DecisionWriter.close`). The writer packs records 64 rows at a
@@ -20,15 +20,15 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from serving.auth import CLIENT, Client
+from serving.access.auth import CLIENT, Client
 from serving.decisions.outcome import OUTCOME, Decided
 from serving.decisions.record import Pending, RecordRegistry
 from serving.decisions.writer import DecisionWriter
-from serving.dispatch import ROUTE, Route
+from serving.http.dispatch import ROUTE, Route
+from serving.http.observe import ANSWERED
 from serving.lineage import VerifiedBundle
-from serving.logs import client_request_id_var, request_id_var
-from serving.observe import ANSWERED
-from serving.registry import RegistryInfo
+from serving.lineage.registry import RegistryInfo
+from serving.monitoring.logs import client_request_id_var, request_id_var
 from serving.state import ServiceState, service_of
 
 
@@ -73,7 +73,7 @@ class Recorder:
 
 
 class Decision:
-    """One deciding request's answer hook (:class:`serving.observe.AnswerHook`): a 2xx
+    """One deciding request's answer hook (:class:`serving.http.observe.AnswerHook`): a 2xx
     answer whose handler returned an outcome is recorded as its last body message is sent."""
 
     __slots__ = (

@@ -20,7 +20,7 @@ import msgspec
 from serving.decisions.legacy import DecisionRecordV1
 from serving.decisions.query import AnyRecord
 from serving.lineage import MODEL_ONNX, VERSION_LENGTH, LineageError, find_out, raw_data_entry
-from serving.lockfile import LockFormatError, parse_lock
+from serving.lineage.lockfile import LockFormatError, parse_lock
 
 LOCK_FILE = "dvc.lock"
 GIT_TIMEOUT_SECONDS = 30

@@ -35,10 +35,10 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from serving.access_metrics import AccessMetrics, write_error_reason
 from serving.decisions.encoder import Encoder
 from serving.decisions.logfile import LogFile, WriteFailedError
 from serving.decisions.record import Pending, pack
+from serving.monitoring.access_metrics import AccessMetrics, write_error_reason
 
 log = logging.getLogger("serving")
 WAKE_FRAMES = 32  # packed chunks that wake the writer thread before its flush interval

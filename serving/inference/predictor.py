@@ -17,12 +17,12 @@ import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
-from serving.batching import MicroBatcher, Prediction
 from serving.decisions.outcome import Decided
-from serving.drift import DriftMonitor
-from serving.inputs import ClientError
-from serving.metrics import ServiceMetrics
-from serving.model import OnnxModel
+from serving.inference.batching import MicroBatcher, Prediction
+from serving.inference.inputs import ClientError
+from serving.inference.model import OnnxModel
+from serving.monitoring.drift import DriftMonitor
+from serving.monitoring.metrics import ServiceMetrics
 from serving.settings import OodPolicy
 
 FloatArray = npt.NDArray[np.float32]

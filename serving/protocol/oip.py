@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from serving.inputs import ClientError
+from serving.inference.inputs import ClientError
 from serving.schemas import N_FEATURES
 
 OIP_PREFIX = "/v2"

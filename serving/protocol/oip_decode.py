@@ -1,7 +1,8 @@
 """Decode and validate Open Inference Protocol inference requests into a pixel batch.
 
-The pixels go through the same validation as ``/predict`` (:func:`serving.inputs.pixel_batch`);
-every problem is an :class:`~serving.protocol.oip.OipError` (400) that says what is wrong.
+The pixels go through the same validation as ``/predict``
+(:func:`serving.inference.inputs.pixel_batch`); every problem is an
+:class:`~serving.protocol.oip.OipError` (400) that says what is wrong.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from serving.inputs import check_row_count, integer_pixels, pixel_batch
+from serving.inference.inputs import check_row_count, integer_pixels, pixel_batch
 from serving.protocol.oip import (
     INPUT_DATATYPES,
     INPUT_NAME,

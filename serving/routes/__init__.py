@@ -1,7 +1,7 @@
 """The route table: every path the service answers, written once.
 
 Litestar's router is built from this list; the request chain resolves routes with that
-same router (:mod:`serving.dispatch`), so no other module spells out the URL space.
+same router (:mod:`serving.http.dispatch`), so no other module spells out the URL space.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from serving.access import public
-from serving.demo import demo_router
 from serving.openapi import STATIC_PATH
+from serving.routes.demo import demo_router
 from serving.routes.native import native_routes
 from serving.routes.oip import oip_routes
 from serving.settings import Settings

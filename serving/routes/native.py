@@ -14,13 +14,13 @@ from litestar.openapi import ResponseSpec
 
 from serving.access import EXPLAIN, PREDICT, READ, needs, public
 from serving.decisions.outcome import DecidedResponse
-from serving.dispatch import FAST
-from serving.drift import DriftReport
-from serving.exposition import metrics_page_of
-from serving.http_io import read_body, require_json
-from serving.inputs import decode_samples
+from serving.http.body import read_body, require_json
+from serving.http.dispatch import FAST
+from serving.inference.inputs import decode_samples
+from serving.monitoring.drift import DriftReport
+from serving.monitoring.exposition import metrics_page_of
 from serving.openapi import ERROR_RESPONSES, ok_spec, samples_operation
-from serving.payloads import explain_body, predict_body
+from serving.routes.payloads import explain_body, predict_body
 from serving.schemas import (
     ExplainResponse,
     HealthResponse,

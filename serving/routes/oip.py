@@ -14,9 +14,9 @@ from litestar.params import FromPath
 
 from serving.access import PREDICT, READ, needs, public
 from serving.decisions.outcome import DecidedResponse
-from serving.dispatch import FAST
-from serving.http_io import header, read_body
-from serving.inputs import ClientError
+from serving.http.body import header, read_body
+from serving.http.dispatch import FAST
+from serving.inference.inputs import ClientError
 from serving.openapi import (
     INFER_DESCRIPTION,
     OIP_ERRORS,
@@ -25,7 +25,6 @@ from serving.openapi import (
     OIP_TAGS,
     infer_operation,
 )
-from serving.payloads import canonical_infer_body, infer_body
 from serving.protocol.oip import (
     EXTENSIONS,
     HEADER_LENGTH,
@@ -48,6 +47,7 @@ from serving.protocol.oip_decode import (
     requested_outputs,
     split_body,
 )
+from serving.routes.payloads import canonical_infer_body, infer_body
 from serving.state import ServiceState, service_of
 
 AnyRequest = Request[Any, Any, Any]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from serving.keys import add_key, revoke
+from serving.access.keys import add_key, revoke
 from serving.schemas import EXAMPLE_FLAT
 from tests.integration.conftest import RunningServer, http_get, start_server, stop_server
 

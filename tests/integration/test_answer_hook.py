@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from serving.chain import compose
-from serving.observe import ANSWERED, observe
+from serving.http.chain import compose
+from serving.http.observe import ANSWERED, observe
 from tests.integration.asgi import service_client
 
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from serving.access.auth import ApiKeyVerifier, Client, CredentialsError, build_verifier
+from serving.access.jwt_auth import CredentialRejectedError
+from serving.access.keys import KeyEntry, KeyRing, add_key, key_digest, main, read_entries, revoke
 from serving.app import create_app
-from serving.auth import ApiKeyVerifier, Client, CredentialsError, build_verifier
-from serving.jwt_auth import CredentialRejectedError
-from serving.keys import KeyEntry, KeyRing, add_key, key_digest, main, read_entries, revoke
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import Settings, SettingsError, load_settings
 

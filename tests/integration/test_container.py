@@ -25,7 +25,7 @@ import onnxruntime as ort
 import pytest
 import yaml
 
-from serving.keys import add_key
+from serving.access.keys import add_key
 from serving.lineage import REFERENCE_STATS_JSON, REQUIRED_ARTIFACTS
 from tests.conftest import REPO_ROOT, VENV_BIN
 from tests.integration.conftest import free_port

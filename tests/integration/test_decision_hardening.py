@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
+from serving.access.keys import add_key
 from serving.app import create_app
 from serving.decisions.__main__ import main as decisions_main
 from serving.decisions.logfile import LogFile
 from serving.decisions.outcome import Decided
 from serving.decisions.record import SCHEMA_FILE, Pending, RecordTime
-from serving.keys import add_key
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import SettingsError, load_settings
 from tests.integration.test_decisions import make_settings, read_records
@@ -241,7 +241,7 @@ CUT_WRITER = """
 import json, resource, signal, sys
 from pathlib import Path
 from prometheus_client import Counter, Gauge
-from serving.access_metrics import AccessMetrics
+from serving.monitoring.access_metrics import AccessMetrics
 from serving.decisions.writer import DecisionWriter
 from tests.unit.test_decision_encoder import answered
 

@@ -18,7 +18,7 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client import Counter, Gauge
 
-from serving.access_metrics import AccessMetrics
+from serving.access.keys import add_key
 from serving.app import create_app
 from serving.decisions.__main__ import main as decisions_main
 from serving.decisions.outcome import Decided
@@ -31,7 +31,7 @@ from serving.decisions.record import (
     utc_time,
 )
 from serving.decisions.writer import DecisionWriter
-from serving.keys import add_key
+from serving.monitoring.access_metrics import AccessMetrics
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import Settings
 from tests.records import record_lines

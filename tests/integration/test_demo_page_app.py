@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from serving.demo import CONTENT_SECURITY_POLICY, DEMO_DIR
-from serving.docs_page import content_security_policy
+from serving.http.docs_page import content_security_policy
+from serving.routes.demo import CONTENT_SECURITY_POLICY, DEMO_DIR
 from tests.integration.asgi import service_client
 
 pytestmark = pytest.mark.integration
@@ -164,7 +164,7 @@ def test_encoded_dot_segments_are_resolved_inside_the_directory(client: TestClie
 
 def test_swagger_ui_keeps_working_without_the_demo_csp(client: TestClient[Any]) -> None:
     """The demo page's strict CSP would break Swagger UI's inline blocks: /docs carries its
-    own policy instead (serving/docs_page.py: 'self' plus the hash of each inline block)."""
+    own policy instead (serving/http/docs_page.py: 'self' plus the hash of each inline block)."""
     docs = client.get("/docs")
     assert docs.status_code == 200
     policy = docs.headers["content-security-policy"]

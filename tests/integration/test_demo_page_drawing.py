@@ -150,7 +150,7 @@ def test_pen_and_touch_draw_on_a_phone_sized_page(
 
 def test_swagger_ui_still_renders(page: Page, server: RunningServer) -> None:
     """The demo's CSP is not applied to /docs: Swagger UI's page has its own, which admits
-    its inline bootstrap by hash (serving/docs_page.py) and still renders."""
+    its inline bootstrap by hash (serving/http/docs_page.py) and still renders."""
     response = page.goto(f"{server.base_url}/docs")
     assert response is not None
     policy = response.headers["content-security-policy"]

@@ -169,7 +169,7 @@ def test_static_route_does_not_escape_over_real_http(server: RunningServer, targ
 
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, str]]:
-    from serving.keys import add_key
+    from serving.access.keys import add_key
 
     directory = tmp_path_factory.mktemp("demo-auth-server")
     keys_file = directory / "keys.jsonl"

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from serving.exposition import MetricsPage, Page
+from serving.monitoring.exposition import MetricsPage, Page
 from serving.settings import SettingsError, load_settings
 from tests.integration.asgi import service_client
 

@@ -59,7 +59,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from schemathesis.config import ChecksConfig
 
-from serving.keys import add_key
+from serving.access.keys import add_key
 from tests.conftest import REPO_ROOT, VENV_BIN
 from tests.integration.conftest import RunningServer, http_get
 

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from litestar.testing import TestClient
 
+from serving.access.jwt_auth import CredentialRejectedError, JwksError, JwtVerifier
 from serving.app import create_app
-from serving.jwt_auth import CredentialRejectedError, JwksError, JwtVerifier
 from serving.settings import Settings, SettingsError, load_settings
 from tests.conftest import REPO_ROOT
 

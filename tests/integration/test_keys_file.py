@@ -13,8 +13,8 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
+from serving.access.keys import KeyRing, _write_atomically, add_key, locked, read_entries
 from serving.app import create_app
-from serving.keys import KeyRing, _write_atomically, add_key, locked, read_entries
 from serving.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def test_an_overlapping_add_and_revoke_lose_neither_change(tmp_path: Path) -> No
     lock_file = path.with_name(path.name + ".lock")
     with locked(path):  # a concurrent `keys add` in the middle of its read-modify-write
         revoke = subprocess.Popen(
-            [sys.executable, "-m", "serving.keys", "--file", str(path), "revoke", "alice"],
+            [sys.executable, "-m", "serving.access.keys", "--file", str(path), "revoke", "alice"],
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -135,7 +135,7 @@ def test_revoke_all_empties_the_file_and_every_key_stops_working(tmp_path: Path)
         for key in keys:
             assert client.get("/model", headers={"authorization": f"Bearer {key}"}).is_success
         done = subprocess.run(
-            [sys.executable, "-m", "serving.keys", "--file", str(path), "revoke-all"],
+            [sys.executable, "-m", "serving.access.keys", "--file", str(path), "revoke-all"],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,

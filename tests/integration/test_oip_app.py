@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.dispatch import route_finder
+from serving.http.dispatch import route_finder
 from serving.settings import Settings
 from tests.integration.asgi import service_client
 

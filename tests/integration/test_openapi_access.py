@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from litestar.testing import TestClient
 
-from serving.keys import add_key
+from serving.access.keys import add_key
 from serving.schemas import EXAMPLE_FLAT
 from serving.state import service_of
 from tests.integration.asgi import service_client

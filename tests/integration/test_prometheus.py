@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from serving.keys import add_key
+from serving.access.keys import add_key
 from serving.lineage import REQUIRED_ARTIFACTS
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import RunningServer, free_port, start_server, stop_server

@@ -21,8 +21,8 @@ import pytest
 import redis
 from limits import parse
 
-from serving.keys import add_key
-from serving.ratelimit import LEASE_SHARE, lease_size
+from serving.access.keys import add_key
+from serving.access.ratelimit import LEASE_SHARE, lease_size
 from serving.schemas import EXAMPLE_FLAT
 from tests.integration.conftest import RunningServer, free_port
 
@@ -161,7 +161,7 @@ def test_a_limit_holds_across_workers_through_redis(
 def test_leased_hits_never_exceed_a_shared_limit(
     serve: Callable[..., RunningServer], tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    """A limit large enough for leases (serving/ratelimit.py): each worker takes its hits
+    """A limit large enough for leases (serving/access/ratelimit.py): each worker takes its hits
     from Redis a lease at a time, and the two together still admit at most the limit,
     short of it by no more than the unused part of one lease per worker."""
     limit = 2 * LEASE_SHARE + 101

@@ -191,7 +191,7 @@ def test_prod_image_through_podman_is_v1_signed_and_labelled(
     another key it stays not ready."""
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed: this machine cannot build or run containers")
-    from serving.keys import add_key
+    from serving.access.keys import add_key
     from tests.integration.test_container import podman, podman_env, wait_until_ready
 
     # The image's DIGITS_AUTH=api-key reads the keys file at its default path.

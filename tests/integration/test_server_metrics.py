@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.keys import add_key
+from serving.access.keys import add_key
 from tests.integration.conftest import RunningServer
 
 pytestmark = pytest.mark.integration

@@ -240,7 +240,7 @@ def test_swagger_ui_is_self_hosted(client: TestClient[Any]) -> None:
 
 
 def test_generated_request_ids_are_unique_and_change_prefix_after_fork() -> None:
-    from serving import observe
+    from serving.http import observe
 
     ids = {observe.request_id() for _ in range(1000)}
     assert len(ids) == 1000

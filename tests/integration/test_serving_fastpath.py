@@ -13,10 +13,10 @@ import pytest
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.chain import CHAIN, compose
-from serving.dispatch import FAST as FAST_OPTION
-from serving.dispatch import FAST_DISPATCHED, check_fast_handlers
-from serving.errors import answer_errors
+from serving.http.chain import CHAIN, compose
+from serving.http.dispatch import FAST as FAST_OPTION
+from serving.http.dispatch import FAST_DISPATCHED, check_fast_handlers
+from serving.http.errors import answer_errors
 from serving.schemas import EXAMPLE_DIGIT, EXAMPLE_FLAT
 from serving.settings import Settings
 

@@ -1,5 +1,6 @@
 """The serving runtime never imports sklearn, joblib, dvc or ART; a worker never imports
-model_signing/sigstore (the signature check runs before the workers, serving/signature.py)."""
+model_signing/sigstore (the signature check runs before the workers,
+serving/lineage/signature.py)."""
 
 from __future__ import annotations
 

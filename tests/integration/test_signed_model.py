@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from serving.lineage import REGISTRY_JSON, file_md5
+from serving.lineage.signature import RESULT_ENV, encode_result, sign, signature_path, verify
 from serving.settings import Settings
-from serving.signature import RESULT_ENV, encode_result, sign, signature_path, verify
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import (
     READY_TIMEOUT_SECONDS,

@@ -1,4 +1,4 @@
-"""serving.drift: PSI math, the ring buffer's running counts and the reference loader."""
+"""serving.monitoring.drift: PSI math, the ring buffer's running counts and the reference loader."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from serving.drift import (
+from serving.lineage import LineageError
+from serving.monitoring.drift import (
     PSI_EPSILON,
     SEARCHSORTED_MAX_ROWS,
     DriftMonitor,
@@ -19,7 +20,6 @@ from serving.drift import (
     proportions,
     psi_per_feature,
 )
-from serving.lineage import LineageError
 
 pytestmark = pytest.mark.model
 REPO_ROOT = Path(__file__).resolve().parents[2]

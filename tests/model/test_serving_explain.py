@@ -1,4 +1,4 @@
-"""serving.model: linear contributions are exact; occlusion is the general fallback."""
+"""serving.inference.model: linear contributions are exact; occlusion is the general fallback."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import msgspec
 import numpy as np
 import pytest
 
+from serving.inference.model import OnnxModel
 from serving.lineage import FileSnapshot, ModelCard, VerifiedBundle, load_verified_bundle
-from serving.model import OnnxModel
 from stages.artifacts import json_bytes, read_npz
 from stages.params import Params
 from stages.train import export_onnx, fit_model, measure_parity, model_metadata

@@ -14,8 +14,7 @@ from serving.lineage import (
     load_verified_bundle,
     load_verified_file,
 )
-from serving.settings import Settings
-from serving.signature import (
+from serving.lineage.signature import (
     RESULT_ENV,
     SIGNED_FILES,
     check_worker,
@@ -24,6 +23,7 @@ from serving.signature import (
     signature_path,
     verify,
 )
+from serving.settings import Settings
 from tests.conftest import REPO_ROOT
 from tests.signing import copy_served_files, tamper_and_relock, write_key_pair, write_registry_entry
 

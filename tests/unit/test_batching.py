@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from serving.batching import MicroBatcher, Prediction
+from serving.inference.batching import MicroBatcher, Prediction
 
 pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +65,7 @@ def test_a_lone_row_runs_as_two_and_cancelled_requests_are_skipped() -> None:
 def test_rows_observed_per_batch_equal_one_observation_per_request() -> None:
     from prometheus_client import Histogram
 
-    from serving.metrics import ROWS_BUCKETS, ServiceMetrics
+    from serving.monitoring.metrics import ROWS_BUCKETS, ServiceMetrics
 
     metrics = ServiceMetrics()
     batched = Histogram("test_rows_batched", "t", buckets=ROWS_BUCKETS, registry=None)
@@ -94,7 +94,7 @@ def test_observe_repeated_equals_repeated_observe_on_the_locked_prometheus_clien
 
     from prometheus_client import Histogram
 
-    from serving.metrics import ROWS_BUCKETS, observe_repeated
+    from serving.monitoring.metrics import ROWS_BUCKETS, observe_repeated
 
     lock = (REPO_ROOT / "requirements" / "serving.lock").read_text(encoding="utf-8")
     locked = re.search(r"^prometheus-client==(\S+)", lock, re.MULTILINE)

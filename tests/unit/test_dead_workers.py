@@ -1,4 +1,5 @@
-"""Dead-worker sweep (serving.metrics): dead workers' live gauges removed, the rest kept."""
+"""Dead-worker sweep (serving.monitoring.metrics): dead workers' live gauges removed, the rest
+kept."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.metrics import is_live_sibling, parent_pid, sweep_dead_workers
+from serving.monitoring.metrics import is_live_sibling, parent_pid, sweep_dead_workers
 from serving.settings import load_settings
 
 pytestmark = pytest.mark.unit

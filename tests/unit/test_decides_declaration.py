@@ -11,7 +11,7 @@ from litestar.exceptions import ImproperlyConfiguredException
 from serving.access import PREDICT, READ, needs, route_decides
 from serving.app import create_app
 from serving.decisions.outcome import Decided, DecidedResponse
-from serving.dispatch import FAST, Route, check_fast_handlers, decided_outcome
+from serving.http.dispatch import FAST, Route, check_fast_handlers, decided_outcome
 from serving.settings import Settings
 
 pytestmark = pytest.mark.unit

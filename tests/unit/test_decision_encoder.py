@@ -22,11 +22,11 @@ import pytest
 from prometheus_client import Counter, Gauge
 
 import serving.decisions.encoder as encoder_module
-from serving.access_metrics import AccessMetrics
 from serving.decisions.encoder import Encoder
 from serving.decisions.outcome import Decided
 from serving.decisions.record import Pending, RecordTime
 from serving.decisions.writer import DecisionWriter
+from serving.monitoring.access_metrics import AccessMetrics
 from tests.records import record_lines
 
 pytestmark = pytest.mark.unit

@@ -1,6 +1,6 @@
 """The fast dispatch applies a Litestar feature or refuses it: an app in which a FAST handler
 would have a feature the fast dispatch skips does not start, and says which
-(serving/fast_features.py). No pipeline artifact is read: the model loads in the lifespan,
+(serving/http/fast_features.py). No pipeline artifact is read: the model loads in the lifespan,
 which these apps never enter."""
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, GetLogger
 
 from serving.app import create_app
-from serving.dispatch import FAST, check_fast_handlers
-from serving.errors import litestar_error_handler
-from serving.fast_features import REFUSED, unclassified_settings
+from serving.http.dispatch import FAST, check_fast_handlers
+from serving.http.errors import litestar_error_handler
+from serving.http.fast_features import REFUSED, unclassified_settings
 from serving.routes import route_table
 from serving.routes.native import predict
 from serving.settings import Settings

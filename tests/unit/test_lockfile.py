@@ -1,10 +1,10 @@
-"""serving/lockfile.py: the one parser of dvc.lock that the service and its tools share."""
+"""serving/lineage/lockfile.py: the one parser of dvc.lock that the service and its tools share."""
 
 from __future__ import annotations
 
 import pytest
 
-from serving.lockfile import LockFormatError, find_out, parse_lock
+from serving.lineage.lockfile import LockFormatError, find_out, parse_lock
 
 pytestmark = pytest.mark.unit
 LOCK = b"""schema: '2.0'

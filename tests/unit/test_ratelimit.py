@@ -12,8 +12,8 @@ from limits import parse
 from limits.strategies import FixedWindowRateLimiter
 from prometheus_client import Counter, Gauge
 
-from serving.access_metrics import AccessMetrics
-from serving.ratelimit import LEASE_MAX, LEASE_SHARE, Limiter, LocalStorage, lease_size
+from serving.access.ratelimit import LEASE_MAX, LEASE_SHARE, Limiter, LocalStorage, lease_size
+from serving.monitoring.access_metrics import AccessMetrics
 
 pytestmark = pytest.mark.unit
 

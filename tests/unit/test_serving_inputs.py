@@ -1,4 +1,4 @@
-"""serving.inputs: decoding, 8x8 flattening and every client error with its location."""
+"""serving.inference.inputs: decoding, 8x8 flattening and every client error with its location."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from serving.inputs import ClientError, decode_samples
+from serving.inference.inputs import ClientError, decode_samples
 from serving.schemas import EXAMPLE_DIGIT, EXAMPLE_FLAT
 
 pytestmark = pytest.mark.unit

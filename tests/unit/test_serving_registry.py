@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from serving.lineage import FileSnapshot, LineageError, raw_data_entry, read_lock
-from serving.registry import ARTIFACT, RegistryInfo, check_registry, read_registry
-from serving.registry_lookup import (
+from serving.lineage.registry import ARTIFACT, RegistryInfo, check_registry, read_registry
+from serving.lineage.registry_lookup import (
     RESULT_ENV,
     LookupResult,
     encode_result,

@@ -1,7 +1,7 @@
 """Reading msgspec's ValidationError text: the message, the ``$.path`` it names, the field.
 
 msgspec reports e.g. ``Expected `float` <= 16.0 - at `$.samples[3][12]``` and
-``Object contains unknown field `x```. Shared by request decoding (:mod:`serving.inputs`)
+``Object contains unknown field `x```. Shared by request decoding (:mod:`serving.inference.inputs`)
 and settings (:mod:`serving.settings`).
 """
 

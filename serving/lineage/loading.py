@@ -14,7 +14,7 @@ from importlib import metadata
 
 import msgspec
 
-from serving.drift import DriftMonitor, DriftSummary, parse_reference
+from serving.inference.model import OnnxModel
 from serving.lineage import (
     REFERENCE_STATS_JSON,
     FileSnapshot,
@@ -23,10 +23,11 @@ from serving.lineage import (
     load_verified_bundle,
     load_verified_file,
 )
-from serving.metrics import ServiceMetrics
-from serving.model import OnnxModel
-from serving.registry import RegistryInfo
-from serving.registry_lookup import registry_for
+from serving.lineage.registry import RegistryInfo
+from serving.lineage.registry_lookup import registry_for
+from serving.lineage.signature import check_worker as check_signature
+from serving.monitoring.drift import DriftMonitor, DriftSummary, parse_reference
+from serving.monitoring.metrics import ServiceMetrics
 from serving.schemas import (
     GRID,
     ArtifactInfo,
@@ -36,7 +37,6 @@ from serving.schemas import (
     StageResponse,
 )
 from serving.settings import Settings
-from serving.signature import check_worker as check_signature
 from serving.state import ServiceState
 
 log = logging.getLogger("serving")

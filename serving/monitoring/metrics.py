@@ -3,8 +3,8 @@
 ``PROMETHEUS_MULTIPROC_DIR`` must be set before ``prometheus_client`` is first
 imported; the launcher (``python -m serving``) and :func:`ensure_multiproc_dir`
 take care of that. Labels are bounded: route templates (or ``unmatched``), the methods the
-routes answer (or ``other``, :mod:`serving.observe`), status codes, class labels and a fixed set
-of validation failure reasons.
+routes answer (or ``other``, :mod:`serving.http.observe`), status codes, class labels and a
+fixed set of validation failure reasons.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import psutil
 
-from serving.access_metrics import AccessMetrics
+from serving.monitoring.access_metrics import AccessMetrics
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

@@ -1,7 +1,7 @@
 """The one ordered chain of cross-cutting steps every HTTP request passes, whatever answers it.
 
 A step is ``step(inner, app) -> ASGI app``: it wraps the rest of the chain once, when the
-app is composed. The chain ends in :func:`serving.dispatch.dispatcher` (a FAST handler, or
+app is composed. The chain ends in :func:`serving.http.dispatch.dispatcher` (a FAST handler, or
 Litestar for everything else: other routes, 404, 405, the docs, the demo page, static
 files). Order, outermost first:
 
@@ -27,13 +27,13 @@ from collections.abc import Callable, Sequence
 from litestar import Litestar
 from litestar.types import ASGIApp
 
-from serving.auth import authenticate
+from serving.access.auth import authenticate
+from serving.access.ratelimit import rate_limit
 from serving.decisions.step import record_decisions
-from serving.dispatch import resolve_route, serve_head
-from serving.errors import answer_errors
-from serving.http_io import limit_body
-from serving.observe import observe
-from serving.ratelimit import rate_limit
+from serving.http.body import limit_body
+from serving.http.dispatch import resolve_route, serve_head
+from serving.http.errors import answer_errors
+from serving.http.observe import observe
 
 Step = Callable[[ASGIApp, Litestar], ASGIApp]
 CHAIN: tuple[Step, ...] = (

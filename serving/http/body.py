@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.types import ASGIApp, HTTPScope, Receive, ReceiveMessage, Scope, Send
 
-from serving.inputs import ClientError
+from serving.inference.inputs import ClientError
 from serving.state import service_of
 
 JSON = b"application/json"

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
-# The client's own X-Request-ID (serving.observe), logged beside the service's id.
+# The client's own X-Request-ID (serving.http.observe), logged beside the service's id.
 client_request_id_var: ContextVar[str | None] = ContextVar("client_request_id", default=None)
 _ENCODER = msgspec.json.Encoder()
 _RESERVED = frozenset(vars(logging.makeLogRecord({})))

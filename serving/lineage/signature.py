@@ -10,7 +10,7 @@ the project can add to or hide from it.
 
 ``model_signing`` (and sigstore with it) costs ~0.3 s and ~60 MB to import, so it is never
 imported by a serving worker on the normal path: ``python -m serving`` runs
-``python -m serving.verify_signature`` once before the workers start and hands them the
+``python -m serving.lineage.verify_signature`` once before the workers start and hands them the
 result (the sha256 of every verified file) in :data:`RESULT_ENV`. A worker then reads each
 served file once, hashes those bytes with hashlib and compares (:func:`check_worker`); the
 same bytes are then checked against ``dvc.lock`` and loaded, never re-read from disk. A

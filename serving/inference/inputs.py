@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from serving.msgspec_text import field_name, split_location
+from serving.http.msgspec_text import field_name, split_location
 from serving.schemas import (
     GRID,
     N_FEATURES,

@@ -1,7 +1,7 @@
 """Error answers: the documented error shape (native routes) and ``{"error": ...}`` (OIP).
 
 One renderer, :func:`error_answer`, used by Litestar's exception handling, by the fast
-dispatch (:mod:`serving.dispatch`) and by the chain's :func:`answer_errors` step (errors
+dispatch (:mod:`serving.http.dispatch`) and by the chain's :func:`answer_errors` step (errors
 raised by steps themselves).
 """
 
@@ -18,9 +18,9 @@ from litestar.exceptions import HTTPException
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from serving.http_io import send_answer
-from serving.inputs import ClientError
-from serving.logs import request_id_var
+from serving.http.body import send_answer
+from serving.inference.inputs import ClientError
+from serving.monitoring.logs import request_id_var
 from serving.protocol.oip import OIP_PREFIX, error_body
 from serving.schemas import ErrorResponse
 from serving.state import ServiceState, service_of

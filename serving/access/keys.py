@@ -1,4 +1,5 @@
-"""API keys: the keys file (hashes only) and ``python -m serving.keys add|list|revoke|revoke-all``.
+"""API keys: the keys file (hashes only) and its command line,
+``python -m serving.access.keys add|list|revoke|revoke-all``.
 
 The file named by ``DIGITS_API_KEYS_FILE`` holds one JSON object per line::
 
@@ -222,7 +223,7 @@ def revoke_all(path: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.keys", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m serving.access.keys", description=__doc__)
     parser.add_argument(
         "--file",
         default=os.environ.get("DIGITS_API_KEYS_FILE"),
@@ -258,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"revoked {removed} key(s) of {args.client_id}", file=sys.stderr)
             return 0 if removed else 1
     except (KeysFileError, ValueError, OSError) as exc:
-        print(f"serving.keys: {exc}", file=sys.stderr)
+        print(f"serving.access.keys: {exc}", file=sys.stderr)
         return 2
     return 0
 

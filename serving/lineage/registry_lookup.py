@@ -17,7 +17,7 @@ uncommitted retrain does not).
    once per process and state of the tags.
 
 No git, no repository, no gto: ``None``, with a note the worker logs. An image has no git;
-there ``models/registry.json`` (:mod:`serving.registry`) is read instead.
+there ``models/registry.json`` (:mod:`serving.lineage.registry`) is read instead.
 """
 
 from __future__ import annotations
@@ -36,8 +36,14 @@ import msgspec
 
 from serving.lineage import REGISTRY_JSON, REQUIRED_ARTIFACTS, FileSnapshot, LineageError, find_out
 from serving.lineage import read_lock as read_lock_file
-from serving.lockfile import LockFormatError, parse_lock
-from serving.registry import ARTIFACT, RegistryInfo, check_registry, parse_registry, read_registry
+from serving.lineage.lockfile import LockFormatError, parse_lock
+from serving.lineage.registry import (
+    ARTIFACT,
+    RegistryInfo,
+    check_registry,
+    parse_registry,
+    read_registry,
+)
 from serving.settings import Settings
 
 RESULT_ENV = "DIGITS_REGISTRY_RESULT"

@@ -4,7 +4,7 @@ bundle was built from a registry reference, else the working copy's registered v
 ``make image REF=digits-classifier#prod`` (tools/registry_bundle.py) writes
 ``registry.json`` beside the model: the GTO artifact, version, stage, the reference it was
 resolved from, the commit and the md5 of each served file. It takes precedence (an image has
-no git). Without it, :mod:`serving.registry_lookup` finds the registered version whose
+no git). Without it, :mod:`serving.lineage.registry_lookup` finds the registered version whose
 commit pins the served files. A working copy that matches none reports ``null``.
 """
 

@@ -1,4 +1,5 @@
-"""``python -m serving.verify_signature``: the pre-start signature check (and ``make sign``).
+"""``python -m serving.lineage.verify_signature``: the pre-start signature check (and
+``make sign``).
 
 Verify (default): with ``DIGITS_MODEL_PUBLIC_KEY`` set, print the result as one JSON line and
 exit 0 when the bundle verifies over the served files, 1 when it does not; without a key,
@@ -17,12 +18,14 @@ import sys
 from pathlib import Path
 
 from serving.lineage import LineageError
+from serving.lineage.signature import encode_result, sign, signature_path, verify
 from serving.settings import SettingsError, load_settings
-from serving.signature import encode_result, sign, signature_path, verify
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.verify_signature", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.lineage.verify_signature", description=__doc__
+    )
     parser.add_argument("--sign", type=Path, metavar="PRIVATE_KEY", help="sign instead")
     parser.add_argument("--out", type=Path, help="signature bundle path (with --sign)")
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.access import public
 
-DEMO_DIR = Path(__file__).parent / "static" / "demo"
+DEMO_DIR = Path(__file__).resolve().parents[1] / "static" / "demo"
 DEMO_STATIC_PATH = "/static/demo"
 DEMO_PAGE_PATH = "/"
 CONTENT_SECURITY_POLICY = (

@@ -6,9 +6,9 @@ end of the chain a handler marked ``opt={FAST: True}`` is called directly with a
 ``Request`` and its path parameters, and its ``Response`` of encoded bytes is sent as is,
 skipping Litestar's per-request DI, signature parsing and response pipeline
 (docs/performance.md measures the difference); a Litestar feature it would skip is
-refused at start-up (:mod:`serving.fast_features`). Everything else, including 404 and
+refused at start-up (:mod:`serving.http.fast_features`). Everything else, including 404 and
 405, is answered by Litestar itself. Errors of either are
-answered at the end of the chain with the same renderer (:mod:`serving.errors`), so every
+answered at the end of the chain with the same renderer (:mod:`serving.http.errors`), so every
 step sees the error answer.
 """
 
@@ -34,9 +34,9 @@ from litestar.utils.helpers import get_enum_string_value
 
 from serving.access import required_access, route_decides
 from serving.decisions.outcome import OUTCOME, Decided, DecidedResponse
-from serving.errors import error_response
-from serving.fast_features import refused_features, unclassified_settings
-from serving.http_io import send_answer
+from serving.http.body import send_answer
+from serving.http.errors import error_response
+from serving.http.fast_features import refused_features, unclassified_settings
 from serving.state import service_of
 
 FAST = "fast_dispatch"  # opt key: serve this handler directly at the end of the chain
@@ -192,14 +192,14 @@ def check_fast_handlers(app: Litestar) -> None:
     """Start-up check: a FAST handler gets everything Litestar would give it, or the app
     does not start. It is async, takes only ``request`` and path parameters (typed as the
     router parses them), returns a ``Response[bytes]``, and has none of the Litestar
-    features the fast dispatch does not apply (:mod:`serving.fast_features`: guards,
+    features the fast dispatch does not apply (:mod:`serving.http.fast_features`: guards,
     middleware, hooks, dependencies, response headers, CORS... cross-cutting steps belong
     in the chain, which every request passes)."""
     unclassified = unclassified_settings()
     if unclassified:
         raise ImproperlyConfiguredException(
             f"Litestar settings {sorted(unclassified)} are not classified as applied or "
-            "refused by the fast dispatch (serving/fast_features.py)"
+            "refused by the fast dispatch (serving/http/fast_features.py)"
         )
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
@@ -238,5 +238,5 @@ def _check_fast_handler(app: Litestar, route: HTTPRoute, handler: HTTPRouteHandl
         raise ImproperlyConfiguredException(
             f"{name}: a {FAST} handler is called without Litestar's request handling, which "
             f"would apply {', '.join(refused)}: remove them from the handler and the layers "
-            "above it, or the FAST option (serving/fast_features.py lists what it applies)"
+            "above it, or the FAST option (serving/http/fast_features.py lists what it applies)"
         )

@@ -18,7 +18,7 @@ from typing import cast
 import anyio.to_thread
 from litestar import Litestar
 
-from serving.metrics import render_latest, sweep_dead_workers
+from serving.monitoring.metrics import render_latest, sweep_dead_workers
 
 Page = tuple[bytes, str]  # body, content type
 APP_STATE_KEY = "metrics_page"

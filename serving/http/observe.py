@@ -11,8 +11,8 @@ from typing import Protocol
 from litestar import Litestar
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.http_io import header
-from serving.logs import client_request_id_var, request_id_var
+from serving.http.body import header
+from serving.monitoring.logs import client_request_id_var, request_id_var
 from serving.state import service_of
 
 access_log = logging.getLogger("serving.access")

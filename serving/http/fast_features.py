@@ -1,6 +1,6 @@
 """Which Litestar features the fast dispatch applies, and which it refuses at start-up.
 
-A handler marked ``FAST`` (:mod:`serving.dispatch`) is called directly at the end of the
+A handler marked ``FAST`` (:mod:`serving.http.dispatch`) is called directly at the end of the
 request chain, without Litestar's own request handling, so a feature Litestar would apply
 to it there (a hook, middleware, a dependency, a response header...) would be skipped
 silently. Every setting Litestar offers on an app, router, controller or route handler is
@@ -22,7 +22,7 @@ from typing import Any
 from litestar import Controller, Litestar, Request, Router
 from litestar.handlers import HTTPRouteHandler
 
-from serving.errors import litestar_error_handler
+from serving.http.errors import litestar_error_handler
 
 Probe = Callable[[HTTPRouteHandler, Litestar], object]  # truthy: set for this handler
 
@@ -107,7 +107,7 @@ def _layered(name: str) -> Probe:
 
 
 def _other_exception_handlers(handler: HTTPRouteHandler, app: Litestar) -> object:
-    """Exception handlers other than the app's catch-all, whose renderer (serving.errors)
+    """Exception handlers other than the app's catch-all, whose renderer (serving.http.errors)
     the fast dispatch uses, and the ones Litestar adds itself (Starlette's HTTPException,
     which nothing here raises)."""
     return {
@@ -159,7 +159,8 @@ REFUSED: dict[str, Probe] = {
     "compression_config": lambda handler, app: app.compression_config,
     "cors_config": lambda handler, app: app.cors_config,
     "csrf_config": lambda handler, app: app.csrf_config,
-    "logging_config": lambda handler, app: app.logging_config,  # serving.logs logs errors
+    # serving.monitoring.logs logs the errors
+    "logging_config": lambda handler, app: app.logging_config,
     "pdb_on_exception": lambda handler, app: app.pdb_on_exception,
     "plugins": _router_wrappers,
 }

@@ -1,13 +1,13 @@
 """Authentication and authorization: the chain step every request passes.
 
 ``DIGITS_AUTH`` selects how a ``Authorization: Bearer <credential>`` header is verified:
-``api-key`` (the keys file, :mod:`serving.keys`), ``jwt`` (:mod:`serving.jwt_auth`) or
+``api-key`` (the keys file, :mod:`serving.access.keys`), ``jwt`` (:mod:`serving.access.jwt_auth`) or
 ``none``. What a route needs is declared once on its handler (:mod:`serving.access`).
 
 Answers: 401 with ``WWW-Authenticate: Bearer`` for a missing or bad credential (the same
 answer for an unknown, revoked or wrong key: it never says whether a key exists), 403 for
 a credential without the route's scope; both in the documented error shape, and in the
-OIP error format on ``/v2`` routes (:mod:`serving.errors`).
+OIP error format on ``/v2`` routes (:mod:`serving.http.errors`).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from serving.access import AUTHENTICATED, PUBLIC, SCOPES
-from serving.dispatch import ROUTE, Route
-from serving.http_io import header
-from serving.inputs import ClientError
-from serving.jwt_auth import CredentialRejectedError, JwksError, JwtVerifier
-from serving.keys import KeyRing, KeysFileError
+from serving.access.jwt_auth import CredentialRejectedError, JwksError, JwtVerifier
+from serving.access.keys import KeyRing, KeysFileError
+from serving.http.body import header
+from serving.http.dispatch import ROUTE, Route
+from serving.inference.inputs import ClientError
 from serving.settings import Settings
 from serving.state import service_of
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from serving import lockfile
+from serving.lineage import lockfile
 
 MODEL_ONNX = "models/model.onnx"
 MODEL_JSON = "models/model.json"
@@ -32,7 +32,7 @@ REQUIRED_ARTIFACTS = (MODEL_ONNX, MODEL_JSON, OOD_ONNX, OOD_JSON, METRICS_JSON, 
 VERSION_LENGTH = 12
 # The lock's name in a snapshot, whatever DIGITS_LOCK_FILE calls it.
 LOCK_PATH = "dvc.lock"
-# The GTO registry entry (serving/registry.py): beside the model when an image was built
+# The GTO registry entry (serving/lineage/registry.py): beside the model when an image was built
 # from a registry reference, absent in a working copy.
 REGISTRY_JSON = "models/registry.json"
 MODEL_FILES = (MODEL_ONNX, MODEL_JSON, OOD_ONNX, OOD_JSON)

@@ -47,10 +47,10 @@ from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from serving.access import AUTHENTICATED, EXPLAIN, PUBLIC
-from serving.access_metrics import AccessMetrics
-from serving.auth import CLIENT, Client
-from serving.dispatch import ROUTE, Route
-from serving.inputs import ClientError
+from serving.access.auth import CLIENT, Client
+from serving.http.dispatch import ROUTE, Route
+from serving.inference.inputs import ClientError
+from serving.monitoring.access_metrics import AccessMetrics
 from serving.settings import Settings
 from serving.state import service_of
 

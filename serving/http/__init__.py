@@ -1,0 +1,2 @@
+"""The HTTP layer: the request chain's steps, routing and the fast dispatch, request bodies,
+error answers and the Swagger page's headers."""

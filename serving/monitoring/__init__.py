@@ -1,0 +1,1 @@
+"""Monitoring: Prometheus metrics and their /metrics page, input drift, structured logs."""
