@@ -9,7 +9,8 @@ to it join the batch; the flush resolves each request's future with its own rows
 Per-row results do not depend on batch composition as long as ONNX Runtime sees at
 least two rows: its single-row kernel sums in a different order (probabilities differ
 in the last bits). A lone single-row batch is therefore run with its row twice, so a
-row's answer is the same whatever it was batched with (see tests/unit/test_batching.py).
+row's answer is the same whatever it was batched with
+(tests/integration/test_batching_composition.py).
 
 A failing batch is retried request by request, so an error reaches only the request
 that causes it.
