@@ -5,7 +5,7 @@ Templates under ``docs/templates/`` use ``string.Template`` placeholders
 never be stale: this stage reruns whenever any of them changes, and the
 reproducibility check covers the rendered files. An unknown placeholder is an
 error, not a blank. Each template holds one ``${document_control}``: the block of
-``stages/doc_control.py``, whose input fingerprint covers the stage's dependencies as
+``stages/lib/doc_control.py``, whose input fingerprint covers the stage's dependencies as
 ``dvc.yaml`` declares them (``--dvc-yaml``) and its params except ``docs``.
 """
 
@@ -24,8 +24,9 @@ import msgspec
 import numpy as np
 import yaml
 
-from stages.artifacts import atomic_write_bytes, read_bytes, read_json
-from stages.doc_control import (
+from stages.lib.artifacts import atomic_write_bytes, read_bytes, read_json
+from stages.lib.classifier import onnx_predict, onnx_scores
+from stages.lib.doc_control import (
     HOW_TO,
     DocControlError,
     control_block,
@@ -34,7 +35,7 @@ from stages.doc_control import (
     stage_files,
     stage_rows,
 )
-from stages.doc_tables import (
+from stages.lib.doc_tables import (
     adversarial_table,
     class_counts_table,
     confusion_table,
@@ -48,10 +49,8 @@ from stages.doc_tables import (
     selection_table,
     stress_table,
 )
-from stages.ood import onnx_scores
-from stages.params import Params, load_params
-from stages.runner import StageError, run_stage
-from stages.train import onnx_predict
+from stages.lib.params import Params, load_params
+from stages.lib.runner import StageError, run_stage
 
 VERSION_LENGTH = 12  # the service reports the same md5 prefix as the model version
 N_CLASSES = 10

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stages.artifacts import write_json, write_npz
-from stages.params import DataParams, load_params
-from stages.runner import StageError, run_stage
+from stages.lib.artifacts import write_json, write_npz
+from stages.lib.params import DataParams, load_params
+from stages.lib.runner import StageError, run_stage
 
 N_FEATURES = 64
 N_CLASSES = 10

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stages.artifacts import atomic_write_bytes, read_bytes, read_npz, write_json
-from stages.gates import accuracy_interval, enforce, verdict
-from stages.params import EvaluateParams, load_params
-from stages.runner import run_stage
-from stages.train import onnx_predict
+from stages.lib.artifacts import atomic_write_bytes, read_bytes, read_npz, write_json
+from stages.lib.classifier import load_sklearn_model, onnx_predict
+from stages.lib.gates import accuracy_interval, enforce, verdict
+from stages.lib.params import EvaluateParams, load_params
+from stages.lib.runner import run_stage
 
 N_CLASSES = 10
 
@@ -167,15 +167,6 @@ def quality_gates(metrics: dict[str, Any], params: EvaluateParams) -> dict[str, 
             interval=(low, high),
         )
     }
-
-
-def load_sklearn_model(path: Path) -> Any:
-    """Load the pipeline's own joblib artifact (never done on the serving path)."""
-    import joblib
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: required input is missing")
-    return joblib.load(path)
 
 
 def main(argv: list[str] | None = None) -> int:

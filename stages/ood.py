@@ -29,14 +29,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stages.artifacts import atomic_write_bytes, read_npz, write_json
-from stages.augment import augment, validation_split
-from stages.canonical import canonical_estimator, float32_scalar
-from stages.params import OodParams, Params, load_params
-from stages.runner import StageError, run_stage
-from stages.train import ONNX_INPUT_NAME, ONNX_TARGET_OPSET, onnx_session
+from stages.lib.artifacts import atomic_write_bytes, read_npz, write_json
+from stages.lib.augment import augment, validation_split
+from stages.lib.canonical import canonical_estimator, float32_scalar
+from stages.lib.classifier import ONNX_INPUT_NAME, ONNX_TARGET_OPSET, OOD_SCORE_OUTPUT, onnx_scores
+from stages.lib.params import OodParams, Params, load_params
+from stages.lib.runner import StageError, run_stage
 
-OOD_SCORE_OUTPUT = "ood_score"
 PARITY_RTOL = 1e-3
 PARITY_ATOL = 1e-3
 
@@ -155,14 +154,6 @@ def export_detector(detector: Detector) -> bytes:
     check_model(base, full_check=True)
     serialised: bytes = base.SerializeToString(deterministic=True)
     return serialised
-
-
-def onnx_scores(onnx_bytes: bytes, X: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """``ood_score`` from ONNX Runtime (single thread)."""
-    (scores,) = onnx_session(onnx_bytes).run(
-        [OOD_SCORE_OUTPUT], {ONNX_INPUT_NAME: np.asarray(X, np.float32)}
-    )
-    return np.asarray(scores)
 
 
 def detector_metadata(detector: Detector, params: OodParams, n_fit: int) -> dict[str, Any]:

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stages.artifacts import read_bytes, read_npz, write_json
-from stages.gates import enforce, verdict, wilson_interval
-from stages.ood import onnx_scores
-from stages.params import OodParams, OodSetName, load_params
-from stages.perturbations import DIRECTIONS, PIXEL_MAX, gaussian_noise, shift
-from stages.runner import run_stage
+from stages.lib.artifacts import read_bytes, read_npz, write_json
+from stages.lib.classifier import onnx_scores
+from stages.lib.gates import enforce, verdict, wilson_interval
+from stages.lib.params import OodParams, OodSetName, load_params
+from stages.lib.perturbations import DIRECTIONS, PIXEL_MAX, gaussian_noise, shift
+from stages.lib.runner import run_stage
 
 _SALT = 7301
 Scorer = Callable[[npt.NDArray[Any]], npt.NDArray[Any]]

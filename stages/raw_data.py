@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from stages.artifacts import atomic_write_bytes
-from stages.runner import StageError, run_stage
+from stages.lib.artifacts import atomic_write_bytes
+from stages.lib.runner import StageError, run_stage
 
 N_FEATURES = 64
 LABEL_COLUMN = "label"

@@ -2,7 +2,7 @@
 
 Stress tests (Gaussian noise, salt-and-pepper, 1..k pixel shifts, random
 occlusion) run on the whole test split through the exported ONNX model.
-Adversarial attacks (ART, see :mod:`stages.adversarial`) are white-box or
+Adversarial attacks (ART, see :mod:`stages.lib.adversarial`) are white-box or
 transferred from a surrogate, plus decision-based HopSkipJump, all scored by
 the ONNX model. Gates carry their rationale and a 95 % confidence interval.
 """
@@ -19,16 +19,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stages.adversarial import (
+from stages.lib.adversarial import (
     N_CLASSES,
     Predict,
     adversarial_attacks,
     strength_key,
     transfer_surrogate,
 )
-from stages.artifacts import read_bytes, read_npz, write_json
-from stages.evaluate import load_sklearn_model
-from stages.gates import (
+from stages.lib.artifacts import read_bytes, read_npz, write_json
+from stages.lib.classifier import load_sklearn_model, onnx_predict
+from stages.lib.gates import (
     accuracy_interval,
     bootstrap_mean_interval,
     enforce,
@@ -36,8 +36,8 @@ from stages.gates import (
     verdict,
     wilson_interval,
 )
-from stages.params import AttackName, Params, RobustnessParams, load_params
-from stages.perturbations import (
+from stages.lib.params import AttackName, Params, RobustnessParams, load_params
+from stages.lib.perturbations import (
     DIAGONALS,
     DIRECTIONS,
     diagonal_shift,
@@ -46,8 +46,7 @@ from stages.perturbations import (
     salt_and_pepper,
     shift,
 )
-from stages.runner import run_stage
-from stages.train import onnx_predict
+from stages.lib.runner import run_stage
 
 ATTACKS: tuple[AttackName, ...] = ("fgsm", "pgd", "hopskipjump")
 

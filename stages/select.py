@@ -22,13 +22,13 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
-from stages.artifacts import read_npz, write_json
-from stages.augment import augment, copies_per_image, validation_split
-from stages.gates import wilson_interval
-from stages.params import ModelType, Params, load_params
-from stages.perturbations import DIRECTIONS, gaussian_noise, shift
-from stages.runner import run_stage
-from stages.train import export_onnx, fit_model, onnx_predict
+from stages.lib.artifacts import read_npz, write_json
+from stages.lib.augment import augment, copies_per_image, validation_split
+from stages.lib.classifier import export_onnx, fit_model, onnx_predict
+from stages.lib.gates import wilson_interval
+from stages.lib.params import ModelType, Params, load_params
+from stages.lib.perturbations import DIRECTIONS, gaussian_noise, shift
+from stages.lib.runner import run_stage
 
 _NOISE_SALT = 7101
 CRITERIA = ("clean", "shift_mean", "shift_worst_direction", "noise")

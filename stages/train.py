@@ -8,10 +8,8 @@ so the served ONNX artifact is always equivalent to the trained model.
 from __future__ import annotations
 
 import argparse
-import functools
 import io
 import sys
-import warnings
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -20,19 +18,21 @@ from typing import Any, cast, get_args
 import numpy as np
 import numpy.typing as npt
 
-from stages.artifacts import ArtifactError, atomic_write_bytes, read_json, read_npz, write_json
-from stages.augment import augment, copies_per_image
-from stages.canonical import ModelWeights, canonical_estimator
-from stages.models import build_model
-from stages.params import ModelType, Params, TrainParams, load_params, to_builtins
-from stages.runner import StageError, run_stage
-
-ONNX_INPUT_NAME = "pixels"
-ONNX_LABEL_OUTPUT = "label"
-ONNX_PROBABILITY_OUTPUT = "probabilities"
-# Pinned so the exported graph does not change with the installed converter's default.
-ONNX_TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
-MODEL_NAME = "digits-classifier"
+from stages.lib.artifacts import ArtifactError, atomic_write_bytes, read_json, read_npz, write_json
+from stages.lib.augment import augment, copies_per_image
+from stages.lib.canonical import ModelWeights
+from stages.lib.classifier import (
+    MODEL_NAME,
+    ONNX_INPUT_NAME,
+    ONNX_LABEL_OUTPUT,
+    ONNX_PROBABILITY_OUTPUT,
+    ONNX_TARGET_OPSET,
+    export_onnx,
+    fit_model,
+    onnx_predict,
+)
+from stages.lib.params import ModelType, Params, load_params, to_builtins
+from stages.lib.runner import StageError, run_stage
 
 
 class ParityError(StageError):
@@ -52,76 +52,6 @@ class Parity:
     def ok(self) -> bool:
         """True when within tolerance and every predicted class agrees."""
         return self.max_abs_probability_diff <= self.tolerance and self.argmax_mismatches == 0
-
-
-def fit_model(
-    model_type: ModelType, params: TrainParams, seed: int, X: npt.NDArray[Any], y: npt.NDArray[Any]
-) -> Any:
-    """Fit a ``model_type`` estimator, canonical (:func:`canonical_estimator`) from here on.
-
-    Convergence warnings become errors. Every later use (evaluation, export, the saved
-    joblib) sees the float32-rounded fit, so float64 summation noise of this machine's
-    BLAS kernel reaches no output.
-    """
-    from sklearn.exceptions import ConvergenceWarning
-
-    model = build_model(model_type, params, seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        try:
-            model.fit(X, y)
-        except ConvergenceWarning as exc:
-            raise StageError(f"training did not converge ({exc}); raise max_iter") from None
-    return canonical_estimator(model)
-
-
-def export_onnx(model: Any) -> bytes:
-    """Serialise the fitted model to ONNX: float32 ``pixels`` in, label and probabilities out."""
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType
-
-    with warnings.catch_warnings():
-        # skl2onnx reads SVC.probA_/probB_, which scikit-learn 1.9 marks deprecated.
-        warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
-        onnx_model = to_onnx(
-            model,
-            initial_types=[(ONNX_INPUT_NAME, FloatTensorType([None, 64]))],
-            target_opset=ONNX_TARGET_OPSET,
-            options={"zipmap": False},
-        )
-    # skl2onnx fills opset_import from a set, so its order follows the process's string
-    # hash seed; sort it so the exported bytes do not.
-    opsets = sorted((o.domain, o.version) for o in onnx_model.opset_import)
-    del onnx_model.opset_import[:]
-    for domain, opset_version in opsets:
-        onnx_model.opset_import.add(domain=domain, version=opset_version)
-    onnx_model.doc_string = f"{MODEL_NAME}: 8x8 digits, pixels 0..16 as float32[N, 64]"
-    serialised: bytes = onnx_model.SerializeToString(deterministic=True)
-    return serialised
-
-
-@functools.lru_cache(maxsize=8)
-def onnx_session(onnx_bytes: bytes) -> Any:
-    """One ONNX Runtime session per model (single thread, deterministic), reused across calls:
-    attacks query a model thousands of times, and a session costs milliseconds to build."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-
-
-def onnx_predict(
-    onnx_bytes: bytes, X: npt.NDArray[Any]
-) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
-    """Labels and probabilities from ONNX Runtime (single thread, deterministic)."""
-    session = onnx_session(onnx_bytes)
-    labels, probabilities = session.run(
-        [ONNX_LABEL_OUTPUT, ONNX_PROBABILITY_OUTPUT],
-        {ONNX_INPUT_NAME: np.asarray(X, dtype=np.float32)},
-    )
-    return np.asarray(labels), np.asarray(probabilities)
 
 
 def measure_parity(model: Any, onnx_bytes: bytes, X: npt.NDArray[Any], tolerance: float) -> Parity:

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.artifacts import atomic_write_bytes
-from stages.doc_control import (
+from stages.lib.artifacts import atomic_write_bytes
+from stages.lib.doc_control import (
     COPY,
     DATE,
     HISTORY,
@@ -44,7 +44,7 @@ from stages.doc_control import (
     replace_block,
     stage_files,
 )
-from stages.doc_tables import markdown_table
+from stages.lib.doc_tables import markdown_table
 
 HISTORY_LIMIT = 20
 SUBJECT_LIMIT = 100

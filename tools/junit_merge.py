@@ -17,7 +17,7 @@ from pathlib import Path
 
 from defusedxml import ElementTree
 
-from stages.artifacts import atomic_write_bytes
+from stages.lib.artifacts import atomic_write_bytes
 
 ROOT = b'<testsuites name="pytest tests"/>'
 

@@ -5,7 +5,7 @@
 Reads reports/metrics.json, reports/robustness.json, reports/ood.json and dvc.lock and
 prints the accuracy, every gate with its threshold, measured value and verdict, the model
 version and where the full reports are, in at most 80 columns. Gates are read as
-stages/gates.py writes them: each report's ``gates`` object, keyed by gate name, of verdicts
+stages/lib/gates.py writes them: each report's ``gates`` object, keyed by gate name, of verdicts
 with ``kind`` (``min`` or ``max``), ``threshold``, ``value`` (null: not measured),
 ``passed`` and ``marginal``.
 
@@ -57,7 +57,7 @@ class Gate:
 
 
 def parse_gate(name: str, gate: Any, source: str) -> Gate:
-    """One gate verdict (stages/gates.py ``verdict``)."""
+    """One gate verdict (stages/lib/gates.py ``verdict``)."""
     if not isinstance(gate, dict) or not isinstance(gate.get("passed"), bool):
         raise SummaryError(f"{source}: gate {name!r} has no boolean 'passed'")
     missing = [key for key in ("kind", "threshold", "value") if key not in gate]

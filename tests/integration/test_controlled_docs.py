@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.doc_control import (
+from stages.lib.doc_control import (
     APPROVAL,
     BEGIN,
     COPY,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
-from stages.artifacts import read_json
+from stages.lib.artifacts import read_json
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import RunningServer
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.artifacts import read_json, write_json
+from stages.lib.artifacts import read_json, write_json
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stages.artifacts import read_json, read_npz
+from stages.lib.artifacts import read_json, read_npz
 from tests.artifacts import require_artifact
 from tests.conftest import REPO_ROOT
 

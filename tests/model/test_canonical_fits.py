@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from stages import ood, train
-from stages.artifacts import read_npz, write_npz
+from stages.lib.artifacts import read_npz, write_npz
 from tests.artifacts import require_artifact
 from tests.conftest import REPO_ROOT
 from tests.ulps import nudge

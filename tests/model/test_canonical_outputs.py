@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 
 from stages import data_prep, evaluate, ood, ood_evaluate, robustness, select
-from stages.artifacts import read_bytes, read_npz, write_json
-from stages.params import Params, load_params
-from stages.train import Parity, model_metadata, onnx_predict
+from stages.lib import classifier
+from stages.lib.artifacts import read_bytes, read_npz, write_json
+from stages.lib.classifier import onnx_predict
+from stages.lib.params import Params, load_params
+from stages.train import Parity, model_metadata
 from tests.artifacts import require_artifact
 from tests.conftest import REPO_ROOT
 from tests.ulps import perturb
@@ -106,7 +108,7 @@ def test_evaluate_metrics_and_importances(
     evaluate.add_intervals(metrics, y, labels, params.evaluate.confidence_level)
     metrics["argmax_margin"] = evaluate.argmax_margin(probabilities)
     assert_writer_absorbs_ulps(metrics, tmp_path / "metrics")
-    model = evaluate.load_sklearn_model(require_artifact(REPO_ROOT / "models" / "model.joblib"))
+    model = classifier.load_sklearn_model(require_artifact(REPO_ROOT / "models" / "model.joblib"))
     importance = evaluate.permutation_importances(model, X[:150], y[:150], 2, params.seed)
     assert_writer_absorbs_ulps(importance, tmp_path / "importance")
 
@@ -125,7 +127,7 @@ def test_ood_evaluate_report(
     params: Params, split: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
     detector_bytes = read_bytes(require_artifact(REPO_ROOT / "models" / "ood.onnx"))
-    score: Callable[[Any], Any] = lambda X: ood.onnx_scores(detector_bytes, X)  # noqa: E731
+    score: Callable[[Any], Any] = lambda X: classifier.onnx_scores(detector_bytes, X)  # noqa: E731
     report = ood_evaluate.ood_report(
         split["test"]["X"], score, params.ood, params.seed, params.evaluate.confidence_level
     )

@@ -16,11 +16,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stages.artifacts import read_json, read_npz
 from stages.evaluate import add_intervals, classification_metrics, quality_gates
-from stages.params import Params, load_params, parse_params, to_builtins
+from stages.lib.artifacts import read_json, read_npz
+from stages.lib.classifier import export_onnx, fit_model, onnx_predict
+from stages.lib.params import Params, load_params, parse_params, to_builtins
 from stages.robustness import robustness_report
-from stages.train import export_onnx, fit_model, onnx_predict
 from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.model, pytest.mark.filterwarnings("ignore:PyTorch not found:UserWarning")]

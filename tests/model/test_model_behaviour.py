@@ -9,10 +9,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stages.artifacts import read_json
-from stages.augment import copies_per_image
-from stages.params import load_params, to_builtins
-from stages.train import onnx_predict
+from stages.lib.artifacts import read_json
+from stages.lib.augment import copies_per_image
+from stages.lib.classifier import onnx_predict
+from stages.lib.params import load_params, to_builtins
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.model

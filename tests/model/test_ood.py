@@ -13,20 +13,14 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stages.artifacts import read_json, read_npz
-from stages.augment import augment, validation_split
-from stages.canonical import canonical_float
-from stages.ood import (
-    PARITY_ATOL,
-    PARITY_RTOL,
-    Detector,
-    export_detector,
-    fit_detector,
-    onnx_scores,
-)
+from stages.lib.artifacts import read_json, read_npz
+from stages.lib.augment import augment, validation_split
+from stages.lib.canonical import canonical_float
+from stages.lib.classifier import onnx_scores
+from stages.lib.params import Params, load_params
+from stages.lib.perturbations import DIRECTIONS, shift
+from stages.ood import PARITY_ATOL, PARITY_RTOL, Detector, export_detector, fit_detector
 from stages.ood_evaluate import ood_report, synthetic_sets
-from stages.params import Params, load_params
-from stages.perturbations import DIRECTIONS, shift
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.model

@@ -15,9 +15,15 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stages.perturbations import DIRECTIONS, Direction, gaussian_noise, occlusion, salt_and_pepper
-from stages.perturbations import shift as shift_images
-from stages.train import onnx_predict
+from stages.lib.classifier import onnx_predict
+from stages.lib.perturbations import (
+    DIRECTIONS,
+    Direction,
+    gaussian_noise,
+    occlusion,
+    salt_and_pepper,
+)
+from stages.lib.perturbations import shift as shift_images
 
 pytestmark = pytest.mark.model
 

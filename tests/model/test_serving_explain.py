@@ -11,9 +11,10 @@ import pytest
 
 from serving.inference.model import OnnxModel
 from serving.lineage import FileSnapshot, ModelCard, VerifiedBundle, load_verified_bundle
-from stages.artifacts import json_bytes, read_npz
-from stages.params import Params
-from stages.train import export_onnx, fit_model, measure_parity, model_metadata
+from stages.lib.artifacts import json_bytes, read_npz
+from stages.lib.classifier import export_onnx, fit_model
+from stages.lib.params import Params
+from stages.train import measure_parity, model_metadata
 
 pytestmark = pytest.mark.model
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.artifacts import (
+from stages.lib.artifacts import (
     ArtifactError,
     atomic_write_bytes,
     json_bytes,

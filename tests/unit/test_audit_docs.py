@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from stages.audit_docs import TemplateError, file_md5, parse_render_pairs, render
-from stages.doc_tables import confusion_table, gates_table, markdown_table
-from stages.gates import verdict
-from stages.runner import StageError
+from stages.lib.doc_tables import confusion_table, gates_table, markdown_table
+from stages.lib.gates import verdict
+from stages.lib.runner import StageError
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit

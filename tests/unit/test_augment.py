@@ -8,9 +8,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stages.augment import augment, copies_per_image, validation_split
-from stages.params import AugmentParams, parse_params
-from stages.perturbations import shift
+from stages.lib.augment import augment, copies_per_image, validation_split
+from stages.lib.params import AugmentParams, parse_params
+from stages.lib.perturbations import shift
 
 pytestmark = pytest.mark.unit
 
@@ -111,7 +111,7 @@ def test_the_test_split_never_reaches_training(tmp_path: Path) -> None:
     """Selection augments and validates from train.npz alone: without test.npz it still runs."""
     from sklearn.datasets import load_digits
 
-    from stages.artifacts import read_json, write_npz
+    from stages.lib.artifacts import read_json, write_npz
     from stages.select import main
 
     X, y = load_digits(return_X_y=True)

@@ -11,8 +11,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stages.artifacts import json_bytes, npz_bytes
-from stages.canonical import (
+from stages.lib.artifacts import json_bytes, npz_bytes
+from stages.lib.canonical import (
     REPORT_DECIMALS,
     ModelWeights,
     canonical_estimator,
@@ -20,8 +20,8 @@ from stages.canonical import (
     canonical_json,
     float32_array,
 )
-from stages.models import build_model
-from stages.params import ModelType, load_params
+from stages.lib.models import build_model
+from stages.lib.params import ModelType, load_params
 from tests.conftest import REPO_ROOT
 from tests.ulps import perturb, perturb_estimator
 
@@ -116,7 +116,7 @@ def test_a_canonical_fit_does_not_move_with_ulp_noise_in_its_weights(
     model_type: ModelType,
 ) -> None:
     """What train saves and exports is the same whether the fit's floats moved a few ulps."""
-    from stages.train import export_onnx
+    from stages.lib.classifier import export_onnx
 
     model = _fitted(model_type)
     noisy = perturb_estimator(_fitted(model_type), ulps=3)

@@ -19,7 +19,7 @@ from stages.data_prep import (
     split_dataset,
     validate_dataset,
 )
-from stages.params import DataParams
+from stages.lib.params import DataParams
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from stages.audit_docs import TemplateError, render_document
-from stages.doc_control import (
+from stages.lib.doc_control import (
     APPROVAL,
     INPUTS,
     MODEL,
@@ -26,8 +26,8 @@ from stages.doc_control import (
     replace_block,
     stage_files,
 )
-from stages.params import Params, parse_params
-from stages.params_docs import DocsParams
+from stages.lib.params import Params, parse_params
+from stages.lib.params_docs import DocsParams
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit
@@ -118,7 +118,7 @@ def test_malformed_blocks_and_cells_are_refused() -> None:
 
 def test_stage_files_come_from_dvc_yaml(tmp_path: Path) -> None:
     deps, outs = stage_files(REPO_ROOT / "dvc.yaml")
-    assert "stages/doc_control.py" in deps
+    assert "stages/lib/doc_control.py" in deps
     assert "docs/templates/model_card.md" in deps
     assert outs == DOCS
     dvc_yaml = tmp_path / "dvc.yaml"

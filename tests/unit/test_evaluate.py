@@ -13,8 +13,8 @@ from stages.evaluate import (
     per_class_table,
     quality_gates,
 )
-from stages.gates import GateError, enforce
-from stages.params import EvaluateGates, EvaluateParams, Gate
+from stages.lib.gates import GateError, enforce
+from stages.lib.params import EvaluateGates, EvaluateParams, Gate
 
 pytestmark = pytest.mark.unit
 

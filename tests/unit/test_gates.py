@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from stages.gates import (
+from stages.lib.gates import (
     GateError,
     accuracy_interval,
     bootstrap_mean_interval,
@@ -17,7 +17,7 @@ from stages.gates import (
     verdict,
     wilson_interval,
 )
-from stages.runner import StageError
+from stages.lib.runner import StageError
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.params import Params, ParamsError, load_params, parse_params, to_builtins
+from stages.lib.params import Params, ParamsError, load_params, parse_params, to_builtins
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stages.perturbations import (
+from stages.lib.perturbations import (
     DIRECTIONS,
     Direction,
     gaussian_noise,
@@ -121,7 +121,7 @@ def test_bad_arguments_raise_clear_errors(images: npt.NDArray[np.float64]) -> No
 
 
 def test_diagonal_shift_moves_a_pixel_along_both_axes_and_rejects_other_pairs() -> None:
-    from stages.perturbations import diagonal_shift
+    from stages.lib.perturbations import diagonal_shift
 
     image = np.zeros((1, 64))
     image[0, 3 * 8 + 4] = 9.0  # row 3, column 4

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from stages.data_prep import load_builtin_digits, load_csv
+from stages.lib.runner import StageError
 from stages.raw_data import bundled_digits_csv, csv_bytes, main
-from stages.runner import StageError
 
 pytestmark = pytest.mark.unit
 

@@ -9,18 +9,19 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stages.adversarial import (
+from stages.lib.adversarial import (
     adversarial_attacks,
     gradient_attacks,
     gradient_classifier,
     input_space_logistic_regression,
     transfer_surrogate,
 )
-from stages.artifacts import atomic_write_bytes, read_json, write_npz
-from stages.gates import failures
-from stages.params import MLPParams, RobustnessParams, TrainParams, parse_params
+from stages.lib.artifacts import atomic_write_bytes, read_json, write_npz
+from stages.lib.classifier import export_onnx, fit_model, onnx_predict
+from stages.lib.gates import failures
+from stages.lib.params import MLPParams, RobustnessParams, TrainParams, parse_params
 from stages.robustness import evaluate_gates, main
-from stages.train import export_onnx, fit_model, joblib_bytes, onnx_predict
+from stages.train import joblib_bytes
 
 # ART warns at import that PyTorch (not used here) is absent.
 pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore:PyTorch not found:UserWarning")]
@@ -272,7 +273,7 @@ def test_unmeasured_adversarial_gate_fails_and_says_why() -> None:
 
 
 def test_gate_strength_must_be_on_the_grid() -> None:
-    from stages.params import ParamsError
+    from stages.lib.params import ParamsError
 
     with pytest.raises(ParamsError, match=r"gates.adversarial.eps must be one of attack_eps"):
         parse_params("robustness:\n  attack_eps: [0, 2]\n")

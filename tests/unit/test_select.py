@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stages.params import Params, parse_params
+from stages.lib.params import Params, parse_params
 from stages.select import CRITERIA, choose, gate_thresholds, judge, rule_text, select_model
 
 pytestmark = pytest.mark.unit

@@ -1,7 +1,7 @@
 """Every stage in dvc.yaml depends on exactly the repository's Python files its code imports.
 
 A stage's hand-written ``deps`` list drifts from its code (``select`` once used
-``stages/gates.py`` without depending on it, so editing the gate maths left its report
+``stages/lib/gates.py`` without depending on it, so editing the gate maths left its report
 "up to date"). Here the import closure of each ``python -m stages.X`` entry point is derived
 with the standard library's ``modulefinder`` (it scans bytecode, so imports inside
 functions count too, and executes nothing), restricted to the repository, and compared
@@ -101,4 +101,4 @@ def test_a_missing_dependency_is_named(tmp_path: Path) -> None:
         "deps": ["stages/select.py", "data/prepared/train.npz"],
     }
     closure = import_closure(entry_module(stage), REPO_ROOT)
-    assert "stages/gates.py" in closure - declared_sources(stage)
+    assert "stages/lib/gates.py" in closure - declared_sources(stage)

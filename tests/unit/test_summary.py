@@ -75,7 +75,7 @@ def test_summary_of_this_run_fits_a_terminal_and_quotes_the_reports(
 
 
 def gate(kind: str, threshold: float, value: float | None, passed: bool) -> dict[str, Any]:
-    """A verdict as stages/gates.py writes it."""
+    """A verdict as stages/lib/gates.py writes it."""
     return {
         "description": "what was measured",
         "kind": kind,

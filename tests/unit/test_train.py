@@ -10,20 +10,12 @@ import numpy as np
 import onnx
 import pytest
 
-from stages.artifacts import ArtifactError, json_bytes, write_json
 from stages.data_prep import load_builtin_digits, split_dataset
-from stages.params import MLPParams, ModelType, TrainParams, parse_params, to_builtins
-from stages.runner import StageError
-from stages.train import (
-    ONNX_INPUT_NAME,
-    export_onnx,
-    fit_model,
-    linear_explanation,
-    measure_parity,
-    model_metadata,
-    onnx_predict,
-    read_winner,
-)
+from stages.lib.artifacts import ArtifactError, json_bytes, write_json
+from stages.lib.classifier import ONNX_INPUT_NAME, export_onnx, fit_model, onnx_predict
+from stages.lib.params import MLPParams, ModelType, TrainParams, parse_params, to_builtins
+from stages.lib.runner import StageError
+from stages.train import linear_explanation, measure_parity, model_metadata, read_winner
 
 pytestmark = pytest.mark.unit
 

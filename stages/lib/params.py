@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from stages.params_docs import DocsParams
-from stages.params_messages import one_line
+from stages.lib.params_docs import DocsParams
+from stages.lib.params_messages import one_line
 
 ModelType = Literal["logistic_regression", "mlp", "svc", "random_forest"]
 Direction = Literal["up", "down", "left", "right"]

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stages.params import RobustnessParams, TrainParams
-from stages.perturbations import PIXEL_MAX, PIXEL_MIN
-from stages.runner import StageError
+from stages.lib.params import RobustnessParams, TrainParams
+from stages.lib.perturbations import PIXEL_MAX, PIXEL_MIN
+from stages.lib.runner import StageError
 
 N_CLASSES = 10
 HOPSKIPJUMP_INIT_SIZE = 100
@@ -241,8 +241,8 @@ def transfer_surrogate(
     X_train: npt.NDArray[Any], y_train: npt.NDArray[Any], params: TrainParams, seed: int
 ) -> Any:
     """A gradient-capable surrogate: logistic regression on the same augmented training data."""
-    from stages.augment import augment
-    from stages.train import fit_model
+    from stages.lib.augment import augment
+    from stages.lib.classifier import fit_model
 
     X_aug, y_aug = augment(X_train, y_train, params.augment, seed)
     return fit_model("logistic_regression", params, seed, X_aug, y_aug)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.params import ModelType, TrainParams
+from stages.lib.params import ModelType, TrainParams
 
 
 def build_model(model_type: ModelType, params: TrainParams, seed: int) -> Any:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from threadpoolctl import threadpool_limits
 
-from stages.artifacts import ArtifactError
-from stages.params import ParamsError
+from stages.lib.artifacts import ArtifactError
+from stages.lib.params import ParamsError
 
 
 class StageError(RuntimeError):

@@ -1,6 +1,6 @@
 """The ``docs`` section of ``params.yaml``: owner and approval of the audit documents.
 
-Part of the one params schema (:class:`stages.params.Params` holds it; only
+Part of the one params schema (:class:`stages.lib.params.Params` holds it; only
 ``audit-docs`` reads it). An approval names who approved, when, and the input
 fingerprint of the documents they reviewed; when the inputs change, the documents
 render the approval as lapsed instead of carrying it over to evidence nobody approved.

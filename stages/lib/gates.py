@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from stages.runner import StageError
+from stages.lib.runner import StageError
 
 Interval = tuple[float, float]
 

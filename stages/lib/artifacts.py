@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stages.canonical import canonical_json, float32_array
+from stages.lib.canonical import canonical_json, float32_array
 
 
 class ArtifactError(ValueError):
@@ -55,7 +55,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def json_bytes(payload: Any) -> bytes:
-    """Canonical JSON: report-precision floats (:mod:`stages.canonical`), sorted keys,
+    """Canonical JSON: report-precision floats (:mod:`stages.lib.canonical`), sorted keys,
     two-space indent, trailing newline."""
     text = json.dumps(
         canonical_json(payload), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.gates import status
+from stages.lib.gates import status
 
 N_CLASSES = 10
 

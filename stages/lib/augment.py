@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stages.params import AugmentParams
-from stages.perturbations import gaussian_noise, shift
+from stages.lib.params import AugmentParams
+from stages.lib.perturbations import gaussian_noise, shift
 
 # Salts keep the augmentation's random streams apart from every other seeded use.
 _NOISE_SALT = 7001

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from stages.doc_tables import markdown_table
-from stages.params import Params, to_builtins
-from stages.params_docs import DocsParams
+from stages.lib.doc_tables import markdown_table
+from stages.lib.params import Params, to_builtins
+from stages.lib.params_docs import DocsParams
 
 STAGE = "audit-docs"
 BEGIN = "<!-- document-control: begin -->"
