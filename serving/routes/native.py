@@ -11,6 +11,7 @@ from typing import Any
 from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Operation
 
 from serving.access import EXPLAIN, PREDICT, READ, needs, public
 from serving.decisions.outcome import DecidedResponse
@@ -147,26 +148,36 @@ def native_routes(settings: Settings) -> list[HTTPRouteHandler]:
             },
             opt=needs(READ),
         )(model_info),
-        post(
+        deciding_post(
             "/predict",
-            status_code=200,
-            summary="Predict digit labels and class probabilities",
-            operation_class=samples,
-            responses={
-                200: ok_spec(PredictResponse, "Labels and probabilities"),
-                **ERROR_RESPONSES,
-            },
-            opt={FAST: True, **needs(PREDICT, decides=True)},
+            "Predict digit labels and class probabilities",
+            samples,
+            ok_spec(PredictResponse, "Labels and probabilities"),
+            PREDICT,
         )(predict),
-        post(
+        deciding_post(
             "/explain",
-            status_code=200,
-            summary="Explain predictions: global importances and per-pixel contributions (8x8)",
-            operation_class=explain_samples,
-            responses={
-                200: ok_spec(ExplainResponse, "Importances and contributions"),
-                **ERROR_RESPONSES,
-            },
-            opt={FAST: True, **needs(EXPLAIN, decides=True)},
+            "Explain predictions: global importances and per-pixel contributions (8x8)",
+            explain_samples,
+            ok_spec(ExplainResponse, "Importances and contributions"),
+            EXPLAIN,
         )(explain),
     ]
+
+
+def deciding_post(
+    path: str,
+    summary: str,
+    operation_class: type[Operation],
+    answer: ResponseSpec,
+    scope: str,
+) -> post:
+    """A native deciding route: FAST, its scope, a decision per 2xx answer, the error shapes."""
+    return post(
+        path,
+        status_code=200,
+        summary=summary,
+        operation_class=operation_class,
+        responses={200: answer, **ERROR_RESPONSES},
+        opt={FAST: True, **needs(scope, decides=True)},
+    )
