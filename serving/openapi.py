@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -122,23 +123,29 @@ def _schema_from_dict(spec: dict[str, Any]) -> Schema:
     return Schema(**kwargs)
 
 
-def samples_operation(max_rows: int) -> type[Operation]:
-    """An Operation class whose request body documents both sample shapes and the limits."""
-    body = RequestBody(
+def json_body(
+    description: str, schema: dict[str, Any], examples: Mapping[str, Example | Reference]
+) -> RequestBody:
+    """A required JSON request body with its schema and named examples."""
+    return RequestBody(
         required=True,
-        description="Samples to classify: flat 64-pixel lists or 8x8 nested lists, values 0..16.",
+        description=description,
         content={
             MediaType.JSON.value: OpenAPIMediaType(
-                schema=_schema_from_dict(samples_request_schema(max_rows)),
-                examples={
-                    "flat": Example(
-                        summary="One flat 64-pixel sample", value={"samples": [EXAMPLE_FLAT]}
-                    ),
-                    "grid": Example(
-                        summary="One 8x8 nested sample", value={"samples": [EXAMPLE_DIGIT]}
-                    ),
-                },
+                schema=_schema_from_dict(schema), examples=dict(examples)
             )
+        },
+    )
+
+
+def samples_operation(max_rows: int) -> type[Operation]:
+    """An Operation class whose request body documents both sample shapes and the limits."""
+    body = json_body(
+        "Samples to classify: flat 64-pixel lists or 8x8 nested lists, values 0..16.",
+        samples_request_schema(max_rows),
+        {
+            "flat": Example(summary="One flat 64-pixel sample", value={"samples": [EXAMPLE_FLAT]}),
+            "grid": Example(summary="One 8x8 nested sample", value={"samples": [EXAMPLE_DIGIT]}),
         },
     )
 
@@ -197,42 +204,22 @@ def status_only(description: str) -> ResponseSpec:
 
 def infer_operation(max_rows: int) -> type[Operation]:
     """An Operation class documenting the infer request body and the binary answer."""
-    body = RequestBody(
-        required=True,
-        description="Inference request JSON object (optionally followed by binary tensors)",
-        content={
-            MediaType.JSON.value: OpenAPIMediaType(
-                schema=_schema_from_dict(infer_request_schema(max_rows)),
-                examples={
-                    "flat": Example(
-                        summary="One flat FP32 sample",
-                        value={
-                            "inputs": [
-                                {
-                                    "name": INPUT_NAME,
-                                    "shape": [1, N_FEATURES],
-                                    "datatype": "FP32",
-                                    "data": EXAMPLE_FLAT,
-                                }
-                            ]
-                        },
-                    ),
-                    "grid": Example(
-                        summary="One 8x8 UINT8 sample, nested, asking for the label only",
-                        value={
-                            "inputs": [
-                                {
-                                    "name": INPUT_NAME,
-                                    "shape": [1, GRID, GRID],
-                                    "datatype": "UINT8",
-                                    "data": [EXAMPLE_DIGIT],
-                                }
-                            ],
-                            "outputs": [{"name": "label"}],
-                        },
-                    ),
-                },
-            )
+    flat = {"name": INPUT_NAME, "shape": [1, N_FEATURES], "datatype": "FP32", "data": EXAMPLE_FLAT}
+    grid = {
+        "name": INPUT_NAME,
+        "shape": [1, GRID, GRID],
+        "datatype": "UINT8",
+        "data": [EXAMPLE_DIGIT],
+    }
+    body = json_body(
+        "Inference request JSON object (optionally followed by binary tensors)",
+        infer_request_schema(max_rows),
+        {
+            "flat": Example(summary="One flat FP32 sample", value={"inputs": [flat]}),
+            "grid": Example(
+                summary="One 8x8 UINT8 sample, nested, asking for the label only",
+                value={"inputs": [grid], "outputs": [{"name": "label"}]},
+            ),
         },
     )
 
