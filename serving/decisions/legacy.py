@@ -15,14 +15,8 @@ import msgspec
 from serving.decisions.record import RecordRegistry
 
 
-class DecisionRecordV2(
-    msgspec.Struct,
-    tag_field="schema_version",
-    tag=2,
-    omit_defaults=True,
-    forbid_unknown_fields=True,
-):
-    """A record written before schema version 3: its ``request_id`` may be a client's."""
+class _LegacyRecord(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    """The fields versions 1 and 2 share (read by name: their order is not the wire's)."""
 
     request_id: str
     time: str
@@ -31,7 +25,6 @@ class DecisionRecordV2(
     method: str
     status: int
     model_version: str
-    registry: RecordRegistry | None
     rows: int
     input_sha256: str
     labels: list[int]
@@ -42,29 +35,14 @@ class DecisionRecordV2(
     inputs: list[list[float]] | None = None
 
 
-class DecisionRecordV1(
-    msgspec.Struct,
-    tag_field="schema_version",
-    tag=1,
-    omit_defaults=True,
-    forbid_unknown_fields=True,
-):
+class DecisionRecordV2(_LegacyRecord, tag_field="schema_version", tag=2):
+    """A record written before schema version 3: its ``request_id`` may be a client's."""
+
+    registry: RecordRegistry | None
+
+
+class DecisionRecordV1(_LegacyRecord, tag_field="schema_version", tag=1):
     """A record written before schema version 2: ``registry_tag`` instead of ``registry``;
     it was always null."""
 
-    request_id: str
-    time: str
-    client_id: str | None
-    route: str
-    method: str
-    status: int
-    model_version: str
     registry_tag: str | None
-    rows: int
-    input_sha256: str
-    labels: list[int]
-    top_probability: list[float]
-    ood: list[bool]
-    ood_score: list[float]
-    latency_ms: float
-    inputs: list[list[float]] | None = None
