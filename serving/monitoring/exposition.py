@@ -42,7 +42,6 @@ class MetricsPage:
         self._page: Page | None = None
         self._rendered_at = 0.0
         self._inflight: asyncio.Future[Page] | None = None
-        self.renders = 0
 
     def _fresh(self) -> Page | None:
         if self._page is not None and time.monotonic() - self._rendered_at < self.interval_seconds:
@@ -66,7 +65,6 @@ class MetricsPage:
                 self._before_render()  # on the loop: it reads state the loop mutates
             page = await anyio.to_thread.run_sync(self._render_in_thread)
             self._page, self._rendered_at = page, started
-            self.renders += 1
             return page
         finally:
             self._inflight = None
