@@ -1,11 +1,11 @@
 """Decode a request body into a float32 ``[n, 64]`` array, or say exactly what is wrong.
 
-The happy path is msgspec decoding (types and the 0..16 range checked in C)
-followed by one ``np.array`` call; the per-row diagnosis runs only on failure. Bodies of
-flat integer rows (what the demo page and most clients send) take a faster first try:
-validated as integers 0..16, the rows become one uint8 buffer (:func:`integer_pixels`;
-the 1000-row gain in docs/performance.md); anything else, errors included, is decoded
-by the general path, which gives every error message.
+A plain body, ``{"samples": [[64 numbers], ...]}`` in range, is parsed straight into one
+buffer (:mod:`serving.inference.json_pixels`). Anything else takes msgspec decoding
+(types and the 0..16 range checked in C) followed by one ``np.array`` call; the per-row
+diagnosis runs only on failure. Flat integer rows are tried first there, and become one
+uint8 buffer (:func:`integer_pixels`); anything else, errors included, is decoded by the
+general path, which gives every error message.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from serving.http.msgspec_text import field_name, split_location
+from serving.inference.json_pixels import samples_pixels
 from serving.schemas import (
     GRID,
     N_FEATURES,
@@ -67,6 +68,9 @@ def _validation_error(exc: msgspec.ValidationError) -> ClientError:
 
 def decode_samples(body: bytes, max_rows: int) -> npt.NDArray[np.float32]:
     """The samples in ``body`` as a contiguous float32 array of shape ``[n, 64]``."""
+    plain = samples_pixels(body, max_rows)
+    if plain is not None:
+        return plain
     try:
         rows = _INT_DECODER.decode(body).samples
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):

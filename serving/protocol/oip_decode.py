@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from serving.inference.inputs import check_row_count, integer_pixels, pixel_batch
+from serving.inference.json_pixels import tensor_pixels
 from serving.protocol.oip import (
     INPUT_DATATYPES,
     INPUT_NAME,
@@ -274,15 +275,20 @@ def _decode_canonical(body: bytes) -> tuple[CanonicalInferRequest[Any], bool] | 
 
 def canonical_batch(
     body: bytes, max_rows: int
-) -> tuple[CanonicalInferRequest[Any], npt.NDArray[np.float32]] | None:
-    """The request and validated batch of a canonical request, else None.
+) -> tuple[str | None, npt.NDArray[np.float32]] | None:
+    """The request id and validated batch of a canonical request, else None.
 
     Canonical: one FP32 ``pixels`` input of shape ``[n, 64]`` or ``[n, 8, 8]`` with
     ``n * 64`` flat values in 0..16 and 1 to ``max_rows`` rows, no parameters, no
     outputs named. Those values are accepted by :func:`input_batch` too and give the
-    same array; anything else (including every error) takes the general path. Integer
-    pixels are decoded first and converted through one uint8 buffer, as for ``/predict``.
+    same array; anything else (including every error) takes the general path. The plain
+    ``[n, 64]`` request is parsed straight into one buffer
+    (:func:`serving.inference.json_pixels.tensor_pixels`); the others are decoded with
+    msgspec, integer pixels first, converted through one uint8 buffer as for ``/predict``.
     """
+    plain = tensor_pixels(body, INPUT_NAME, "FP32", max_rows)
+    if plain is not None:
+        return plain
     decoded = _decode_canonical(body)
     if decoded is None:
         return None
@@ -297,5 +303,5 @@ def canonical_batch(
     if not 1 <= n_rows <= max_rows or len(tensor.data) != n_rows * N_FEATURES:
         return None
     if integer:
-        return request, integer_pixels(bytes(tensor.data), n_rows)
-    return request, np.array(tensor.data, dtype=np.float32).reshape(n_rows, N_FEATURES)
+        return request.id, integer_pixels(bytes(tensor.data), n_rows)
+    return request.id, np.array(tensor.data, dtype=np.float32).reshape(n_rows, N_FEATURES)

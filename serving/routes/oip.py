@@ -139,9 +139,9 @@ async def _infer(request: AnyRequest, name: str, version: str | None) -> Respons
     if header_length is None:
         canonical = canonical_batch(body, service.settings.max_rows)
         if canonical is not None:  # the common request, decoded in one pass
-            request_body, X = canonical
+            request_id, X = canonical
             decided = await service.predictor.predict(X)
-            answer = canonical_infer_body(service.ready_bundle(), request_body, decided)
+            answer = canonical_infer_body(service.ready_bundle(), request_id, decided)
             return DecidedResponse(answer, decided, media_type=MediaType.JSON)
     length = None if header_length is None else header_length.decode("latin-1")
     json_header, binary = split_body(body, length)

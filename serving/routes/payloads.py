@@ -26,7 +26,6 @@ from serving.protocol.oip import (
     ResponseOutput,
     encode_response,
 )
-from serving.protocol.oip_decode import CanonicalInferRequest
 from serving.schemas import (
     GRID,
     ExplainResponse,
@@ -114,16 +113,14 @@ def infer_body(
     )
 
 
-def canonical_infer_body(
-    bundle: VerifiedBundle, request: CanonicalInferRequest[Any], decided: Decided
-) -> bytes:
+def canonical_infer_body(bundle: VerifiedBundle, request_id: str | None, decided: Decided) -> bytes:
     """The JSON answer to a canonical OIP request: the bytes :func:`infer_body` gives."""
     arrays = _output_arrays(decided)
     return _ENCODER.encode(
         InferResponse(
             model_name=bundle.card.name,
             model_version=bundle.version,
-            id=request.id,
+            id=request_id,
             outputs=[
                 ResponseOutput(
                     name=output.name,
