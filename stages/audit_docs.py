@@ -35,6 +35,7 @@ from stages.lib.doc_control import (
     stage_files,
     stage_rows,
 )
+from stages.lib.doc_figures import figure_context
 from stages.lib.doc_tables import (
     adversarial_table,
     class_counts_table,
@@ -75,6 +76,7 @@ class Inputs:
     selection: dict[str, Any]
     ood: dict[str, Any]
     ood_metadata: dict[str, Any]
+    figures: dict[str, Any]  # reports/figures/figures.json
     lineage: dict[str, tuple[str, int]]  # path -> (md5, size)
     blank_image: tuple[int, float, float]  # predicted label, its probability, OOD score
 
@@ -291,6 +293,7 @@ def load_inputs(args: argparse.Namespace) -> Inputs:
         selection=read_json(args.selection),
         ood=read_json(args.ood_report),
         ood_metadata=read_json(args.model_dir / "ood.json"),
+        figures=read_json(args.figures),
         lineage=lineage,
         blank_image=(int(labels[0]), float(probabilities[0].max()), blank_ood),
     )
@@ -319,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--robustness", type=Path, required=True)
     parser.add_argument("--selection", type=Path, required=True)
     parser.add_argument("--ood-report", type=Path, required=True)
+    parser.add_argument("--figures", type=Path, required=True, help="the figures stage's index")
     parser.add_argument("--lineage", type=Path, nargs="+", required=True)
     parser.add_argument("--render", action="append", required=True, metavar="TEMPLATE:OUTPUT")
     parser.add_argument("--dvc-yaml", type=Path, required=True, help="declares this stage's deps")
@@ -333,7 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         for template_path, output_path in pairs:
             if not template_path.is_file():
                 raise FileNotFoundError(f"{template_path}: template is missing")
-            text = render_document(template_path, output_path, context, fingerprint, inputs.params)
+            with_figures = {**context, **figure_context(inputs.figures, output_path)}
+            text = render_document(
+                template_path, output_path, with_figures, fingerprint, inputs.params
+            )
             rendered.append((output_path, text))
         for output_path, text in rendered:
             atomic_write_bytes(output_path, text.encode("utf-8"))

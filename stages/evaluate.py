@@ -42,6 +42,32 @@ def expected_calibration_error(
     return ece
 
 
+def calibration_table(
+    y_true: npt.NDArray[Any], probabilities: npt.NDArray[Any], n_bins: int
+) -> list[dict[str, Any]]:
+    """The reliability diagram's data: per equal-width confidence bin (the bins of
+    :func:`expected_calibration_error`), its rows, mean top-label confidence and accuracy
+    (``None`` for an empty bin)."""
+    confidence = probabilities.max(axis=1).astype(np.float64)
+    correct = (probabilities.argmax(axis=1) == y_true).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bin_index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        in_bin = bin_index == b
+        filled = bool(np.any(in_bin))
+        rows.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "n": int(in_bin.sum()),
+                "mean_confidence": float(confidence[in_bin].mean()) if filled else None,
+                "accuracy": float(correct[in_bin].mean()) if filled else None,
+            }
+        )
+    return rows
+
+
 def classification_metrics(
     y_true: npt.NDArray[Any],
     y_pred: npt.NDArray[Any],
@@ -177,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--confusion", type=Path, required=True)
+    parser.add_argument("--calibration", type=Path, required=True)
     parser.add_argument("--per-class-table", type=Path, required=True)
     parser.add_argument("--importance", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -199,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         write_json(args.metrics, metrics)
         write_json(args.confusion, confusion_rows(test["y"], labels))
+        write_json(
+            args.calibration,
+            calibration_table(test["y"], probabilities, params.evaluate.calibration_bins),
+        )
         atomic_write_bytes(args.per_class_table, per_class_table(metrics).encode("utf-8"))
         write_json(args.importance, importance)
         print(

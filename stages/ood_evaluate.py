@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from stages.lib.perturbations import DIRECTIONS, PIXEL_MAX, gaussian_noise, shif
 from stages.lib.runner import run_stage
 
 _SALT = 7301
+# Bins of the score histograms: 20 per decade from 0.1 to 10^1.5 (the threshold 1 is an edge).
+LOG10_EDGES = tuple(k / 20 for k in range(-20, 31))
 Scorer = Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
 
 
@@ -67,27 +70,85 @@ def rate(flags: npt.NDArray[np.bool_], level: float) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class SetScores:
+    """The detector's scores of every evaluated set, by name."""
+
+    in_distribution: dict[str, npt.NDArray[Any]]
+    synthetic: dict[str, npt.NDArray[Any]]
+
+
+def score_sets(X_test: npt.NDArray[Any], score: Scorer, params: OodParams, seed: int) -> SetScores:
+    """Score the in-distribution sets and the synthetic non-digits."""
+    return SetScores(
+        in_distribution={name: score(X) for name, X in in_distribution_sets(X_test, seed).items()},
+        synthetic={
+            name: score(X)
+            for name, X in synthetic_sets(X_test, params.synthetic_rows, seed).items()
+        },
+    )
+
+
 def ood_report(
     X_test: npt.NDArray[Any], score: Scorer, params: OodParams, seed: int, level: float
 ) -> dict[str, Any]:
     """False-positive rates, detection rates, AUROC and gate verdicts."""
+    return report_of(score_sets(X_test, score, params, seed), params, level)
+
+
+def score_histograms(scores: SetScores) -> dict[str, Any]:
+    """Counts of every set's scores in log10 bins (``LOG10_EDGES``), for the OOD figure.
+
+    Scores outside the edges are counted as ``below`` / ``above``; the closest log10 score
+    to an edge says how far float noise is from moving a row to another bin.
+    """
+    edges = np.asarray(LOG10_EDGES, dtype=np.float64)
+    sets: dict[str, Any] = {}
+    closest = np.inf
+    for role, named in (
+        ("in-distribution", scores.in_distribution),
+        ("non-digit", scores.synthetic),
+    ):
+        for name, values in named.items():
+            logs = np.log10(np.asarray(values, dtype=np.float64))
+            counts, _ = np.histogram(logs, bins=edges)
+            inside = logs[(logs >= edges[0]) & (logs <= edges[-1])]
+            if inside.size:
+                gaps = np.abs(inside[:, None] - edges[None, :]).min()
+                closest = min(closest, float(gaps))
+            sets[name] = {
+                "role": role,
+                "n": int(logs.size),
+                "counts": [int(c) for c in counts],
+                "below": int(np.sum(logs < edges[0])),
+                "above": int(np.sum(logs > edges[-1])),
+            }
+    return {
+        "flag_rule": "ood_score > 1",
+        "threshold": 1.0,
+        "log10_edges": list(LOG10_EDGES),
+        "min_log10_distance_to_an_edge": closest,
+        "sets": sets,
+    }
+
+
+def report_of(scores: SetScores, params: OodParams, level: float) -> dict[str, Any]:
+    """The report of :func:`ood_report` from the scored sets."""
     from sklearn.metrics import roc_auc_score
 
-    clean_scores = score(X_test)
+    clean_scores = scores.in_distribution["clean_test"]
     in_dist: dict[str, Any] = {}
     margin = np.inf  # closest |score - 1| of any scored row: where a flag could flip
-    for name, X in in_distribution_sets(X_test, seed).items():
-        scores = score(X)
-        margin = min(margin, float(np.min(np.abs(scores.astype(np.float64) - 1.0))))
-        in_dist[name] = rate(scores > 1.0, level)
+    for name, set_scores in scores.in_distribution.items():
+        margin = min(margin, float(np.min(np.abs(set_scores.astype(np.float64) - 1.0))))
+        in_dist[name] = rate(set_scores > 1.0, level)
     out_dist: dict[str, Any] = {}
-    for name, X in synthetic_sets(X_test, params.synthetic_rows, seed).items():
-        scores = score(X)
-        margin = min(margin, float(np.min(np.abs(scores.astype(np.float64) - 1.0))))
-        labels = np.concatenate([np.zeros(len(clean_scores)), np.ones(len(scores))])
+    for name, set_scores in scores.synthetic.items():
+        margin = min(margin, float(np.min(np.abs(set_scores.astype(np.float64) - 1.0))))
+        labels = np.concatenate([np.zeros(len(clean_scores)), np.ones(len(set_scores))])
         out_dist[name] = {
-            **rate(scores > 1.0, level),
-            "auroc": float(roc_auc_score(labels, np.concatenate([clean_scores, scores]))),
+            **rate(set_scores > 1.0, level),
+            "auroc": float(roc_auc_score(labels, np.concatenate([clean_scores, set_scores]))),
         }
     gates = params.gates
     fpr = in_dist["clean_test"]
@@ -126,20 +187,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--report", type=Path, required=True)
+    parser.add_argument("--score-histograms", type=Path, required=True)
     args = parser.parse_args(argv)
 
     def body() -> None:
         params = load_params(args.params)
         test = read_npz(args.data_dir / "test.npz", ("X", "y"))
         onnx_bytes = read_bytes(args.model_dir / "ood.onnx")
-        report = ood_report(
-            test["X"],
-            lambda X: onnx_scores(onnx_bytes, X),
-            params.ood,
-            params.seed,
-            params.evaluate.confidence_level,
+        scores = score_sets(
+            test["X"], lambda X: onnx_scores(onnx_bytes, X), params.ood, params.seed
         )
+        report = report_of(scores, params.ood, params.evaluate.confidence_level)
         write_json(args.report, report)
+        write_json(args.score_histograms, score_histograms(scores))
         print(
             "ood-evaluate: false positives "
             + ", ".join(f"{k} {v['rate']:.3f}" for k, v in report["false_positive"].items())

@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from stages.lib.artifacts import read_npz, write_json
 from stages.lib.augment import augment, copies_per_image, validation_split
 from stages.lib.classifier import export_onnx, fit_model, onnx_predict
-from stages.lib.gates import wilson_interval
+from stages.lib.gates import validation_trials, wilson_interval
 from stages.lib.params import ModelType, Params, load_params
 from stages.lib.perturbations import DIRECTIONS, gaussian_noise, shift
 from stages.lib.runner import run_stage
@@ -96,7 +96,7 @@ def judge(candidate: dict[str, Any], params: Params) -> list[str]:
         value = validation[criterion]
         # Clearly below the gate: even the upper end of the interval misses it. A
         # validation split of a few hundred images cannot resolve differences of 1 image.
-        trials = None if n_images is None else n_images * (4 if criterion == "shift_mean" else 1)
+        trials = None if n_images is None else validation_trials(criterion, n_images)
         upper = value
         if trials is not None:
             upper = wilson_interval(round(value * trials), trials, level)[1]

@@ -34,6 +34,12 @@ def wilson_interval(successes: int, n: int, level: float) -> Interval:
     return (float(ci.low), float(ci.high))
 
 
+def validation_trials(criterion: str, n_images: int) -> int:
+    """Trials behind a validation accuracy the selection rule judges: each image once, and
+    its four shifted copies for the mean over the four shift directions."""
+    return n_images * (4 if criterion == "shift_mean" else 1)
+
+
 def accuracy_interval(correct: npt.NDArray[np.bool_], level: float) -> Interval:
     """Wilson interval of the fraction of ``True`` entries."""
     return wilson_interval(int(np.sum(correct)), int(correct.size), level)

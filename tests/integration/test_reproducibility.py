@@ -1,12 +1,15 @@
-"""A fresh clone + `dvc repro` reproduces dvc.lock and reports/ byte for byte."""
+"""A fresh clone + `dvc repro` reproduces dvc.lock, reports/ (figures included) and docs/ byte
+for byte."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO_ROOT, VENV_BIN
 
@@ -45,7 +48,7 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _git("clone", "--quiet", "--no-hardlinks", str(REPO_ROOT), str(clone), cwd=REPO_ROOT)
     result = _dvc("repro", "--force", cwd=clone)
     assert result.returncode == 0, f"dvc repro failed in a fresh clone:\n{result.stderr}"
-    for stage in ("data-prep", "train", "evaluate", "robustness", "audit-docs"):
+    for stage in ("data-prep", "train", "evaluate", "robustness", "figures", "audit-docs"):
         assert f"Running stage '{stage}'" in result.stdout
     return clone
 
@@ -76,3 +79,18 @@ def test_noop_repro_runs_no_stage(fresh_clone: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Running stage" not in result.stdout
     assert "didn't change, skipping" in result.stdout
+
+
+def test_figures_are_locked_and_redrawn_byte_for_byte(fresh_clone: Path) -> None:
+    """Every SVG figure is an output `dvc.lock` pins, and the clone redrew the committed bytes."""
+    lock = yaml.safe_load((fresh_clone / "dvc.lock").read_text(encoding="utf-8"))
+    locked = {out["path"]: out["md5"] for out in lock["stages"]["figures"]["outs"]}
+    drawn = sorted(
+        p.relative_to(fresh_clone).as_posix() for p in fresh_clone.glob("reports/figures/*")
+    )
+    assert len(drawn) == 9  # 8 figures and their index
+    assert sorted(locked) == drawn
+    for path in drawn:
+        data = (fresh_clone / path).read_bytes()
+        assert hashlib.md5(data, usedforsecurity=False).hexdigest() == locked[path], path
+        assert data == (REPO_ROOT / path).read_bytes(), path

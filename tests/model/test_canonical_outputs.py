@@ -108,6 +108,8 @@ def test_evaluate_metrics_and_importances(
     evaluate.add_intervals(metrics, y, labels, params.evaluate.confidence_level)
     metrics["argmax_margin"] = evaluate.argmax_margin(probabilities)
     assert_writer_absorbs_ulps(metrics, tmp_path / "metrics")
+    calibration = evaluate.calibration_table(y, probabilities, params.evaluate.calibration_bins)
+    assert_writer_absorbs_ulps(calibration, tmp_path / "calibration")
     model = classifier.load_sklearn_model(require_artifact(REPO_ROOT / "models" / "model.joblib"))
     importance = evaluate.permutation_importances(model, X[:150], y[:150], 2, params.seed)
     assert_writer_absorbs_ulps(importance, tmp_path / "importance")

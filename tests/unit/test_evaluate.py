@@ -7,6 +7,7 @@ import pytest
 
 from stages.evaluate import (
     add_intervals,
+    calibration_table,
     classification_metrics,
     confusion_rows,
     expected_calibration_error,
@@ -38,6 +39,27 @@ def test_ece_measures_overconfidence() -> None:
     probabilities = _one_hot([0, 0, 1, 1], confidence=0.95)
     # One bin (0.9..1.0]: confidence 0.95, accuracy 0.5.
     assert expected_calibration_error(y_true, probabilities, 10) == pytest.approx(0.45)
+
+
+def test_calibration_table_holds_the_ece_bins() -> None:
+    """The reliability diagram's bins: their weighted gaps add up to the ECE."""
+    y_true = np.array([0, 0, 0, 0, 1])
+    probabilities = _one_hot([0, 0, 1, 1, 1], confidence=0.95)
+    probabilities[4] = 0.1
+    probabilities[4, 1] = 0.15  # confidence 0.15 -> bin (0.1, 0.2], correct
+    table = calibration_table(y_true, probabilities, 10)
+    assert [row["n"] for row in table] == [0, 1, 0, 0, 0, 0, 0, 0, 0, 4]
+    assert table[0]["mean_confidence"] is None
+    assert table[0]["accuracy"] is None
+    assert table[1]["accuracy"] == 1.0
+    assert table[9]["low"] == pytest.approx(0.9)
+    assert table[9]["high"] == 1.0
+    assert table[9]["mean_confidence"] == pytest.approx(0.95)
+    assert table[9]["accuracy"] == 0.5
+    gaps = sum(
+        row["n"] / 5 * abs(row["accuracy"] - row["mean_confidence"]) for row in table if row["n"]
+    )
+    assert gaps == pytest.approx(expected_calibration_error(y_true, probabilities, 10))
 
 
 def test_classification_metrics() -> None:

@@ -17,7 +17,14 @@ LOCKS = [REPO_ROOT / "requirements" / "dev.lock", REPO_ROOT / "requirements" / "
 # MLServer's own lock (the `make bench` anchor, .venv-mlserver) is held to the same rules.
 HASHED_LOCKS = [*LOCKS, REPO_ROOT / "requirements" / "mlserver.lock"]
 REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)")
-FORBIDDEN_IN_SERVING = {"scikit-learn", "dvc", "joblib", "adversarial-robustness-toolbox", "torch"}
+FORBIDDEN_IN_SERVING = {
+    "scikit-learn",
+    "dvc",
+    "joblib",
+    "adversarial-robustness-toolbox",
+    "torch",
+    "matplotlib",
+}
 
 
 def _entries(lock: Path) -> list[tuple[str, str, str]]:
