@@ -149,12 +149,18 @@ def samples_operation(max_rows: int) -> type[Operation]:
         },
     )
 
+    return body_operation(body)
+
+
+def body_operation(body: RequestBody) -> type[Operation]:
+    """An Operation class that documents ``body`` as its request body."""
+
     @dataclass
-    class SamplesOperation(Operation):
+    class BodyOperation(Operation):
         def __post_init__(self) -> None:
             self.request_body = body
 
-    return SamplesOperation
+    return BodyOperation
 
 
 _ERROR_EXAMPLE = Example(

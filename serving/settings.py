@@ -19,6 +19,15 @@ AuthMode = Literal["none", "api-key", "jwt"]
 Switch = Literal["on", "off"]
 RATE_LIMIT_PATTERN = r"^\s*\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?\s*$"
 RateLimit = Annotated[str, msgspec.Meta(pattern=RATE_LIMIT_PATTERN)]
+# A duration: whole seconds, or a number with s, m, h or d (``7d``, ``12h``).
+DURATION_PATTERN = r"^[1-9][0-9]{0,8}[smhd]?$"
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds of a duration matching :data:`DURATION_PATTERN`."""
+    unit = text[-1] if text[-1] in _DURATION_UNITS else "s"
+    return int(text.rstrip("smhd")) * _DURATION_UNITS[unit]
 
 
 class SettingsError(ValueError):
@@ -82,6 +91,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     decision_log_max_bytes: Annotated[int, msgspec.Meta(ge=4096, le=1 << 34)] = 64 * 1024 * 1024
     # Key of the records' input fingerprint (HMAC-SHA256); None: a plain sha256. Never logged.
     decision_hash_key: Annotated[str, msgspec.Meta(min_length=16)] | None = None
+    # POST /feedback (serving/feedback): needs decision records. The decisions it resolves
+    # are indexed for this long (Redis: DIGITS_RATE_LIMIT_REDIS_URL's server, shared by
+    # every worker and replica; else each worker's memory, at most feedback_index_size).
+    feedback: Switch = "off"
+    feedback_window: Annotated[str, msgspec.Meta(pattern=DURATION_PATTERN)] = "7d"
+    feedback_index_size: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 100_000
 
     @property
     def auth_mode(self) -> AuthMode:
@@ -108,6 +123,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             for name, value in msgspec.structs.asdict(self).items()
         )
         return f"Settings({', '.join(shown)})"
+
+    @property
+    def feedback_window_seconds(self) -> int:
+        """``DIGITS_FEEDBACK_WINDOW`` in seconds: how long a decision can get feedback."""
+        return duration_seconds(self.feedback_window)
 
     @property
     def lock_file(self) -> Path:
@@ -168,6 +188,9 @@ _FIELDS = {
     "decision_flush_seconds": "DIGITS_DECISION_FLUSH_SECONDS",
     "decision_log_max_bytes": "DIGITS_DECISION_LOG_MAX_BYTES",
     "decision_hash_key": "DIGITS_DECISION_HASH_KEY",
+    "feedback": "DIGITS_FEEDBACK",
+    "feedback_window": "DIGITS_FEEDBACK_WINDOW",
+    "feedback_index_size": "DIGITS_FEEDBACK_INDEX_SIZE",
 }
 # Values never shown, not even in an error about them.
 SECRET_FIELDS = frozenset({"decision_hash_key"})
@@ -182,6 +205,8 @@ _LOWERCASE = {
     "metrics_auth",
     "decision_log_inputs",
     "expected_model_version",
+    "feedback",
+    "feedback_window",
 }
 
 
@@ -219,6 +244,11 @@ def _check_access(settings: Settings) -> Settings:
         )
     if settings.metrics_auth and settings.auth_mode == "none":
         raise SettingsError("DIGITS_METRICS_AUTH=true needs DIGITS_AUTH=api-key or jwt")
+    if settings.feedback == "on" and settings.decision_log_dir is None:
+        raise SettingsError(
+            "DIGITS_FEEDBACK=on needs DIGITS_DECISION_LOG_DIR: feedback labels recorded "
+            "decisions, and its records are written beside them"
+        )
     return settings
 
 

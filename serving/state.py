@@ -8,6 +8,7 @@ from typing import cast
 
 from litestar import Litestar
 
+from serving.feedback.service import Feedback
 from serving.inference.inputs import ClientError
 from serving.inference.predictor import Predictor
 from serving.lineage import LineageError, VerifiedBundle
@@ -44,6 +45,8 @@ class ServiceState:
     closers: list[Callable[[], None]] = field(default_factory=list)
     # The inference layer: model sessions, micro-batcher, OOD policy, drift, model metrics.
     predictor: Predictor = field(init=False)
+    # POST /feedback (DIGITS_FEEDBACK=on; set with the decision records' chain step).
+    feedback: Feedback | None = None
 
     def __post_init__(self) -> None:
         self.predictor = Predictor(self.metrics, self.settings.ood_policy)

@@ -18,7 +18,9 @@ AUTHENTICATED: Final = "authenticated"  # a valid credential holding every scope
 PREDICT: Final = "predict"  # /predict, OIP infer
 EXPLAIN: Final = "explain"  # /explain
 READ: Final = "read"  # /model, /drift, OIP metadata (and /metrics with DIGITS_METRICS_AUTH)
-SCOPES: Final = (PREDICT, EXPLAIN, READ)
+# /feedback: ground truth for past decisions; a labelling team is not a prediction client.
+FEEDBACK: Final = "feedback"
+SCOPES: Final = (PREDICT, EXPLAIN, READ, FEEDBACK)
 
 
 def public() -> dict[str, Any]:

@@ -63,9 +63,9 @@ def check_directory(directory: Path) -> None:
 
 
 class LogFile:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, kind: str = "decisions") -> None:
         self.directory = directory
-        self._prefix = f"decisions-{socket.gethostname()}-{os.getpid()}-"
+        self._prefix = f"{kind}-{socket.gethostname()}-{os.getpid()}-"
         self._seq = self._last_seq()
         self._fd: int | None = None
         self._identity = (0, 0)  # (device, inode) of the open file
@@ -129,6 +129,11 @@ class LogFile:
             self.close()
             raise WriteFailedError(exc, written) from exc
         self._size += written
+
+    def sync(self) -> None:
+        """Flush the file's data to the disk (``fdatasync``)."""
+        if self._fd is not None:
+            os.fdatasync(self._fd)
 
     def rotate(self) -> None:
         """Close this file; the next :meth:`size` opens the next sequence number."""

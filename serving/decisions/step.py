@@ -24,6 +24,8 @@ from serving.access.auth import CLIENT, Client
 from serving.decisions.outcome import OUTCOME, Decided
 from serving.decisions.record import Pending, RecordRegistry
 from serving.decisions.writer import DecisionWriter
+from serving.feedback.index import Decided as Indexed
+from serving.feedback.service import build_feedback
 from serving.http.dispatch import ROUTE, Route
 from serving.http.observe import ANSWERED
 from serving.lineage import VerifiedBundle
@@ -46,6 +48,8 @@ class Recorder:
     def __init__(self, service: ServiceState, writer: DecisionWriter) -> None:
         self.service = service
         self.writer = writer
+        # DIGITS_FEEDBACK=on: every recorded decision is indexed for POST /feedback.
+        self.index = service.feedback.index if service.feedback is not None else None
         self.model: VerifiedBundle | None = None
         self.registry: RecordRegistry | None = None
 
@@ -70,6 +74,11 @@ class Recorder:
                 outcome=outcome,
             )
         )
+        if self.index is not None:
+            self.index.add(
+                decision.request_id,
+                Indexed(bundle.version, outcome.labels.tolist(), outcome.ood.tolist()),
+            )
 
 
 class Decision:
@@ -119,6 +128,9 @@ def record_decisions(inner: ASGIApp, app: Litestar) -> ASGIApp:
         hash_key=settings.decision_hash_key_bytes,
     )
     service.closers.append(writer.close)
+    if settings.feedback == "on":
+        service.feedback = build_feedback(settings, service.metrics.feedback)
+        service.closers.append(service.feedback.close)
     recorder = Recorder(service, writer)
 
     def step(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:

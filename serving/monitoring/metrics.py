@@ -21,6 +21,7 @@ import numpy.typing as npt
 import psutil
 
 from serving.monitoring.access_metrics import AccessMetrics
+from serving.monitoring.feedback_metrics import FeedbackMetrics
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -117,6 +118,7 @@ class ServiceMetrics:
         self.model_ready.set(0)
         self.drift = DriftGauges(Gauge)
         self.access = AccessMetrics(Counter, Gauge)
+        self.feedback = FeedbackMetrics(Counter)
         self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._progress_children: dict[tuple[str, str], Any] = {}
         self._class_children: dict[int, Any] = {}

@@ -14,6 +14,7 @@ from litestar.types import ControllerRouterHandler
 from serving.access import public
 from serving.openapi import STATIC_PATH
 from serving.routes.demo import demo_router
+from serving.routes.feedback import feedback_routes
 from serving.routes.native import native_routes
 from serving.routes.oip import oip_routes
 from serving.settings import Settings
@@ -24,13 +25,15 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "swagger-ui"
 def route_table(settings: Settings) -> list[ControllerRouterHandler]:
     """Native routes, the OIP ``/v2`` routes, Swagger UI assets and the demo page.
 
-    ``DIGITS_DOCS=off`` drops Swagger UI (and the OpenAPI document, :func:`serving.app`),
-    ``DIGITS_DEMO=off`` the demo page.
+    ``DIGITS_FEEDBACK=on`` adds ``POST /feedback``; ``DIGITS_DOCS=off`` drops Swagger UI
+    (and the OpenAPI document, :func:`serving.app`), ``DIGITS_DEMO=off`` the demo page.
     """
     table: list[ControllerRouterHandler] = [
         *native_routes(settings),
         *oip_routes(settings.max_rows),
     ]
+    if settings.feedback == "on":
+        table.extend(feedback_routes())
     if settings.docs == "on":
         table.append(
             create_static_files_router(

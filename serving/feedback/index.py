@@ -1,0 +1,292 @@
+"""The feedback index: what each recent decision decided, and which of its rows are labelled.
+
+``POST /feedback`` names a decision by its request id; the index resolves it to the model
+version, the predicted labels and OOD flags, and keeps the labels feedback has given, so
+that each row gets one answer (a second, different label is refused; the same again is
+idempotent).
+
+* :class:`MemoryIndex`: this worker's memory, at most ``DIGITS_FEEDBACK_INDEX_SIZE``
+  decisions, each for ``DIGITS_FEEDBACK_WINDOW``. Enough for one worker; with several,
+  feedback reaching another worker than the one that decided is not resolved (it is
+  kept, unmatched, for the query tool to join).
+* :class:`RedisIndex`: the same, in Redis (``DIGITS_RATE_LIMIT_REDIS_URL``), shared by
+  every worker and replica. Decisions are added in batches by a thread, off the request
+  path (a pipeline of ``SET .. EX`` every ``FLUSH_SECONDS``); each worker also keeps its
+  own decisions in memory, so that feedback to the worker that decided resolves at once.
+  Labels are claimed with one Lua script per feedback: atomic across workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import msgspec
+
+log = logging.getLogger("serving")
+FLUSH_SECONDS = 0.05  # RedisIndex: decisions reach Redis within this (plus a round trip)
+KEY_PREFIX = "digits:feedback:"
+
+
+class IndexUnavailableError(RuntimeError):
+    """Redis did not answer (down, timeout, refused)."""
+
+
+class Decided(msgspec.Struct, array_like=True, frozen=True):
+    """What a decision decided, per row: as the index keeps it."""
+
+    model_version: str
+    predicted: list[int]
+    ood: list[bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The outcome of claiming a feedback's labels for a decision's rows.
+
+    ``conflicts``: rows already labelled differently (nothing was claimed then);
+    ``new``: rows this feedback labels first; ``repeated``: rows labelled the same before.
+    """
+
+    conflicts: list[int]
+    new: list[int]
+    repeated: list[int]
+
+
+def claim_rows(given: Sequence[int | None], held: Sequence[int | None]) -> Claim:
+    """Compare a feedback's labels with those already held, row by row."""
+    conflicts, new, repeated = [], [], []
+    for row, (label, before) in enumerate(zip(given, held, strict=True)):
+        if label is None:
+            continue
+        if before is None:
+            new.append(row)
+        elif before == label:
+            repeated.append(row)
+        else:
+            conflicts.append(row)
+    return Claim(conflicts, [] if conflicts else new, repeated)
+
+
+@dataclass(slots=True)
+class _Entry:
+    decided: Decided
+    expires: float
+    labels: list[int | None] = field(default_factory=list)
+
+
+class MemoryIndex:
+    """Decisions of this worker, at most ``size``, each for ``window`` seconds."""
+
+    shared = False
+
+    def __init__(
+        self, window: float, size: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.window, self.size, self._clock = window, size, clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._tallies: dict[str, list[int]] = {}
+
+    def add(self, request_id: str, decided: Decided) -> None:
+        """Index a decision (called once per recorded decision, on the event loop)."""
+        entries = self._entries
+        entries[request_id] = _Entry(decided, self._clock() + self.window)
+        if len(entries) > self.size:
+            entries.popitem(last=False)
+
+    def _entry(self, request_id: str) -> _Entry | None:
+        entry = self._entries.get(request_id)
+        if entry is not None and entry.expires <= self._clock():
+            del self._entries[request_id]
+            return None
+        return entry
+
+    async def resolve(self, request_id: str) -> Decided | None:
+        entry = self._entry(request_id)
+        return None if entry is None else entry.decided
+
+    async def claim(self, request_id: str, labels: Sequence[int | None]) -> Claim:
+        """Claim ``labels`` (one per row of a resolved decision) unless one conflicts."""
+        entry = self._entry(request_id)
+        if entry is None:  # expired since it was resolved: nothing to compare with
+            return Claim([], [row for row, label in enumerate(labels) if label is not None], [])
+        if not entry.labels:
+            entry.labels = [None] * len(entry.decided.predicted)
+        claim = claim_rows(labels, entry.labels)
+        for row in claim.new:
+            entry.labels[row] = labels[row]
+        return claim
+
+    async def tally(self, version: str, new: int, correct: int) -> tuple[int, int]:
+        """Add ``new`` labelled rows (``correct`` of them right) to ``version``'s running
+        figures; returns (labelled, correct) so far, in this worker."""
+        tally = self._tallies.setdefault(version, [0, 0])
+        tally[0] += new
+        tally[1] += correct
+        return tally[0], tally[1]
+
+    async def release(self, request_id: str, rows: Sequence[int]) -> None:
+        """Undo a claim whose record could not be written (the client will retry)."""
+        entry = self._entry(request_id)
+        if entry is not None and entry.labels:
+            for row in rows:
+                entry.labels[row] = None
+
+    def close(self) -> None:
+        self._entries.clear()
+
+
+# KEYS[1]: the decision's labels hash (field: row, value: label). ARGV: row, label pairs.
+# Returns {conflicting rows..., -1, new rows..., -1, repeated rows...}; sets the new rows
+# only when no row conflicts, with the decision's expiry (ARGV[1] seconds).
+_CLAIM_SCRIPT = """
+local conflicts, new, repeated = {}, {}, {}
+for i = 2, #ARGV, 2 do
+  local held = redis.call('HGET', KEYS[1], ARGV[i])
+  if not held then table.insert(new, ARGV[i])
+  elseif held == ARGV[i + 1] then table.insert(repeated, ARGV[i])
+  else table.insert(conflicts, ARGV[i]) end
+end
+if #conflicts == 0 and #new > 0 then
+  for i = 2, #ARGV, 2 do
+    if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    end
+  end
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+local out = {}
+for _, r in ipairs(conflicts) do table.insert(out, tonumber(r)) end
+table.insert(out, -1)
+for _, r in ipairs(new) do table.insert(out, tonumber(r)) end
+table.insert(out, -1)
+for _, r in ipairs(repeated) do table.insert(out, tonumber(r)) end
+return out
+"""
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(Decided)
+
+
+def _split(reply: Sequence[Any]) -> Claim:
+    parts: list[list[int]] = [[]]
+    for value in reply:
+        if int(value) == -1:
+            parts.append([])
+        else:
+            parts[-1].append(int(value))
+    conflicts, new, repeated = parts
+    return Claim(conflicts, [] if conflicts else new, repeated)
+
+
+class RedisIndex:
+    """Decisions of every worker and replica, in Redis (see the module doc)."""
+
+    shared = True
+
+    def __init__(self, url: str, window: int, local: MemoryIndex) -> None:
+        import redis
+        import redis.asyncio
+
+        self.window, self.local = window, local
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._sync = redis.Redis.from_url(url, socket_timeout=5)
+        self._async = redis.asyncio.Redis.from_url(url, socket_timeout=5)
+        self._claim = self._async.register_script(_CLAIM_SCRIPT)
+        self._pending: deque[tuple[str, Decided]] = deque()  # appended on the loop
+        self._wake = threading.Event()
+        self._stopping = False
+        self._failing = False
+        self._thread = threading.Thread(target=self._run, name="feedback-index", daemon=True)
+        self._thread.start()
+
+    def add(self, request_id: str, decided: Decided) -> None:
+        self.local.add(request_id, decided)
+        self._pending.append((request_id, decided))
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(FLUSH_SECONDS)
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the decisions added since the last flush (one pipeline); on a Redis
+        failure they are logged once per failure streak and dropped from the shared index
+        (feedback for them is then resolved by the deciding worker only)."""
+        pending = [self._pending.popleft() for _ in range(len(self._pending))]
+        if not pending:
+            return
+        try:
+            with self._sync.pipeline(transaction=False) as pipe:
+                for request_id, decided in pending:
+                    pipe.set(
+                        KEY_PREFIX + "d:" + request_id, _ENCODER.encode(decided), ex=self.window
+                    )
+                pipe.execute()
+        except Exception as exc:  # redis raises its own ConnectionError, TimeoutError, ...
+            if not self._failing:
+                log.error(
+                    "feedback index: Redis write failed, %d decisions unshared: %s",
+                    len(pending),
+                    exc,
+                )
+            self._failing = True
+            return
+        if self._failing:
+            log.warning("feedback index: Redis writes recovered")
+        self._failing = False
+
+    async def resolve(self, request_id: str) -> Decided | None:
+        local = await self.local.resolve(request_id)
+        if local is not None:
+            return local
+        try:
+            data = await self._async.get(KEY_PREFIX + "d:" + request_id)
+        except self._errors as exc:
+            raise IndexUnavailableError(str(exc)) from exc
+        return None if data is None else _DECODER.decode(cast(bytes, data))
+
+    async def claim(self, request_id: str, labels: Sequence[int | None]) -> Claim:
+        pairs: list[str | int] = [self.window]
+        for row, label in enumerate(labels):
+            if label is not None:
+                pairs += [row, label]
+        try:
+            reply = await self._claim(keys=[KEY_PREFIX + "l:" + request_id], args=pairs)
+        except self._errors as exc:
+            raise IndexUnavailableError(str(exc)) from exc
+        return _split(reply)
+
+    async def tally(self, version: str, new: int, correct: int) -> tuple[int, int]:
+        """Add to ``version``'s running figures, shared by every worker and replica."""
+        key = KEY_PREFIX + "a:" + version
+        try:
+            async with self._async.pipeline(transaction=True) as pipe:
+                pipe.hincrby(key, "labelled", new)
+                pipe.hincrby(key, "correct", correct)
+                labelled, right = await pipe.execute()
+        except self._errors as exc:
+            raise IndexUnavailableError(str(exc)) from exc
+        return int(labelled), int(right)
+
+    async def release(self, request_id: str, rows: Sequence[int]) -> None:
+        if rows:
+            try:
+                await self._async.hdel(KEY_PREFIX + "l:" + request_id, *map(str, rows))
+            except self._errors as exc:
+                raise IndexUnavailableError(str(exc)) from exc
+
+    def close(self) -> None:
+        """Stop the thread and send what is pending (graceful shutdown)."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+        self.flush()
+        self._sync.close()
+
+
+FeedbackIndex = MemoryIndex | RedisIndex
