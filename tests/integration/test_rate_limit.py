@@ -11,67 +11,24 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import redis
 from limits import parse
 
 from serving.access.keys import add_key
 from serving.access.ratelimit import LEASE_SHARE, lease_size
 from serving.schemas import EXAMPLE_FLAT
-from tests.integration.conftest import RunningServer, free_port
+from tests.integration.conftest import RunningServer
+from tests.integration.redis_server import RedisServer
 
 # serial: requests are counted inside one rate-limit window; a machine slowed by other tests
 # could spread them over more windows.
 pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(180)]
 BODY = json.dumps({"samples": [EXAMPLE_FLAT]}).encode()
 LIMIT = 20
-
-
-class RedisServer:
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        config = directory / "redis.conf"
-        config.write_text(
-            f'bind 127.0.0.1\nport {self.port}\ndir {directory}\nsave ""\n'
-            "appendonly no\ndaemonize no\nprotected-mode yes\n"
-        )
-        self.process = subprocess.Popen(
-            [str(shutil.which("redis-server")), str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if redis.Redis.from_url(self.url).ping():
-                    return
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed (make system-deps)")
-    server = RedisServer(tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def post(server: RunningServer, path: str, key: str) -> tuple[int, dict[str, str], bytes]:
