@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +42,25 @@ def call(
         connection.close()
 
 
-def predict(server: RunningServer, key: str, rows: list[list[float]]) -> tuple[str, list[int]]:
+def predict(
+    server: RunningServer, key: str, rows: Sequence[Sequence[float]]
+) -> tuple[str, list[int]]:
     """The request id and labels of one ``/predict`` answer."""
     status, headers, body = call(
-        server, "POST", "/predict", json.dumps({"samples": rows}).encode(), key
+        server,
+        "POST",
+        "/predict",
+        json.dumps({"samples": [list(row) for row in rows]}).encode(),
+        key,
     )
     assert status == 200, body
     return headers["x-request-id"], json.loads(body)["labels"]
 
 
 def feedback(
-    server: RunningServer, key: str | None, request_id: str, labels: list[int | None]
+    server: RunningServer, key: str | None, request_id: str, labels: Sequence[int | None]
 ) -> tuple[int, dict[str, Any]]:
-    body = json.dumps({"request_id": request_id, "labels": labels}).encode()
+    body = json.dumps({"request_id": request_id, "labels": list(labels)}).encode()
     status, _, answer = call(server, "POST", "/feedback", body, key)
     return status, json.loads(answer)
 

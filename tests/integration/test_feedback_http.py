@@ -23,7 +23,7 @@ from tests.integration.redis_server import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 SCHEMA = json.loads(SCHEMA_FILE.read_text())
-TWO_ROWS = [EXAMPLE_FLAT, [0.0] * 64]
+TWO_ROWS: list[list[float]] = [[float(value) for value in EXAMPLE_FLAT], [0.0] * 64]
 
 
 def start(
@@ -84,7 +84,7 @@ def test_feedback_labels_each_row_once_and_says_what_is_wrong(
     assert more["live_accuracy"]["labelled_rows"] == 2
     assert more["live_accuracy"]["accuracy"] == 0.5
 
-    refusals = [
+    refusals: list[tuple[list[int | None], int, str]] = [
         ([(predicted[0] + 1) % 10, None], 409, "feedback_exists"),
         ([predicted[0]], 422, "label_count"),
         ([predicted[0], None, 3], 422, "label_count"),
@@ -92,9 +92,9 @@ def test_feedback_labels_each_row_once_and_says_what_is_wrong(
         ([-1, None], 422, "label_out_of_range"),
         ([None, None], 422, "no_labels"),
     ]
-    for labels, expected, reason in refusals:
-        status, answer = feedback(server, keys.feedback, request_id, labels)
-        assert status == expected, (labels, answer)
+    for refusal, expected, reason in refusals:
+        status, answer = feedback(server, keys.feedback, request_id, refusal)
+        assert status == expected, (refusal, answer)
         error_shape(answer, expected, reason)
     status, answer = feedback(server, keys.feedback, "0" * 32, [1])
     assert status == 404
