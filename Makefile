@@ -14,10 +14,11 @@ export PATH := $(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages the test suite drives for real: Prometheus/promtool, podman
-# (+runc, debootstrap for a local base image), headless Chromium, wrk, OpenSSH server
-# (the SSH DVC remote test starts its own sshd), redis-server (shared rate limits).
-APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make openssh-server redis-server
-APT_PROBES := promtool podman runc debootstrap chromium wrk git /usr/sbin/sshd redis-server
+# (+runc, debootstrap for a local base image), headless Chromium (also prints the audit pack),
+# wrk, OpenSSH server (the SSH DVC remote test starts its own sshd), redis-server (shared rate
+# limits), poppler-utils (pdftoppm renders the audit pack's PDF pages).
+APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make openssh-server redis-server poppler-utils
+APT_PROBES := promtool podman runc debootstrap chromium wrk git /usr/sbin/sshd redis-server pdftoppm
 
 .PHONY: help
 help: ## List targets
@@ -110,6 +111,11 @@ drift-doc: pipeline ## Recompute the drift scores quoted in docs/drift.md (tools
 controlled-docs: $(STAMP) ## Controlled copies of the audit docs at HEAD (commit, date, history) -> build/controlled-docs/
 	rm -rf build/controlled-docs
 	python -m tools.controlled_docs --out build/controlled-docs
+
+.PHONY: audit-pack
+audit-pack: $(STAMP) ## Audit pack of HEAD: model card, evaluation protocol, risk register, figures -> build/audit/ (HTML + PDF)
+	rm -rf build/audit
+	python -m tools.audit_pack --out build/audit
 
 .PHONY: lint
 lint: $(STAMP) ## ruff check + ruff format --check + bandit + zizmor (workflow audit, offline)
