@@ -24,6 +24,7 @@ REQUIRED_ALERTS = {
     "DigitsHighLatencyP99",
     "DigitsModelNotReady",
     "DigitsInputDrift",
+    "DigitsLiveAccuracyBelowGate",
 }
 # Series the service exposes (the agreed metric contract) plus Prometheus' own `up`.
 SERVICE_SERIES = {
@@ -42,6 +43,7 @@ SERVICE_SERIES = {
     "input_drift_psi_max",
     "input_drift_features_over_threshold",
     "input_drift_window_fill",
+    "model_feedback_rows_total",
 }
 SELECTOR = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{")
 
@@ -154,3 +156,14 @@ def test_rules_only_select_series_the_service_exposes() -> None:
     used = {name for rule in all_rules() for name in SELECTOR.findall(rule["expr"])}
     assert used, "no series selectors found in the rules"
     assert used <= SERVICE_SERIES, f"unknown series in rules: {sorted(used - SERVICE_SERIES)}"
+
+
+def test_the_live_accuracy_alert_uses_the_release_gate_of_params_yaml() -> None:
+    """The alert compares live accuracy with the clean-accuracy gate the model was released
+    on: a gate changed in params.yaml without the rule (or the other way round) fails here."""
+    params = load_yaml(PROMETHEUS_DIR.parents[1] / "params.yaml")
+    gate = params["evaluate"]["gates"]["clean_accuracy"]["threshold"]
+    (rule,) = [rule for rule in all_rules() if rule.get("alert") == "DigitsLiveAccuracyBelowGate"]
+    (threshold,) = re.findall(r"digits:live_accuracy:ratio6h < ([0-9.]+)", rule["expr"])
+    assert float(threshold) == gate
+    assert f"gate {gate:.1%}".replace("%", " %") in rule["annotations"]["description"]
