@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NamedTuple, NoReturn
 
 import msgspec
 
@@ -52,7 +52,15 @@ class FeedbackRequest(msgspec.Struct, forbid_unknown_fields=True):
     """The body of ``POST /feedback``."""
 
     request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-    labels: Annotated[list[int | None], msgspec.Meta(min_length=1, max_length=MAX_LABELS)]
+    # JSON Schema's integer: 7 and 7.0 alike (whole numbers written as floats are taken).
+    labels: Annotated[list[int | float | None], msgspec.Meta(min_length=1, max_length=MAX_LABELS)]
+
+
+class Labels(NamedTuple):
+    """A decoded feedback: the request id and one whole-number label (or None) per row."""
+
+    request_id: str
+    labels: list[int | None]
 
 
 class LiveAccuracy(msgspec.Struct):
@@ -81,14 +89,26 @@ class FeedbackAnswer(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(FeedbackRequest)
 
 
-def decode_feedback(body: bytes) -> FeedbackRequest:
+def decode_feedback(body: bytes) -> tuple[str, list[int | None]]:
+    """The request id and the labels (whole numbers) of a feedback body, or a 400."""
     try:
-        return _DECODER.decode(body)
+        request = _DECODER.decode(body)
     except msgspec.ValidationError as exc:
         message, location = split_location(str(exc))
         raise ClientError(400, "invalid_body", message, location or "body") from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ClientError(400, "malformed_json", f"Request body is not valid JSON: {exc}") from None
+    labels: list[int | None] = []
+    for row, label in enumerate(request.labels):
+        if isinstance(label, float):
+            if not label.is_integer():
+                where = f"labels[{row}]"
+                raise ClientError(
+                    400, "invalid_body", f"{where} = {label} is not an integer", where
+                )
+            label = int(label)
+        labels.append(label)
+    return request.request_id, labels
 
 
 class Feedback:
@@ -108,11 +128,10 @@ class Feedback:
     ) -> FeedbackAnswer:
         """Take one feedback (see the module doc); ``classes``: the served model's."""
         try:
-            request = decode_feedback(body)
+            request_id, labels = decode_feedback(body)
         except ClientError:
             self.metrics.rejected.labels("invalid_body").inc()
             raise
-        labels = request.labels
         known = frozenset(classes)
         bad = next((row for row, y in enumerate(labels) if y is not None and y not in known), None)
         if bad is not None:
@@ -125,7 +144,8 @@ class Feedback:
             )
         if all(y is None for y in labels):
             self.refuse(422, "no_labels", "labels holds no label (every row is null)", "labels")
-        decided = await self._resolve(request.request_id)
+        request = Labels(request_id, labels)
+        decided = await self._resolve(request_id)
         if decided is None:
             return await self._unmatched(request, feedback_id, client_id, now)
         return await self._matched(request, decided, feedback_id, client_id, now)
@@ -152,7 +172,7 @@ class Feedback:
         self.refuse(503, "index_unavailable", f"the feedback index (Redis) did not answer: {exc}")
 
     async def _unmatched(
-        self, request: FeedbackRequest, feedback_id: str, client_id: str | None, now: float
+        self, request: Labels, feedback_id: str, client_id: str | None, now: float
     ) -> FeedbackAnswer:
         record = FeedbackRecord(
             feedback_id, request.request_id, utc_time(now), client_id, request.labels,
@@ -165,7 +185,7 @@ class Feedback:
 
     async def _matched(
         self,
-        request: FeedbackRequest,
+        request: Labels,
         decided: Decided,
         feedback_id: str,
         client_id: str | None,

@@ -75,7 +75,10 @@ def test_feedback_labels_each_row_once_and_says_what_is_wrong(
     assert answer["live_accuracy"]["labelled_rows"] == 1
     assert answer["live_accuracy"]["correct_rows"] == 1
 
-    status, again = feedback(server, keys.feedback, request_id, [predicted[0], None])
+    # JSON Schema's integer: the same label written 7.0 is the same label (idempotent).
+    whole = json.dumps({"request_id": request_id, "labels": [float(predicted[0]), None]})
+    status, _, raw = call(server, "POST", "/feedback", whole.encode(), keys.feedback)
+    again = json.loads(raw)
     assert status == 202
     assert (again["new_rows"], again["repeated_rows"]) == (0, 1)
     status, more = feedback(server, keys.feedback, request_id, [predicted[0], wrong])
@@ -107,6 +110,8 @@ def test_feedback_labels_each_row_once_and_says_what_is_wrong(
         (b'{"request_id": "x", "labels": [1], "extra": 1}', "invalid_body"),
         (b'{"labels": [1]}', "invalid_body"),
         (b'{"request_id": "x", "labels": []}', "invalid_body"),
+        (b'{"request_id": "x", "labels": [7.5]}', "invalid_body"),
+        (b'{"request_id": "x", "labels": [true]}', "invalid_body"),
     ]:
         status, _, raw = call(server, "POST", "/feedback", body, keys.feedback)
         assert status == 400, body
@@ -136,7 +141,7 @@ def test_feedback_labels_each_row_once_and_says_what_is_wrong(
         metric(text, "model_feedback_rows_total", model_version=version, outcome="incorrect") == 1
     )
     rejected = {"feedback_exists": 1, "label_count": 2, "label_out_of_range": 2, "no_labels": 1,
-                "unknown_request": 1, "invalid_body": 6}  # fmt: skip
+                "unknown_request": 1, "invalid_body": 8}  # fmt: skip
     for reason, count in rejected.items():
         assert metric(text, "model_feedback_rejected_total", reason=reason) == count, reason
 

@@ -14,7 +14,7 @@ configuration (serving/openapi_access.py), so each run checks the contract of it
 - ``none``: started the README way (loopback, ``DIGITS_AUTH`` unset, default limits).
   Nothing asks for a credential, and the document says so: no security anywhere.
 - ``api-key``: every request carries a key with every scope, so each operation is
-  reached, and schemathesis checks that the operations the document secures refuse a
+  reached (``POST /feedback`` too: feedback and decision records on), and schemathesis checks that the operations the document secures refuse a
   missing or wrong key (test_access_walk.py walks every operation without, and with
   wrong, credentials). Row limits of 2 (``/explain``: 1): the document follows those too.
 
@@ -101,6 +101,7 @@ CONFIGURATIONS = {
         "DIGITS_AUTH": "api-key",
         "DIGITS_MAX_ROWS": "2",
         "DIGITS_EXPLAIN_MAX_ROWS": "1",
+        "DIGITS_FEEDBACK": "on",  # POST /feedback in the document (with decision records)
     },
 }
 
@@ -153,12 +154,14 @@ def test_schemathesis_finds_no_failures(
     key = None
     if auth == "api-key":
         keys = tmp_path / "keys.jsonl"
-        key = add_key(keys, "fuzzer", ["predict", "explain", "read"])
+        key = add_key(keys, "fuzzer", ["predict", "explain", "read", "feedback"])
         env["DIGITS_API_KEYS_FILE"] = str(keys)
+        env["DIGITS_DECISION_LOG_DIR"] = str(tmp_path / "records")
     server = serve(env, workers=2)
     operations = documented_operations(server, auth)
     for expected in ("POST /predict", "POST /explain", "GET /metrics", "GET /drift"):
         assert expected in operations
+    assert ("POST /feedback" in operations) == (auth == "api-key")
     assert any(operation.startswith("POST /v2/") for operation in operations)
     model = json.loads(authorized(f"{server.base_url}/model", key))
     config = tmp_path / "schemathesis.toml"
