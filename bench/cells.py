@@ -8,6 +8,11 @@ from bench.bodies import MLSERVER_OUTPUTS, OIP_ROUTE, Pixels, oip_body, predict_
 
 MLSERVERS = ("mlserver-pw0", "mlserver-pw1")
 GUARDED = "service-guarded"
+# The guarded service with its rate limits in Redis, without and with feedback (the index
+# of every decision in the same Redis): the cost of DIGITS_FEEDBACK=on, measured alone.
+GUARDED_REDIS = "service-guarded-redis"
+GUARDED_FEEDBACK = "service-guarded-feedback"
+KEYED = (GUARDED, GUARDED_REDIS, GUARDED_FEEDBACK)  # every request carries a valid key
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ def _cells() -> list[Cell]:
         Cell("service-granian", OIP_ROUTE, "int", 1),
         Cell(GUARDED, "/predict", "int", 1),
         Cell(GUARDED, "/predict", "float", 1),
+        Cell(GUARDED_REDIS, "/predict", "int", 1),
+        Cell(GUARDED_FEEDBACK, "/predict", "int", 1),
         Cell("service-uvicorn", "/predict", "int", 1),
         Cell("baseline", "/predict", "int", 1),
         *(Cell(name, OIP_ROUTE, "float", 1) for name in MLSERVERS),

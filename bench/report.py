@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bodies import OIP_ROUTE, Pixels
-from bench.cells import GUARDED, MLSERVERS, Cell
+from bench.cells import GUARDED, GUARDED_FEEDBACK, GUARDED_REDIS, MLSERVERS, Cell
 from bench.load import LoadResult
 from bench.targets import GUARDED_RATE_LIMIT, REPO_ROOT
 
@@ -23,6 +23,7 @@ TARGETS = {
     "guarded_vs_floor": 0.5,
     "guarded_vs_open": 0.95,
     "guarded_vs_mlserver_100": 4.0,
+    "feedback_vs_guarded": 0.95,
 }
 DESCRIPTIONS = {
     "floor": "the raw server floor: bench/floor_app.py, an ASGI app that reads the body and "
@@ -36,6 +37,11 @@ DESCRIPTIONS = {
     "(a valid Bearer key on every request), `DIGITS_RATE_LIMIT` and "
     f"`DIGITS_EXPLAIN_RATE_LIMIT` `{GUARDED_RATE_LIMIT}` (never refuses), decision records "
     "written (`DIGITS_DECISION_LOG_DIR`); 1 worker.",
+    GUARDED_REDIS: "the guarded service with its rate limits in a private `redis-server` on "
+    "loopback (`DIGITS_RATE_LIMIT_REDIS_URL`; leases keep most checks local); 1 worker.",
+    GUARDED_FEEDBACK: "the same, with `DIGITS_FEEDBACK=on`: `POST /feedback` served and every "
+    "recorded decision indexed in the same Redis (batched `SET .. EX` every 50 ms, off the "
+    "request path; serving/feedback/index.py); 1 worker.",
     "service-uvicorn": "this service's app on uvicorn (server comparison), 1 worker.",
     "baseline": "the original brief's stack: bench/baseline_fastapi.py, FastAPI + pydantic + "
     "scikit-learn `predict_proba` on models/model.joblib, uvicorn, 1 worker.",
@@ -188,6 +194,15 @@ def _anchors(run: Run) -> list[str]:
             + " | ".join(f"{run.rps(name, 100, 'float', OIP_ROUTE):,.0f}" for name in MLSERVERS)
             + f" | {guarded / best_rps:.2f}x |"
         )
+    without, with_feedback = run.rps(GUARDED_REDIS, 1), run.rps(GUARDED_FEEDBACK, 1)
+    lines += [
+        "",
+        "### Feedback: guarded with and without `DIGITS_FEEDBACK=on` (same Redis)",
+        "",
+        "| rows/request | without feedback req/s | with feedback req/s | with / without |",
+        "| ---: | ---: | ---: | ---: |",
+        f"| 1 | {without:,.0f} | {with_feedback:,.0f} | {with_feedback / without:.2f}x |",
+    ]
     one_best, one_rps = run.best_mlserver(1)
     lines += [
         "",
@@ -298,6 +313,10 @@ def _targets(run: Run) -> list[str]:
         name = Cell(GUARDED, route, "float", 100).request
         check(f"guarded 100-row vs MLServer ({best}), {name}", f">= {goal:.0f}x",
               f"{ratio:.2f}x", ratio >= goal)  # fmt: skip
+    ratio = run.rps(GUARDED_FEEDBACK, 1) / run.rps(GUARDED_REDIS, 1)
+    goal = TARGETS["feedback_vs_guarded"]
+    check("guarded single-row with feedback vs without (same Redis)", f">= {goal:.2f}x",
+          f"{ratio:.2f}x", ratio >= goal)  # fmt: skip
     for name in ("service-granian", GUARDED):
         ready = run.start_to_ready_s[name]
         check(f"start-to-ready, {name}", f"<= {TARGETS['start_to_ready_s']} s",

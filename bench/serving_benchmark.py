@@ -8,6 +8,9 @@ In one run this starts, side by side, each on 1 worker process (BLAS/OpenMP thre
   access control off; loaded on ``/predict`` and on its OIP route;
 * ``service-guarded``: the same service with API-key auth, a rate limit (far above the
   load) and decision records on, as ``make bench-auth`` starts it;
+* ``service-guarded-redis`` and ``service-guarded-feedback``: the guarded service with its
+  rate limits in a private ``redis-server``, without and with ``DIGITS_FEEDBACK=on`` (every
+  decision indexed in that Redis): what feedback costs a prediction;
 * ``service-uvicorn``: the same app on uvicorn (to choose the server by measurement);
 * ``baseline``: bench/baseline_fastapi.py (FastAPI + pydantic + sklearn on uvicorn);
 * ``mlserver-pw0`` and ``mlserver-pw1``: MLServer serving models/model.joblib with its
@@ -31,9 +34,10 @@ from pathlib import Path
 
 from bench import report
 from bench.bodies import MLSERVER_OUTPUTS, Pixels, oip_body, predict_body
-from bench.cells import CELLS, GUARDED, MLSERVERS, Cell
+from bench.cells import CELLS, GUARDED_FEEDBACK, GUARDED_REDIS, KEYED, MLSERVERS, Cell
 from bench.load import LoadResult, connections_for, median_load, run_wrk
 from bench.mlserver_anchor import mlserver, mlserver_labels, service_labels
+from bench.redis_server import RedisServer
 from bench.targets import (
     GUARDED_SCOPES,
     REPO_ROOT,
@@ -49,7 +53,9 @@ from bench.targets import (
 )
 
 
-def build_targets(work: Path, key_file: Path) -> list[Target]:
+def build_targets(work: Path, key_file: Path, redis_url: str) -> list[Target]:
+    guarded = guarded_env(work, key_file)
+    shared = guarded | {"DIGITS_RATE_LIMIT_REDIS_URL": redis_url}
     return [
         floor("floor", report.DESCRIPTIONS["floor"], work),
         service("service-granian", report.DESCRIPTIONS["service-granian"], work, {}),
@@ -57,7 +63,14 @@ def build_targets(work: Path, key_file: Path) -> list[Target]:
             "service-guarded",
             report.DESCRIPTIONS["service-guarded"],
             work,
-            guarded_env(work, key_file),
+            guarded,
+        ),
+        service(GUARDED_REDIS, report.DESCRIPTIONS[GUARDED_REDIS], work, shared),
+        service(
+            GUARDED_FEEDBACK,
+            report.DESCRIPTIONS[GUARDED_FEEDBACK],
+            work,
+            shared | {"DIGITS_FEEDBACK": "on"},
         ),
         uvicorn(
             "service-uvicorn",
@@ -115,8 +128,11 @@ def bench_all(duration: int, rounds: int, log_dir: Path, work: Path) -> report.R
     authorization = "Bearer " + add_key(key_file, "bench", GUARDED_SCOPES)
     run = report.Run(duration=duration, rounds=rounds, cells=CELLS)
     servers: dict[str, Server] = {}
+    redis_dir = work / "redis"
+    redis_dir.mkdir()
+    redis = RedisServer(redis_dir)
     try:
-        for target in build_targets(work, key_file):
+        for target in build_targets(work, key_file, redis.url):
             servers[target.name] = start(target, log_dir)
         run.agreement = label_agreement(servers)
         bodies = {cell: cell.body() for cell in CELLS}
@@ -124,7 +140,7 @@ def bench_all(duration: int, rounds: int, log_dir: Path, work: Path) -> report.R
         for round_index in range(rounds):
             for cell in CELLS:
                 url = servers[cell.target].url(cell.route)
-                auth = authorization if cell.target == GUARDED else ""
+                auth = authorization if cell.target in KEYED else ""
                 connections = connections_for(cell.rows)
                 if round_index == 0:
                     run_wrk(url, bodies[cell], connections, 1, auth)  # warm-up, not recorded
@@ -138,6 +154,7 @@ def bench_all(duration: int, rounds: int, log_dir: Path, work: Path) -> report.R
     finally:
         for server in servers.values():
             stop(server.process)
+        redis.stop()
     run.decision_records = count_lines(work / "decisions")
     return run
 

@@ -27,6 +27,8 @@ TARGETS = {
     "floor",
     "service-granian",
     "service-guarded",
+    "service-guarded-redis",
+    "service-guarded-feedback",
     "service-uvicorn",
     "baseline",
     "mlserver-pw0",
@@ -98,6 +100,7 @@ def test_every_target_is_judged_against_the_anchors_of_the_run(report: str) -> N
         assert f"guarded single-row vs open (same run), {pixels} pixels" in goals
     assert any(label.startswith("guarded 100-row vs MLServer (mlserver-pw") for label in goals)
     assert len([label for label in goals if "100-row vs MLServer" in label]) == 2
+    assert "guarded single-row with feedback vs without (same Redis)" in goals
 
 
 def test_service_stays_within_its_memory_budget(report: str) -> None:
