@@ -1,58 +1,39 @@
 """Reading decision records back: every ``decisions-*.jsonl`` file, rotated ones included,
 in any schema version (:class:`DecisionRecord` or an older one of
-:mod:`serving.decisions.legacy`).
+:mod:`serving.decisions.legacy`), through DuckDB (:mod:`serving.decisions.catalog`).
 
-A line that is not a record (a worker killed mid-write, or a write cut short by a full disk
+DuckDB finds the records (filters, file and line order); each one found is decoded into
+its own msgspec type, so ``show`` and ``list`` print exactly the record's fields. A line
+that is not a record (a worker killed mid-write, or a write cut short by a full disk
 before the service learned to resume it, leaves a torn line) is skipped, not fatal: it is
-noted in ``skipped`` (file, line number, why) and every other record is still read.
+in :meth:`Catalog.bad_lines` (file, line number, why) and every other record is still read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
-from typing import NamedTuple
 
 import msgspec
 
-from serving.decisions.legacy import DecisionRecordV1, DecisionRecordV2
-from serving.decisions.record import DecisionRecord
+from serving.decisions.catalog import AnyRecord, BadLine, Catalog, QueryError
 
-AnyRecord = DecisionRecord | DecisionRecordV2 | DecisionRecordV1
+__all__ = ["AnyRecord", "BadLine", "Catalog", "QueryError", "find", "parse_since", "select"]
 _DECODER = msgspec.json.Decoder(AnyRecord)
+_BATCH = 1000
 
-
-class QueryError(ValueError):
-    """A bad query argument or an unreadable record directory."""
-
-
-class BadLine(NamedTuple):
-    """A line that is not a decision record: where it is and why."""
-
-    path: Path
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.reason}"
-
-
-def records(directory: Path, skipped: list[BadLine] | None = None) -> Iterator[AnyRecord]:
-    """Every record in ``directory`` (files in name order, lines in file order); a line that
-    is not a record is appended to ``skipped`` and passed over."""
-    if not directory.is_dir():
-        raise QueryError(f"{directory} is not a directory (DIGITS_DECISION_LOG_DIR)")
-    for path in sorted(directory.glob("decisions-*.jsonl")):
-        with path.open("rb") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield _DECODER.decode(line)
-                except msgspec.DecodeError as exc:
-                    if skipped is not None:
-                        skipped.append(BadLine(path, number, str(exc)))
+# The record lines behind the ``decisions`` view's rows that pass every filter given (a
+# null parameter is no filter), in file and line order.
+_SELECT = """
+SELECT l.text
+FROM decisions AS d JOIN record_lines AS l USING (file, line)
+WHERE ($request_id IS NULL OR d.request_id = $request_id)
+  AND ($since IS NULL OR d.time >= $since)
+  AND ($model_version IS NULL OR d.model_version = $model_version)
+  AND ($client IS NULL OR d.client_id = $client)
+  AND ($client_request IS NULL OR d.client_request_id = $client_request)
+ORDER BY d.file, d.line
+"""
 
 
 def parse_since(text: str) -> dt.datetime:
@@ -67,34 +48,38 @@ def parse_since(text: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def record_time(record: AnyRecord) -> dt.datetime:
-    return dt.datetime.fromisoformat(record.time.replace("Z", "+00:00"))
-
-
-def client_request_id(record: AnyRecord) -> str | None:
-    """The client's own request id (schema version 3; older records did not keep it apart)."""
-    return record.client_request_id if isinstance(record, DecisionRecord) else None
-
-
-def find(directory: Path, request_id: str, skipped: list[BadLine] | None = None) -> list[AnyRecord]:
-    return [record for record in records(directory, skipped) if record.request_id == request_id]
+def find(catalog: Catalog, request_id: str) -> list[AnyRecord]:
+    """Every record of ``request_id`` (the service's id), in file and line order."""
+    return list(_records(catalog, request_id=request_id))
 
 
 def select(
-    directory: Path,
+    catalog: Catalog,
     since: dt.datetime | None = None,
     model_version: str | None = None,
     client: str | None = None,
     client_request: str | None = None,
-    skipped: list[BadLine] | None = None,
 ) -> Iterator[AnyRecord]:
-    for record in records(directory, skipped):
-        if since is not None and record_time(record) < since:
-            continue
-        if model_version is not None and record.model_version != model_version:
-            continue
-        if client is not None and record.client_id != client:
-            continue
-        if client_request is not None and client_request_id(record) != client_request:
-            continue
-        yield record
+    """The records matching every filter given, in file and line order."""
+    return _records(
+        catalog,
+        since=since,
+        model_version=model_version,
+        client=client,
+        client_request=client_request,
+    )
+
+
+def _records(catalog: Catalog, **filters: str | dt.datetime | None) -> Iterator[AnyRecord]:
+    parameters = {
+        "request_id": None,
+        "since": None,
+        "model_version": None,
+        "client": None,
+        "client_request": None,
+        **filters,
+    }
+    found = catalog.db.execute(_SELECT, parameters)
+    while batch := found.fetchmany(_BATCH):
+        for (text,) in batch:
+            yield _DECODER.decode(text)

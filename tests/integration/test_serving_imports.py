@@ -1,5 +1,6 @@
-"""The serving runtime never imports sklearn, joblib, dvc, ART or matplotlib; a worker never imports
-model_signing/sigstore (the signature check runs before the workers,
+"""The serving runtime never imports sklearn, joblib, dvc, ART or matplotlib, nor the decision
+query tool's DuckDB, scipy and tabulate (dev lock only: serving/decisions/catalog.py); a
+worker never imports model_signing/sigstore (the signature check runs before the workers,
 serving/lineage/signature.py)."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ with TestClient(app=create_app(settings)) as client:
     assert client.post("/explain", json={"samples": [[1] * 64]}).status_code == 200
     assert client.get("/model").status_code == 200
 training = {"sklearn", "joblib", "dvc", "art", "matplotlib", "model_signing", "sigstore"}
+training |= {"duckdb", "scipy", "tabulate"}
 forbidden = sorted(name for name in sys.modules if name.split(".")[0] in training)
 print(",".join(forbidden))
 """

@@ -12,7 +12,7 @@ import pytest
 
 from serving.decisions.__main__ import main as decisions_main
 from serving.decisions.legacy import DecisionRecordV1, DecisionRecordV2
-from serving.decisions.query import records
+from serving.decisions.query import Catalog, select
 
 pytestmark = pytest.mark.unit
 SCHEMAS = Path(__file__).resolve().parents[2] / "serving" / "decisions"
@@ -49,7 +49,8 @@ def test_versions_1_and_2_validate_against_their_schemas_and_are_read(
     (tmp_path / "decisions-host-1-0000.jsonl").write_text(
         json.dumps(V1) + "\n" + json.dumps(V2) + "\n", encoding="utf-8"
     )
-    found = list(records(tmp_path))
+    with Catalog(tmp_path) as catalog:
+        found = list(select(catalog))
     assert [type(record) for record in found] == [DecisionRecordV1, DecisionRecordV2]
     v1, v2 = found
     assert isinstance(v1, DecisionRecordV1)
@@ -67,4 +68,8 @@ def test_an_unknown_field_in_an_old_record_is_a_bad_line_not_a_record(tmp_path: 
     (tmp_path / "decisions-host-1-0000.jsonl").write_text(
         json.dumps({**V2, "surprise": 1}) + "\n" + json.dumps(V1) + "\n", encoding="utf-8"
     )
-    assert [record.request_id for record in records(tmp_path)] == ["old-1"]
+    with Catalog(tmp_path) as catalog:
+        assert [record.request_id for record in select(catalog)] == ["old-1"]
+        (bad,) = catalog.bad_lines()
+    assert (bad.path.name, bad.line) == ("decisions-host-1-0000.jsonl", 1)
+    assert "unknown field `surprise`" in bad.reason
