@@ -1,5 +1,6 @@
 """``python -m serving.decisions show REQUEST_ID [--repo DIR] | list [--since]
-[--model-version] [--client] [--client-request-id] | sql STATEMENT [--format table|jsonl]``.
+[--model-version] [--client] [--client-request-id] | quality [--since] [--model-version]
+[--metrics] [--min-labels] [--format table|json] | sql STATEMENT [--format table|jsonl]``.
 
 Reads ``DIGITS_DECISION_LOG_DIR`` (or ``--dir``) with DuckDB: the decision records
 (``decisions-*.jsonl``, every schema version) and the feedback records
@@ -10,14 +11,20 @@ model version -> registry version and stage -> commit -> params -> raw-data md5
 directory), then the record itself. ``REQUEST_ID`` is the service's id (the answer's
 ``X-Request-ID``); a client's own id is found with ``list --client-request-id``.
 
+``quality`` joins the feedback to the decisions and reports, per model version, the label
+coverage, the accuracy with its 95 % Wilson interval beside the test split's
+(``--metrics``, default ``reports/metrics.json``) and a verdict (consistent, degraded, or
+too few labels under ``--min-labels``, default 100), recall per class, the most frequent
+confusions and the accuracy of OOD-flagged rows apart (:mod:`serving.decisions.quality`).
+
 ``sql`` runs an auditor's own statement over the views ``decisions``, ``feedback`` and
 ``bad_lines`` (:mod:`serving.decisions.catalog`), e.g.
 ``sql "SELECT model_version, count(*) FROM decisions GROUP BY ALL"``.
 
 A line that is not a record is skipped and reported on stderr (file and line number) with
 a count: never fatal. Exit status: 0; 1 when ``show`` finds no record; 2 for a bad argument,
-a broken lineage chain, bad SQL, or a missing tool library: DuckDB (and tabulate) come
-with the dev lock (``make venv``), not with the service image.
+a broken lineage chain, bad SQL, or a missing tool library: DuckDB (and scipy, tabulate)
+come with the dev lock (``make venv``), not with the service image.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from pathlib import Path
 import msgspec
 
 from serving.decisions.catalog import BadLine, Catalog, QueryError
+from serving.decisions.quality import MIN_LABELS, TOP_CONFUSIONS, as_json, quality
+from serving.decisions.quality_table import render
 from serving.decisions.query import find, parse_since, select
 from serving.decisions.sql import FORMATS, run_sql
 from serving.decisions.trace import TraceError, trace
@@ -62,6 +71,28 @@ def parser() -> argparse.ArgumentParser:
         "--client-request-id",
         help="the X-Request-ID the client sent (schema version 3 records; not unique)",
     )
+    report = commands.add_parser("quality", help="live accuracy per model version (feedback)")
+    report.add_argument("--since", help=f"decisions made since: {since}")
+    report.add_argument("--model-version")
+    report.add_argument(
+        "--metrics",
+        type=Path,
+        default=Path("reports/metrics.json"),
+        help="the test split's metrics (default: reports/metrics.json)",
+    )
+    report.add_argument(
+        "--min-labels",
+        type=int,
+        default=MIN_LABELS,
+        help=f"labelled rows a verdict needs (default: {MIN_LABELS})",
+    )
+    report.add_argument(
+        "--confusions",
+        type=int,
+        default=TOP_CONFUSIONS,
+        help=f"most frequent confusions shown per version (default: {TOP_CONFUSIONS})",
+    )
+    report.add_argument("--format", choices=("table", "json"), default="table")
     sql = commands.add_parser("sql", help="an auditor's SQL over the decisions/feedback views")
     sql.add_argument("statement", help="DuckDB SQL; views: decisions, feedback, bad_lines")
     sql.add_argument("--format", choices=FORMATS, default="table")
@@ -73,10 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = arguments.parse_args(argv)
     if not args.dir:
         arguments.error("set DIGITS_DECISION_LOG_DIR or pass --dir")
+    if args.command == "quality" and (args.min_labels < 1 or args.confusions < 0):
+        arguments.error("--min-labels must be at least 1 and --confusions at least 0")
     skipped: list[BadLine] = []
     try:
         since = parse_since(args.since) if getattr(args, "since", None) else None
-        with Catalog(Path(args.dir), feedback=args.command == "sql") as catalog:
+        with Catalog(Path(args.dir), feedback=args.command in ("quality", "sql")) as catalog:
             skipped = catalog.bad_lines()
             return run(args, catalog, since)
     except (QueryError, TraceError) as exc:
@@ -99,6 +132,12 @@ def run(args: argparse.Namespace, catalog: Catalog, since: dt.datetime | None) -
         return 0
     if args.command == "sql":
         out.write(run_sql(catalog, args.statement, args.format))
+        return 0
+    if args.command == "quality":
+        figures = quality(
+            catalog, args.metrics, since, args.model_version, args.min_labels, args.confusions
+        )
+        out.write(as_json(figures) if args.format == "json" else render(figures).encode())
         return 0
     chosen = select(catalog, since, args.model_version, args.client, args.client_request_id)
     for record in chosen:

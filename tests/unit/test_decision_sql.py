@@ -127,7 +127,7 @@ runpy.run_module("serving.decisions", run_name="__main__", alter_sys=True)
 """
 
 
-@pytest.mark.parametrize("command", [["list"], ["show", "r1"], ["sql", "SELECT 1"]])
+@pytest.mark.parametrize("command", [["list"], ["show", "r1"], ["quality"], ["sql", "SELECT 1"]])
 def test_without_duckdb_every_command_exits_2_and_says_how_to_install_it(
     directory: Path, command: list[str]
 ) -> None:
