@@ -77,7 +77,9 @@ class Recorder:
         if self.index is not None:
             self.index.add(
                 decision.request_id,
-                Indexed(bundle.version, outcome.labels.tolist(), outcome.ood.tolist()),
+                Indexed(
+                    bundle.version, tuple(outcome.labels.tolist()), tuple(outcome.ood.tolist())
+                ),
             )
 
 

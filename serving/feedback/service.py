@@ -218,7 +218,7 @@ class Feedback:
             added = [y if row in new else None for row, y in enumerate(labels)]
             record = FeedbackRecord(
                 feedback_id, request.request_id, utc_time(now), client_id, added, True,
-                decided.model_version, predicted, decided.ood,
+                decided.model_version, list(predicted), list(decided.ood),
             )  # fmt: skip
             try:
                 await self._write(record)

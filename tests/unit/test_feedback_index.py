@@ -11,7 +11,7 @@ import pytest
 from serving.feedback.index import Claim, Decided, MemoryIndex, claim_rows
 
 T = TypeVar("T")
-DECIDED = Decided("0123456789ab", [3, 8, 1], [False, True, False])
+DECIDED = Decided("0123456789ab", (3, 8, 1), (False, True, False))
 
 
 class Clock:
