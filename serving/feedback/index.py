@@ -29,7 +29,7 @@ from typing import Any, cast
 import msgspec
 
 log = logging.getLogger("serving")
-FLUSH_SECONDS = 0.05  # RedisIndex: decisions reach Redis within this (plus a round trip)
+FLUSH_SECONDS = 0.2  # RedisIndex: decisions reach Redis within this (plus a round trip)
 FLUSH_MAX = 5000  # decisions per Redis command (a script runs atomically: keep it short)
 KEY_PREFIX = "digits:feedback:"
 
