@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -192,6 +193,18 @@ _FIELDS = {
     "feedback_window": "DIGITS_FEEDBACK_WINDOW",
     "feedback_index_size": "DIGITS_FEEDBACK_INDEX_SIZE",
 }
+# DIGITS_* names read elsewhere in the project, never by the service's settings: not typos.
+NOT_SETTINGS = {
+    "DIGITS_SIGNATURE_RESULT": "the launcher's signature verdict for its workers",
+    "DIGITS_REGISTRY_RESULT": "the launcher's registry lookup for its workers",
+    "DIGITS_IMAGE": "compose.yaml: the image to run",
+    "DIGITS_BIND": "compose.yaml: the host address of the published port",
+    "DIGITS_HOST_PORT": "compose.yaml: the host port",
+    "DIGITS_API_KEYS_HOST_FILE": "compose.yaml: the keys file on the host",
+    "DIGITS_METRICS_TOKEN_HOST_FILE": "compose.yaml: Prometheus's token file on the host",
+    "DIGITS_PROJECT_DIR": "bench/baseline_fastapi.py: the project the baseline serves",
+    "DIGITS_TEST_IMAGE": "tests/integration/test_container.py: the image under test",
+}
 # Values never shown, not even in an error about them.
 SECRET_FIELDS = frozenset({"decision_hash_key"})
 
@@ -252,12 +265,31 @@ def _check_access(settings: Settings) -> Settings:
     return settings
 
 
+def _refuse_unknown(env: Mapping[str, str]) -> None:
+    """A ``DIGITS_*`` variable the service does not know is a typo until shown otherwise:
+    ``DIGITS_RATE_LIMTI=2/minute`` ignored would leave the service unlimited."""
+    known = set(_FIELDS.values())
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known and name not in NOT_SETTINGS:
+            # Compared without the prefix every name shares.
+            suffixes = sorted(known_name[len(ENV_PREFIX) :] for known_name in known)
+            close = difflib.get_close_matches(name[len(ENV_PREFIX) :], suffixes, n=1, cutoff=0.7)
+            hint = (
+                f"did you mean {ENV_PREFIX}{close[0]}?"
+                if close
+                else "the settings are listed in README.md (Configuration)"
+            )
+            raise SettingsError(f"{name} is not a setting of the service: {hint}")
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``environ`` (default ``os.environ``).
 
-    Raises :class:`SettingsError` with a one-line message naming the variable.
+    Raises :class:`SettingsError` with a one-line message naming the variable, also for a
+    ``DIGITS_*`` variable that is no setting (with the closest known name).
     """
     env = os.environ if environ is None else environ
+    _refuse_unknown(env)
     raw: dict[str, str] = {}
     for field, var in _FIELDS.items():
         value = env.get(var)

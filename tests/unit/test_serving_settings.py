@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from serving.settings import Settings, SettingsError, load_settings
+from serving.settings import _FIELDS as SETTING_NAMES
+from serving.settings import NOT_SETTINGS, Settings, SettingsError, load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -73,8 +75,11 @@ def test_invalid_value_names_the_variable(variable: str, value: str) -> None:
     assert "\n" not in message
 
 
-def test_launcher_exits_non_zero_with_one_line(repo_root: Path) -> None:
-    env = {**os.environ, "DIGITS_PORT": "not-a-port"}
+@pytest.mark.parametrize(
+    ("variable", "value"), [("DIGITS_PORT", "not-a-port"), ("DIGITS_PORTT", "1")]
+)
+def test_launcher_exits_non_zero_with_one_line(repo_root: Path, variable: str, value: str) -> None:
+    env = {**os.environ, variable: value}
     result = subprocess.run(
         [sys.executable, "-m", "serving"],
         cwd=repo_root,
@@ -87,4 +92,38 @@ def test_launcher_exits_non_zero_with_one_line(repo_root: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "DIGITS_PORT" in lines[0]
+    assert variable in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("DIGITS_RATE_LIMTI", "DIGITS_RATE_LIMIT"),
+        ("DIGITS_OOD_POLCY", "DIGITS_OOD_POLICY"),
+        ("DIGITS_WORKER", "DIGITS_WORKERS"),
+        ("DIGITS_DECISION_LOG", "DIGITS_DECISION_LOG_DIR"),
+    ],
+)
+def test_an_unknown_variable_stops_the_service_with_the_closest_name(typo: str, meant: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({typo: "2/minute", "DIGITS_PORT": "8000"})
+    message = str(caught.value)
+    assert message == f"{typo} is not a setting of the service: did you mean {meant}?"
+
+
+def test_a_name_like_nothing_known_says_where_the_settings_are() -> None:
+    with pytest.raises(SettingsError, match=r"^DIGITS_XYZZY is not a setting .*README\.md"):
+        load_settings({"DIGITS_XYZZY": "1"})
+
+
+def test_digits_names_the_project_reads_elsewhere_are_not_typos(repo_root: Path) -> None:
+    from serving.lineage.registry_lookup import RESULT_ENV as REGISTRY_RESULT
+    from serving.lineage.signature import RESULT_ENV as SIGNATURE_RESULT
+
+    assert {REGISTRY_RESULT, SIGNATURE_RESULT} <= set(NOT_SETTINGS)
+    compose = (repo_root / "compose.yaml").read_text(encoding="utf-8")
+    substituted = set(re.findall(r"\$\{(DIGITS_[A-Z_]+)", compose))
+    read = set(NOT_SETTINGS) | set(SETTING_NAMES.values())
+    assert substituted - set(SETTING_NAMES.values()), "compose.yaml has host-only variables"
+    assert substituted <= read, substituted - read
+    load_settings(dict.fromkeys(NOT_SETTINGS, "x"))  # none of them is refused
