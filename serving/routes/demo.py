@@ -3,22 +3,31 @@
 Every asset is local (plain HTML, CSS and JavaScript modules in ``serving/static/demo``).
 The security headers are added only to the page and its assets, so Swagger UI at ``/docs``
 (which needs an inline bootstrap script) is unaffected.
+
+The page says whether ``POST /feedback`` is in the route table (``DIGITS_FEEDBACK``) in its
+``<meta name="digits-feedback">``: with auth on, a missing route answers like any
+undeclared path (a key with every scope is needed to see its 404), so the page cannot
+learn it from an answer.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from litestar import MediaType, Response, Router, get
+from litestar import MediaType, Request, Response, Router, get
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.access import public
+from serving.state import service_of
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "static" / "demo"
 DEMO_STATIC_PATH = "/static/demo"
 DEMO_PAGE_PATH = "/"
+FEEDBACK_OFF = b'<meta name="digits-feedback" content="off">'
+FEEDBACK_ON = b'<meta name="digits-feedback" content="on">'
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -49,13 +58,17 @@ def security_headers(app: ASGIApp) -> ASGIApp:
 
 
 @cache
-def _page() -> bytes:
-    return (DEMO_DIR / "index.html").read_bytes()
+def _page(feedback: bool) -> bytes:
+    page = (DEMO_DIR / "index.html").read_bytes()
+    if page.count(FEEDBACK_OFF) != 1:
+        raise RuntimeError("index.html must hold the digits-feedback meta tag once")
+    return page.replace(FEEDBACK_OFF, FEEDBACK_ON) if feedback else page
 
 
-def demo_page() -> Response[bytes]:
-    """The drawing page."""
-    return Response(_page(), media_type=MediaType.HTML)
+def demo_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The drawing page, saying whether feedback is on."""
+    feedback = service_of(request.app).settings.feedback == "on"
+    return Response(_page(feedback), media_type=MediaType.HTML)
 
 
 def demo_router() -> Router:

@@ -191,3 +191,14 @@ def test_metrics_label_the_page_and_assets_by_template(client: TestClient[Any]) 
     assert 'route="/static/demo/{file_path}",status="404"' in text
     assert "app.js" not in text
     assert "nope.js" not in text
+
+
+def test_page_says_whether_feedback_is_served(client: TestClient[Any], tmp_path: Path) -> None:
+    """The page's digits-feedback meta tag follows the route table (DIGITS_FEEDBACK)."""
+    meta = re.compile(r'<meta name="digits-feedback" content="([a-z]+)">')
+    assert meta.findall(client.get("/").text) == ["off"]
+    assert client.options("/feedback").status_code == 404
+    with service_client(feedback="on", decision_log_dir=str(tmp_path / "records")) as on:
+        assert meta.findall(on.get("/").text) == ["on"]
+        assert on.options("/feedback").status_code == 204
+        assert on.get("/").headers["content-security-policy"] == CONTENT_SECURITY_POLICY

@@ -1,6 +1,17 @@
-// The drawing demo: pointer drawing, the keyboard-operable 8x8 grid, prediction and explanation.
+// The drawing demo: pointer drawing, the keyboard-operable 8x8 grid, prediction, explanation
+// and feedback (the true digit of a prediction, sent to POST /feedback).
 
-import { ApiError, apiKey, explain, getModel, predict, setApiKey } from "./api.js";
+import {
+  ApiError,
+  FEEDBACK_OFF_MESSAGE,
+  apiKey,
+  explain,
+  feedbackRouteMissing,
+  getModel,
+  predict,
+  sendFeedback,
+  setApiKey,
+} from "./api.js";
 import { GRID, downsample } from "./downsample.js";
 import { divergingColour, inkColour } from "./colours.js";
 
@@ -18,6 +29,12 @@ const state = {
   modelVersion: null,
   busy: false,
   hasResult: false,
+  // Feedback: on when the page says POST /feedback is served; the request id of the shown
+  // prediction while it is current (null: nothing to label).
+  feedbackOn: false,
+  requestId: null,
+  predictedLabel: null,
+  feedbackBusy: false,
 };
 
 const elements = {};
@@ -274,6 +291,9 @@ function inputChanged() {
     elements.resultCard.classList.add("is-stale");
     elements.explainCard.classList.add("is-stale");
     elements.resultVersion.textContent = "The input changed: press Predict to update.";
+    if (state.requestId !== null) {
+      setFeedbackTarget(null, null, "The input changed: press Predict, then the digit you drew.");
+    }
   }
 }
 
@@ -287,6 +307,7 @@ function resetResults(message) {
   renderProbabilities(null, null);
   renderHeatmap(null);
   elements.explainMethod.textContent = "";
+  setFeedbackTarget(null, null);
 }
 
 function renderProbabilities(probabilities, label) {
@@ -399,7 +420,10 @@ async function runPrediction() {
   elements.resultCard.setAttribute("aria-busy", "true");
   clearError();
   try {
-    const [prediction, explanation] = await Promise.all([predict(grid), explain(grid)]);
+    const [{ prediction, requestId }, explanation] = await Promise.all([
+      predict(grid),
+      explain(grid),
+    ]);
     const label = prediction.labels[0];
     const probabilities = prediction.probabilities[0];
     const outOfDistribution = prediction.ood[0] === true;
@@ -420,6 +444,7 @@ async function runPrediction() {
       `Method: ${explanation.method}. ${explanation.method_description}`;
     showVersion(prediction.model_version);
     elements.resultVersion.textContent = `Answered by model version ${prediction.model_version}.`;
+    setFeedbackTarget(requestId, label, requestId === null ? NO_REQUEST_ID : FEEDBACK_HELP);
     if (state.modelVersion !== null && prediction.model_version !== state.modelVersion) {
       showError(
         `The prediction came from model version ${prediction.model_version}, ` +
@@ -433,6 +458,137 @@ async function runPrediction() {
     elements.predictButton.removeAttribute("aria-disabled");
     elements.predictButton.textContent = "Predict";
     elements.resultCard.removeAttribute("aria-busy");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feedback: the true digit of the shown prediction (POST /feedback, by its request id)
+
+const FEEDBACK_HELP =
+  "After a prediction, press the digit you drew: it is sent as the true label of that " +
+  "prediction, with the API key above (it needs the feedback scope when the service asks " +
+  "for keys).";
+
+const NO_REQUEST_ID =
+  "The answer carried no X-Request-ID header (something between the page and the service " +
+  "removed it), so this prediction cannot be labelled.";
+
+function digitButtons() {
+  return elements.feedbackDigits.querySelectorAll(".digit-button");
+}
+
+function showFeedbackStatus(message, isError = false) {
+  elements.feedbackStatus.textContent = message;
+  elements.feedbackStatus.classList.toggle("is-error", isError);
+}
+
+/** Points the digit buttons at a prediction (its request id and predicted label), or at none
+ * (``requestId`` null: disabled, with ``why`` as the hint). */
+function setFeedbackTarget(requestId, predicted, why = FEEDBACK_HELP) {
+  state.requestId = requestId;
+  state.predictedLabel = predicted;
+  for (const button of digitButtons()) {
+    button.setAttribute("aria-pressed", "false");
+  }
+  if (!state.feedbackOn) {
+    return;
+  }
+  showFeedbackStatus("");
+  if (requestId === null) {
+    disableFeedback(why);
+    return;
+  }
+  elements.feedbackDigits.disabled = false;
+  elements.feedbackHelp.textContent = why;
+}
+
+function disableFeedback(why) {
+  // A disabled button drops the keyboard focus to <body>: keep it on the status line.
+  const hadFocus = elements.feedbackDigits.contains(document.activeElement);
+  elements.feedbackDigits.disabled = true;
+  elements.feedbackHelp.textContent = why;
+  if (hadFocus) {
+    elements.feedbackStatus.focus();
+  }
+}
+
+function feedbackUnavailable() {
+  state.feedbackOn = false;
+  elements.feedback.classList.add("is-unavailable");
+  disableFeedback(FEEDBACK_OFF_MESSAGE);
+}
+
+function describeAccuracy(live) {
+  const percent = (live.accuracy * 100).toFixed(1);
+  const where =
+    live.scope === "service"
+      ? "counted across the service (every worker and replica)"
+      : "counted by the worker that answered (no shared index)";
+  return (
+    `Live accuracy of model ${live.model_version}: ${live.correct_rows} of ` +
+    `${live.labelled_rows} labelled rows right (${percent} %), ${where}.`
+  );
+}
+
+function describeFeedback(answer, digit, predicted) {
+  if (!answer.matched) {
+    return (
+      `Recorded: it was ${digit}. The worker that answered does not hold this prediction (no ` +
+      "shared index), so it is kept unmatched and joined to its decision later."
+    );
+  }
+  const verdict = digit === predicted ? "right" : "wrong";
+  if (answer.new_rows === 0) {
+    return `Already recorded: this prediction was labelled ${digit} before (the model was ${verdict}); nothing new was written.`;
+  }
+  return `Recorded: it was ${digit}, so the model was ${verdict}. Thank you.`;
+}
+
+async function submitFeedback(digit) {
+  const { requestId, predictedLabel } = state;
+  if (state.feedbackBusy || requestId === null || !state.feedbackOn) {
+    return;
+  }
+  state.feedbackBusy = true;
+  elements.feedback.setAttribute("aria-busy", "true");
+  showFeedbackStatus(`Sending ${digit}…`);
+  try {
+    const answer = await sendFeedback(requestId, [digit]);
+    if (state.requestId === requestId) {
+      for (const button of digitButtons()) {
+        button.setAttribute("aria-pressed", String(Number(button.dataset.digit) === digit));
+      }
+    }
+    showFeedbackStatus(describeFeedback(answer, digit, predictedLabel));
+    if (answer.live_accuracy !== null) {
+      elements.liveAccuracy.textContent = describeAccuracy(answer.live_accuracy);
+    }
+  } catch (error) {
+    if (feedbackRouteMissing(error)) {
+      feedbackUnavailable();
+    } else if (error instanceof ApiError && error.status === 401) {
+      elements.apiKeyInput.focus();
+    }
+    showFeedbackStatus(
+      error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`,
+      true,
+    );
+  } finally {
+    state.feedbackBusy = false;
+    elements.feedback.removeAttribute("aria-busy");
+  }
+}
+
+function initFeedback() {
+  const meta = document.querySelector('meta[name="digits-feedback"]');
+  state.feedbackOn = meta !== null && meta.getAttribute("content") === "on";
+  for (const button of digitButtons()) {
+    button.addEventListener("click", () => submitFeedback(Number(button.dataset.digit)));
+  }
+  if (state.feedbackOn) {
+    disableFeedback(FEEDBACK_HELP);
+  } else {
+    feedbackUnavailable();
   }
 }
 
@@ -476,11 +632,17 @@ function init() {
     apiKeyUse: "api-key-use",
     apiKeyForget: "api-key-forget",
     apiKeyStatus: "api-key-status",
+    feedback: "feedback",
+    feedbackDigits: "feedback-digits",
+    feedbackHelp: "feedback-help",
+    feedbackStatus: "feedback-status",
+    liveAccuracy: "live-accuracy",
   })) {
     elements[key] = byId(id);
   }
   buildInputGrid();
   buildHeatmap();
+  initFeedback();
   renderInputGrid();
   renderProbabilities(null, null);
   renderPad();
