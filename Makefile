@@ -118,11 +118,12 @@ audit-pack: $(STAMP) ## Audit pack of HEAD: model card, evaluation protocol, ris
 	python -m tools.audit_pack --out build/audit
 
 .PHONY: lint
-lint: $(STAMP) ## ruff check + ruff format --check + bandit + zizmor (workflow audit, offline)
+lint: $(STAMP) ## ruff check + ruff format --check + bandit + zizmor (workflow audit, offline) + docs/configuration.md up to date
 	ruff check stages serving tests bench tools
 	ruff format --check stages serving tests bench tools
 	bandit -q -c pyproject.toml -r stages serving tools
 	zizmor --offline .github/workflows
+	python -m tools.configuration_doc --check
 
 .PHONY: types
 types: $(STAMP) ## mypy --strict

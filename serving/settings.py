@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from serving.http.msgspec_text import split_location
+from serving.settings_variables import VARIABLES
 
 ENV_PREFIX = "DIGITS_"
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
@@ -148,51 +149,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.project_dir / "models"
 
 
-_FIELDS = {
-    "lock_file_path": "DIGITS_LOCK_FILE",
-    "model_dir_path": "DIGITS_MODEL_DIR",
-    "max_rows": "DIGITS_MAX_ROWS",
-    "explain_max_rows": "DIGITS_EXPLAIN_MAX_ROWS",
-    "max_body_bytes": "DIGITS_MAX_BODY_BYTES",
-    "host": "DIGITS_HOST",
-    "port": "DIGITS_PORT",
-    "workers": "DIGITS_WORKERS",
-    "log_level": "DIGITS_LOG_LEVEL",
-    "drift_window": "DIGITS_DRIFT_WINDOW",
-    "drift_min_rows": "DIGITS_DRIFT_MIN_ROWS",
-    "drift_psi_threshold": "DIGITS_DRIFT_PSI_THRESHOLD",
-    "ood_policy": "DIGITS_OOD_POLICY",
-    "header_read_timeout_seconds": "DIGITS_HEADER_READ_TIMEOUT",
-    "body_read_timeout_seconds": "DIGITS_BODY_READ_TIMEOUT",
-    "model_public_key_path": "DIGITS_MODEL_PUBLIC_KEY",
-    "model_signature_path": "DIGITS_MODEL_SIGNATURE",
-    "expected_model_version": "DIGITS_EXPECTED_MODEL_VERSION",
-    "auth": "DIGITS_AUTH",
-    "api_keys_file": "DIGITS_API_KEYS_FILE",
-    "api_keys_grace_seconds": "DIGITS_API_KEYS_GRACE",
-    "jwt_jwks": "DIGITS_JWT_JWKS",
-    "jwt_issuer": "DIGITS_JWT_ISSUER",
-    "jwt_audience": "DIGITS_JWT_AUDIENCE",
-    "jwt_leeway_seconds": "DIGITS_JWT_LEEWAY",
-    "jwt_jwks_refresh_seconds": "DIGITS_JWT_JWKS_REFRESH",
-    "jwt_max_lifetime_seconds": "DIGITS_JWT_MAX_LIFETIME",
-    "jwt_jwks_max_age_seconds": "DIGITS_JWT_JWKS_MAX_AGE",
-    "metrics_auth": "DIGITS_METRICS_AUTH",
-    "metrics_cache_seconds": "DIGITS_METRICS_CACHE_SECONDS",
-    "docs": "DIGITS_DOCS",
-    "demo": "DIGITS_DEMO",
-    "rate_limit": "DIGITS_RATE_LIMIT",
-    "explain_rate_limit": "DIGITS_EXPLAIN_RATE_LIMIT",
-    "rate_limit_redis_url": "DIGITS_RATE_LIMIT_REDIS_URL",
-    "decision_log_dir": "DIGITS_DECISION_LOG_DIR",
-    "decision_log_inputs": "DIGITS_DECISION_LOG_INPUTS",
-    "decision_flush_seconds": "DIGITS_DECISION_FLUSH_SECONDS",
-    "decision_log_max_bytes": "DIGITS_DECISION_LOG_MAX_BYTES",
-    "decision_hash_key": "DIGITS_DECISION_HASH_KEY",
-    "feedback": "DIGITS_FEEDBACK",
-    "feedback_window": "DIGITS_FEEDBACK_WINDOW",
-    "feedback_index_size": "DIGITS_FEEDBACK_INDEX_SIZE",
-}
+_FIELDS = {field: variable.name for field, variable in VARIABLES.items()}
 # DIGITS_* names read elsewhere in the project, never by the service's settings: not typos.
 NOT_SETTINGS = {
     "DIGITS_SIGNATURE_RESULT": "the launcher's signature verdict for its workers",
@@ -277,7 +234,7 @@ def _refuse_unknown(env: Mapping[str, str]) -> None:
             hint = (
                 f"did you mean {ENV_PREFIX}{close[0]}?"
                 if close
-                else "the settings are listed in README.md (Configuration)"
+                else "the settings are listed in docs/configuration.md"
             )
             raise SettingsError(f"{name} is not a setting of the service: {hint}")
 
