@@ -11,7 +11,7 @@ idempotent).
   kept, unmatched, for the query tool to join).
 * :class:`RedisIndex`: the same, in Redis (``DIGITS_RATE_LIMIT_REDIS_URL``), shared by
   every worker and replica. Decisions are added in batches by a thread, off the request
-  path (one script of ``SET .. EX`` every ``FLUSH_SECONDS``); each worker also keeps its
+  path (one script call every ``FLUSH_SECONDS``, ``SET .. EX`` each); each worker also keeps its
   own decisions in memory, so that feedback to the worker that decided resolves at once.
   Labels are claimed with one Lua script per feedback: atomic across workers.
 """
@@ -169,11 +169,15 @@ table.insert(out, -1)
 for _, r in ipairs(repeated) do table.insert(out, tonumber(r)) end
 return out
 """
-# ARGV: ttl, then key, value pairs: every decision of a flush in one command (a pipeline of
-# SETs costs the client about 9 µs a decision to build, this about 2).
+# ARGV: ttl, key prefix, and every decision of a flush as one msgpack array of
+# [request id, decided] pairs, unpacked by Redis (cmsgpack): the worker spends about 0.3 µs
+# of CPU a decision on it, against 9 for a pipeline of SETs (one command each).
 _ADD_SCRIPT = """
-for i = 2, #ARGV, 2 do redis.call('SET', ARGV[i], ARGV[i + 1], 'EX', ARGV[1]) end
-return 0
+local entries = cmsgpack.unpack(ARGV[3])
+for _, entry in ipairs(entries) do
+  redis.call('SET', ARGV[2] .. entry[1], cmsgpack.pack(entry[2]), 'EX', ARGV[1])
+end
+return #entries
 """
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(Decided)
@@ -228,12 +232,10 @@ class RedisIndex:
         pending = [self._pending.popleft() for _ in range(len(self._pending))]
         if not pending:
             return
-        args: list[str | bytes | int] = [self.window]
-        for request_id, decided in pending:
-            args += [KEY_PREFIX + "d:" + request_id, _ENCODER.encode(decided)]
         try:
-            for start in range(1, len(args), 2 * FLUSH_MAX):
-                self._add(args=[self.window, *args[start : start + 2 * FLUSH_MAX]])
+            for start in range(0, len(pending), FLUSH_MAX):
+                blob = _ENCODER.encode(pending[start : start + FLUSH_MAX])
+                self._add(args=[self.window, KEY_PREFIX + "d:", blob])
         except Exception as exc:  # redis raises its own ConnectionError, TimeoutError, ...
             if not self._failing:
                 log.error(
