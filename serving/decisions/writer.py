@@ -38,6 +38,7 @@ from pathlib import Path
 from serving.decisions.encoder import Encoder
 from serving.decisions.logfile import LogFile, WriteFailedError
 from serving.decisions.record import Pending, pack
+from serving.flusher import Flusher
 from serving.monitoring.access_metrics import AccessMetrics, write_error_reason
 
 log = logging.getLogger("serving")
@@ -59,7 +60,6 @@ class DecisionWriter:
     ) -> None:
         self.directory = directory
         self._metrics = metrics
-        self._flush_seconds = flush_seconds
         self._max_bytes = max_bytes
         self._max_pending_bytes = max_pending_bytes
         self._pending: deque[Pending] = deque()  # answered, not yet packed
@@ -71,13 +71,10 @@ class DecisionWriter:
         self._line_rest = b""  # the rest of a line whose start a failed write left in the file
         self._torn_file = (0, 0)  # (device, inode) of that file
         self._unwritten_bytes = 0  # the blocks' and the line rest's
-        self._wake = threading.Event()
-        self._stopping = False
         self._lock = threading.Lock()  # one flush at a time
         self._file = LogFile(directory)
         self._failing = False
-        self._thread = threading.Thread(target=self._run, name="decision-writer", daemon=True)
-        self._thread.start()
+        self._flusher = Flusher(self.flush, flush_seconds, "decision-writer")
 
     def submit(self, item: Pending) -> None:
         """Queue one answered request's record (called on the event loop; no I/O).
@@ -99,7 +96,7 @@ class DecisionWriter:
                 chunk = [pending.popleft() for _ in range(min(len(pending), ENCODE_CHUNK))]
                 self._packed.extend(self._pack(chunk))
         if len(self._packed) >= WAKE_FRAMES:
-            self._wake.set()
+            self._flusher.wake()
 
     def _pack(self, chunk: list[Pending]) -> list[tuple[bytes, int]]:
         """The chunk as one frame; a record that cannot be packed is dropped, counted and
@@ -117,12 +114,6 @@ class DecisionWriter:
                         "decision record %s could not be encoded; dropped", item.request_id
                     )
             return frames
-
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(self._flush_seconds)
-            self._wake.clear()
-            self.flush()
 
     def flush(self) -> None:
         """Pack what is pending, encode, append every line; failures keep them for a retry."""
@@ -246,10 +237,7 @@ class DecisionWriter:
 
     def close(self) -> None:
         """Stop the thread and write everything pending (graceful shutdown)."""
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout=30)
-        self.flush()
+        self._flusher.close(timeout=30)
         self.encoder.close()
         self._file.close()
         if self._unwritten or self._line_rest:

@@ -19,7 +19,6 @@ idempotent).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import msgspec
+
+from serving.flusher import Flusher
 
 log = logging.getLogger("serving")
 FLUSH_SECONDS = 0.2  # RedisIndex: decisions reach Redis within this (plus a round trip)
@@ -210,20 +211,12 @@ class RedisIndex:
         self._claim = self._async.register_script(_CLAIM_SCRIPT)
         self._add = self._sync.register_script(_ADD_SCRIPT)
         self._pending: deque[tuple[str, Decided]] = deque()  # appended on the loop
-        self._wake = threading.Event()
-        self._stopping = False
         self._failing = False
-        self._thread = threading.Thread(target=self._run, name="feedback-index", daemon=True)
-        self._thread.start()
+        self._flusher = Flusher(self.flush, FLUSH_SECONDS, "feedback-index")
 
     def add(self, request_id: str, decided: Decided) -> None:
         self.local.add(request_id, decided)
         self._pending.append((request_id, decided))
-
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(FLUSH_SECONDS)
-            self.flush()
 
     def flush(self) -> None:
         """Send the decisions added since the last flush (one script call); on a Redis
@@ -291,10 +284,7 @@ class RedisIndex:
 
     def close(self) -> None:
         """Stop the thread and send what is pending (graceful shutdown)."""
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout=10)
-        self.flush()
+        self._flusher.close(timeout=10)
         self._sync.close()
 
 
