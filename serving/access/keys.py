@@ -1,6 +1,12 @@
 """API keys: the keys file (hashes only) and its command line,
 ``python -m serving.access.keys add|list|revoke|revoke-all``.
 
+A key's id is the first 12 hex digits of its sha256 (not a secret: the key cannot be found
+from it). ``add`` prints it, ``list`` shows it with the key's age, and ``revoke --key-id``
+removes that one key, so a client's key can be rotated with overlap: add a second key for
+the same client, move the client to it, then revoke the old one by its id
+(docs/operations.md).
+
 The file named by ``DIGITS_API_KEYS_FILE`` holds one JSON object per line::
 
     {"client_id": "alice", "key_sha256": "<64 hex>", "scopes": ["predict"], "created": "..."}
@@ -43,6 +49,24 @@ class KeyEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     key_sha256: str
     scopes: list[str]
     created: str = ""
+
+
+KEY_ID_LENGTH = 12
+
+
+def key_id(entry: KeyEntry) -> str:
+    """The id ``list`` shows and ``revoke --key-id`` takes: a prefix of the key's sha256."""
+    return entry.key_sha256[:KEY_ID_LENGTH]
+
+
+def age(created: str, now: dt.datetime) -> str:
+    """How long ago ``created`` (ISO 8601) was, in days and hours (``?`` if unknown)."""
+    try:
+        seconds = int((now - dt.datetime.fromisoformat(created)).total_seconds())
+    except (ValueError, TypeError):
+        return "?"
+    days, rest = divmod(max(seconds, 0), 86400)
+    return f"{days}d{rest // 3600:02d}h"
 
 
 def key_digest(key: str) -> str:
@@ -214,6 +238,23 @@ def revoke(path: Path, client_id: str) -> int:
     return len(entries) - len(kept)
 
 
+def revoke_key(path: Path, wanted: str) -> KeyEntry:
+    """Remove the one key whose id (or a longer prefix of its sha256, at least
+    ``KEY_ID_LENGTH`` hex digits) is ``wanted``; returns its entry. No key or several:
+    :class:`ValueError`, and nothing is removed."""
+    wanted = wanted.lower()
+    if len(wanted) < KEY_ID_LENGTH or wanted.strip("0123456789abcdef"):
+        raise ValueError(f"key id {wanted!r}: at least {KEY_ID_LENGTH} hex digits (keys list)")
+    with locked(path):
+        entries = read_entries(path)
+        matching = [entry for entry in entries if entry.key_sha256.startswith(wanted)]
+        if len(matching) != 1:
+            raise ValueError(f"key id {wanted!r} matches {len(matching)} keys, not 1")
+        kept = [entry for entry in entries if entry is not matching[0]]
+        _write_atomically(path, [msgspec.json.encode(entry) for entry in kept])
+    return matching[0]
+
+
 def revoke_all(path: Path) -> int:
     """Remove every key (the file stays, empty): every protected route answers 401."""
     with locked(path):
@@ -233,9 +274,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     add = commands.add_parser("add", help="create a key for CLIENT_ID; prints it once")
     add.add_argument("client_id")
     add.add_argument("--scopes", required=True, help=f"comma-separated: {','.join(SCOPES)}")
-    commands.add_parser("list", help="client ids, scopes and creation times (never keys)")
-    rev = commands.add_parser("revoke", help="remove every key of CLIENT_ID")
-    rev.add_argument("client_id")
+    commands.add_parser(
+        "list", help="client ids, key ids, scopes, creation times and ages (never keys)"
+    )
+    rev = commands.add_parser("revoke", help="remove every key of CLIENT_ID, or one by --key-id")
+    which = rev.add_mutually_exclusive_group(required=True)
+    which.add_argument("client_id", nargs="?")
+    which.add_argument("--key-id", help="the one key to remove (its id from add or list)")
     commands.add_parser("revoke-all", help="remove every key of every client (empty file)")
     args = parser.parse_args(argv)
     if not args.file:
@@ -244,13 +289,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "add":
             scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
-            print(add_key(path, args.client_id, scopes))
+            key = add_key(path, args.client_id, scopes)
+            print(key)
             print(
-                f"key for {args.client_id} shown once; only its sha256 is stored", file=sys.stderr
+                f"key {key_digest(key)[:KEY_ID_LENGTH]} for {args.client_id} shown once; only "
+                "its sha256 is stored",
+                file=sys.stderr,
             )
         elif args.command == "list":
+            now = dt.datetime.now(dt.UTC)
             for entry in read_entries(path):
-                print(f"{entry.client_id}\t{','.join(entry.scopes)}\t{entry.created}")
+                print(
+                    f"{entry.client_id}\t{key_id(entry)}\t{','.join(entry.scopes)}\t"
+                    f"{entry.created}\t{age(entry.created, now)}"
+                )
+        elif args.command == "revoke" and args.key_id:
+            entry = revoke_key(path, args.key_id)
+            print(f"revoked key {key_id(entry)} of {entry.client_id}", file=sys.stderr)
         elif args.command == "revoke-all":
             removed = revoke_all(path)
             print(f"revoked all {removed} key(s); {path} is empty", file=sys.stderr)

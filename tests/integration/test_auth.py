@@ -76,7 +76,13 @@ def test_keys_cli_add_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert key not in path.read_text()
     assert main(["--file", str(path), "list"]) == 0
     listed = capsys.readouterr().out
-    assert listed.startswith("alice\tpredict,explain\t")
+    client_id, key_id, scopes, _created, age = listed.strip().split("\t")
+    assert (client_id, key_id, scopes, age) == (
+        "alice",
+        key_digest(key)[:12],
+        "predict,explain",
+        "0d00h",
+    )
     assert key not in listed
     assert main(["--file", str(path), "add", "bob", "--scopes", "admin"]) == 2
     assert main(["--file", str(path), "revoke", "alice"]) == 0
