@@ -1,4 +1,8 @@
-"""Kubernetes manifests: offline schema validation and the deployment policy."""
+"""Kubernetes manifests: offline schema validation and the deployment policy.
+
+The API runs as a StatefulSet (deployment.yaml) whose replicas each keep their decision and
+feedback records on a volume claim of their own; the Redis they share is in redis.yaml
+(tests/unit/test_deploy_k8s_records.py checks both, and the settings the pods get)."""
 
 from __future__ import annotations
 
@@ -21,18 +25,28 @@ def load_documents(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
 
 
-def resources() -> dict[str, dict[str, Any]]:
-    """Every resource in deploy/k8s keyed by kind."""
-    by_kind: dict[str, dict[str, Any]] = {}
+def resources() -> dict[tuple[str, str], dict[str, Any]]:
+    """Every resource in deploy/k8s keyed by (kind, name)."""
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
     for path in MANIFESTS:
         for doc in load_documents(path):
-            assert doc["kind"] not in by_kind, f"duplicate {doc['kind']}"
-            by_kind[doc["kind"]] = doc
-    return by_kind
+            key = (doc["kind"], doc["metadata"]["name"])
+            assert key not in by_key, f"duplicate {key}"
+            by_key[key] = doc
+    return by_key
 
 
-def api_container(deployment: dict[str, Any]) -> dict[str, Any]:
-    containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]
+def resource(kind: str, name: str = "digits-api") -> dict[str, Any]:
+    return resources()[(kind, name)]
+
+
+def api() -> dict[str, Any]:
+    """The API's workload: a StatefulSet (a claim of its own per replica for the records)."""
+    return resource("StatefulSet")
+
+
+def api_container(workload: dict[str, Any]) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = workload["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     return containers[0]
 
@@ -51,7 +65,7 @@ def test_manifest_is_valid_against_the_kubernetes_schema(path: Path) -> None:
 
 def test_strict_validation_rejects_typos_and_wrong_types() -> None:
     """The schema check can fail: an unknown field and a mistyped value are errors."""
-    deployment = resources()["Deployment"]
+    deployment = api()
     misspelt = copy.deepcopy(deployment)
     api_container(misspelt)["readinessProbe"]["httpGet"]["pth"] = "/ready"
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -68,7 +82,7 @@ def test_kustomization_lists_every_manifest() -> None:
 
 
 def test_deployment_runs_replicated_with_probes_and_resources() -> None:
-    deployment = resources()["Deployment"]
+    deployment = api()
     assert deployment["spec"]["replicas"] >= 2
     container = api_container(deployment)
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
@@ -80,7 +94,7 @@ def test_deployment_runs_replicated_with_probes_and_resources() -> None:
 
 
 def test_deployment_is_locked_down() -> None:
-    deployment = resources()["Deployment"]
+    deployment = api()
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
@@ -94,38 +108,46 @@ def test_deployment_is_locked_down() -> None:
     }
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
-    env = {item["name"]: item["value"] for item in api_container(deployment)["env"]}
+    env = {item["name"]: item.get("value") for item in api_container(deployment)["env"]}
     assert env["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
 
 
 def test_service_hpa_and_pdb_target_the_deployment() -> None:
-    by_kind = resources()
-    deployment = by_kind["Deployment"]
-    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    selector = by_kind["Service"]["spec"]["selector"]
-    assert selector.items() <= pod_labels.items()
-    assert by_kind["Service"]["spec"]["ports"][0]["targetPort"] == "http"
-    hpa = by_kind["HorizontalPodAutoscaler"]["spec"]
+    """The Services, the HPA and the PDB all follow the API's StatefulSet."""
+    workload = api()
+    pod_labels = workload["spec"]["template"]["metadata"]["labels"]
+    assert workload["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    service = resource("Service")["spec"]
+    assert service["selector"].items() <= pod_labels.items()
+    assert service["ports"][0]["targetPort"] == "http"
+    assert service["type"] == "ClusterIP"
+    # The governing Service a StatefulSet needs: headless, on the same pods.
+    governing = resource("Service", workload["spec"]["serviceName"])["spec"]
+    assert governing["clusterIP"] == "None"
+    assert governing["selector"].items() <= pod_labels.items()
+    assert workload["spec"]["serviceName"] != "digits-api"  # clients keep their ClusterIP
+    hpa = resource("HorizontalPodAutoscaler")["spec"]
     assert hpa["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": deployment["metadata"]["name"],
+        "kind": "StatefulSet",
+        "name": workload["metadata"]["name"],
     }
     assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
-    pdb_selector = by_kind["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"]
+    assert hpa["minReplicas"] <= workload["spec"]["replicas"] <= hpa["maxReplicas"]
+    pdb_selector = resource("PodDisruptionBudget")["spec"]["selector"]["matchLabels"]
     assert pdb_selector.items() <= pod_labels.items()
+    assert pdb_selector.items() <= workload["spec"]["selector"]["matchLabels"].items()
 
 
 def test_pods_carry_prometheus_scrape_annotations() -> None:
-    annotations = resources()["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    annotations = api()["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == "8000"
     assert annotations["prometheus.io/path"] == "/metrics"
 
 
 def test_tls_terminates_at_the_ingress_and_the_service_stays_in_the_cluster() -> None:
-    docs = resources()
-    service, ingress = docs["Service"], docs["Ingress"]
+    service, ingress = resource("Service"), resource("Ingress")
     assert service["spec"]["type"] == "ClusterIP"  # no NodePort/LoadBalancer around the TLS
     hosts = {host for tls in ingress["spec"]["tls"] for host in tls["hosts"]}
     assert all(tls["secretName"] for tls in ingress["spec"]["tls"])
@@ -140,9 +162,7 @@ def test_tls_terminates_at_the_ingress_and_the_service_stays_in_the_cluster() ->
 
 
 def test_production_pods_switch_off_swagger_and_the_demo_page() -> None:
-    env = {
-        item["name"]: item.get("value") for item in api_container(resources()["Deployment"])["env"]
-    }
+    env = {item["name"]: item.get("value") for item in api_container(api())["env"]}
     assert env["DIGITS_DOCS"] == "off"
     assert env["DIGITS_DEMO"] == "off"
     assert env["DIGITS_AUTH"] in {"api-key", "jwt"}
