@@ -34,10 +34,19 @@ RUN if [ -z "${PIP_CERT}" ]; then unset PIP_CERT; fi; \
 
 FROM ${BASE_IMAGE} AS runtime
 SHELL ["/bin/sh", "-eu", "-c"]
-# Numeric, non-root runtime user with no home and no login shell.
+# Numeric, non-root runtime user with no home and no login shell. No installer in the
+# runtime, whatever the base: the official slim image ships pip (and setuptools, wheel) in
+# the system Python, Debian's python3 does not; it is removed where it is, and the build
+# fails if any is left.
 RUN groupadd --gid 10001 app; \
     useradd --no-log-init --uid 10001 --gid 10001 --no-create-home \
-        --home-dir /nonexistent --shell /usr/sbin/nologin app
+        --home-dir /nonexistent --shell /usr/sbin/nologin app; \
+    if python3 -m pip --version >/dev/null 2>&1; then \
+        python3 -m pip uninstall --yes --root-user-action=ignore pip setuptools wheel; \
+    fi; \
+    if python3 -c "import pip" 2>/dev/null || command -v pip >/dev/null || command -v pip3 >/dev/null; then \
+        echo "pip left in the runtime image" >&2; exit 1; \
+    fi
 
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app

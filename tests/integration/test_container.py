@@ -250,9 +250,15 @@ def test_runs_as_non_root_without_training_libraries(container: RunningContainer
         imported = exec_in(container, "python", "-c", f"import {module}")
         assert imported.returncode != 0, f"{module} is importable in the runtime image"
         assert "ModuleNotFoundError" in imported.stderr
-    for tool in ("gcc", "cc", "curl", "pip"):
+    for tool in ("gcc", "cc", "curl", "pip", "pip3"):
         found = exec_in(container, "sh", "-c", f"command -v {tool}")
         assert found.returncode != 0, f"{tool} is present in the runtime image"
+    for interpreter in ("python", "python3", "/usr/local/bin/python3", "/usr/bin/python3"):
+        # The venv's python and the base's own: neither can install anything.
+        found = exec_in(
+            container, "sh", "-c", f"command -v {interpreter} && {interpreter} -c 'import pip'"
+        )
+        assert found.returncode != 0, f"pip is importable by {interpreter} in the runtime image"
 
 
 def test_image_holds_only_the_runtime_artifacts(container: RunningContainer) -> None:
