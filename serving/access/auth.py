@@ -179,7 +179,18 @@ def unauthorized(reason: str) -> ClientError:
     )
 
 
-def forbidden(scope: str) -> ClientError:
+def forbidden(scope: str, needed: str) -> ClientError:
+    """403 for a credential without ``scope``; ``needed`` is what the route asks for (a
+    scope, or :data:`AUTHENTICATED`: every scope, on a path or method no route declares)."""
+    if needed == AUTHENTICATED:
+        every = " ".join(SCOPES)
+        return ClientError(
+            403,
+            "insufficient_scope",
+            "No route answers this method on this path; only a credential holding every "
+            f"scope ({', '.join(SCOPES)}) is told more. This one lacks '{scope}'",
+            headers={"www-authenticate": f'{REALM}, error="insufficient_scope", scope="{every}"'},
+        )
     return ClientError(
         403,
         "insufficient_scope",
@@ -247,7 +258,7 @@ def authenticate(inner: ASGIApp, app: Litestar) -> ASGIApp:
         missing = _missing_scope(needed, client.scopes)
         if missing is not None:
             failures.labels("insufficient_scope").inc()
-            raise forbidden(missing)
+            raise forbidden(missing, needed)
         scope[CLIENT] = client  # type: ignore[literal-required]
         return inner(scope, receive, send)
 

@@ -157,6 +157,17 @@ def test_scopes(client: TestClient[Any], keys: tuple[Path, dict[str, str]]) -> N
     assert 'auth_failures_total{reason="insufficient_scope"}' in metrics
 
 
+def test_an_undeclared_path_says_it_needs_every_scope(
+    client: TestClient[Any], keys: tuple[Path, dict[str, str]]
+) -> None:
+    """A path (or method) no route declares is answered, 404 or 405, only to a credential with
+    every scope; any other is told that, not that it lacks the first scope it misses."""
+    refused = client.get("/no-such-route", headers=bearer(keys[1]["predictor"]))
+    assert refused.status_code == 403
+    assert refused.json()["message"].startswith("No route answers this method on this path")
+    assert 'scope="predict explain read feedback"' in refused.headers["www-authenticate"]
+
+
 def test_revoke_applies_without_restart(tmp_path: Path) -> None:
     path = tmp_path / "keys.jsonl"
     key = add_key(path, "temp", ["read"])
