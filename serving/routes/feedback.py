@@ -40,9 +40,7 @@ REQUEST_SCHEMA: dict[str, Any] = {
             "type": "array",
             "minItems": 1,
             "maxItems": MAX_LABELS,
-            "items": {
-                "anyOf": [{"type": "integer", "minimum": 0, "maximum": 9}, {"type": "null"}]
-            },
+            "items": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 9}, {"type": "null"}]},
             "contains": {"type": "integer"},
             "description": "One true label (a class of the model: 0..9, the digits) per row of "
             "the decision, in the order of its request; null where the truth is unknown. At "
