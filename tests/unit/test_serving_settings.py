@@ -112,7 +112,8 @@ def test_an_unknown_variable_stops_the_service_with_the_closest_name(typo: str, 
 
 
 def test_a_name_like_nothing_known_says_where_the_settings_are() -> None:
-    with pytest.raises(SettingsError, match=r"^DIGITS_XYZZY is not a setting .*docs/configuration\.md"):
+    expected = r"^DIGITS_XYZZY is not a setting .*docs/configuration\.md"
+    with pytest.raises(SettingsError, match=expected):
         load_settings({"DIGITS_XYZZY": "1"})
 
 
