@@ -15,8 +15,9 @@ configuration (serving/openapi_access.py), so each run checks the contract of it
   Nothing asks for a credential, and the document says so: no security anywhere.
 - ``api-key``: every request carries a key with every scope, so each operation is
   reached (``POST /feedback`` too: feedback and decision records on), and schemathesis
-  checks that the operations the document secures refuse a missing or wrong key (test_access_walk.py walks every operation without, and with
-  wrong, credentials). Row limits of 2 (``/explain``: 1): the document follows those too.
+  checks that the operations the document secures refuse a missing or wrong key
+  (test_access_walk.py walks every operation without, and with wrong, credentials). Row
+  limits of 2 (``/explain``: 1): the document follows those too.
 
 The accepted-status lists are schemathesis's defaults, widened by one status in exactly
 two cases, each scoped to the operations it concerns (``[[operations]]`` sections):
