@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from serving.decisions.outcome import Decided
+from serving.decisions.decided import Decided
 from serving.decisions.record import Pending, RecordRegistry, RecordTime, utc_time
 from serving.feedback.record import FeedbackRecord
 from tests.records import record_lines

@@ -20,7 +20,7 @@ from typing import Any, Literal, NamedTuple
 import msgspec
 import numpy as np
 
-from serving.decisions.outcome import Decided
+from serving.decisions.decided import Decided
 
 log = logging.getLogger("serving")
 SCHEMA_VERSION = 3

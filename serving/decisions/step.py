@@ -21,7 +21,8 @@ from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from serving.access.auth import CLIENT, Client
-from serving.decisions.outcome import OUTCOME, Decided
+from serving.decisions.decided import Decided
+from serving.decisions.outcome import OUTCOME
 from serving.decisions.record import Pending, RecordRegistry
 from serving.decisions.writer import DecisionWriter
 from serving.feedback.index import Decided as Indexed

@@ -33,7 +33,8 @@ from litestar.utils import normalize_path
 from litestar.utils.helpers import get_enum_string_value
 
 from serving.access import required_access, route_decides
-from serving.decisions.outcome import OUTCOME, Decided, DecidedResponse
+from serving.decisions.decided import Decided
+from serving.decisions.outcome import OUTCOME, DecidedResponse
 from serving.http.body import send_answer
 from serving.http.errors import error_response
 from serving.http.fast_features import refused_features, unclassified_settings

@@ -17,7 +17,7 @@ import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
-from serving.decisions.outcome import Decided
+from serving.decisions.decided import Decided
 from serving.inference.batching import MicroBatcher, Prediction
 from serving.inference.inputs import ClientError
 from serving.inference.model import OnnxModel

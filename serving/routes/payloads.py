@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import numpy.typing as npt
 
-from serving.decisions.outcome import Decided
+from serving.decisions.decided import Decided
 from serving.inference.predictor import Explained
 from serving.lineage import VerifiedBundle
 from serving.protocol.oip import (

@@ -25,8 +25,8 @@ from litestar.testing import TestClient
 from serving.access.keys import add_key
 from serving.app import create_app
 from serving.decisions.__main__ import main as decisions_main
+from serving.decisions.decided import Decided
 from serving.decisions.logfile import LogFile
-from serving.decisions.outcome import Decided
 from serving.decisions.record import SCHEMA_FILE, Pending, RecordTime
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import SettingsError, load_settings

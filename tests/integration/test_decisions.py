@@ -21,7 +21,7 @@ from prometheus_client import Counter, Gauge
 from serving.access.keys import add_key
 from serving.app import create_app
 from serving.decisions.__main__ import main as decisions_main
-from serving.decisions.outcome import Decided
+from serving.decisions.decided import Decided
 from serving.decisions.record import (
     SCHEMA_FILE,
     DecisionRecord,

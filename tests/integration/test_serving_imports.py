@@ -44,3 +44,23 @@ def test_serving_imports_no_training_stack(repo_root: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_the_decision_encoder_process_imports_numpy_and_msgspec_only(repo_root: Path) -> None:
+    """Each guarded worker runs one encoder child (serving/decisions/encoder.py): Litestar, the
+    model runtime or the metrics client in it would be paid for once more per worker."""
+    probe = (
+        "import sys, serving.decisions.encoder\n"
+        "heavy = {'litestar', 'onnxruntime', 'prometheus_client', 'anyio', 'redis', 'granian'}\n"
+        "print(','.join(sorted({name.split('.')[0] for name in sys.modules} & heavy)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

@@ -10,7 +10,8 @@ from litestar.exceptions import ImproperlyConfiguredException
 
 from serving.access import PREDICT, READ, needs, route_decides
 from serving.app import create_app
-from serving.decisions.outcome import Decided, DecidedResponse
+from serving.decisions.decided import Decided
+from serving.decisions.outcome import DecidedResponse
 from serving.http.dispatch import FAST, Route, check_fast_handlers, decided_outcome
 from serving.settings import Settings
 

@@ -22,8 +22,8 @@ import pytest
 from prometheus_client import Counter, Gauge
 
 import serving.decisions.encoder as encoder_module
+from serving.decisions.decided import Decided
 from serving.decisions.encoder import Encoder
-from serving.decisions.outcome import Decided
 from serving.decisions.record import Pending, RecordTime
 from serving.decisions.writer import DecisionWriter
 from serving.monitoring.access_metrics import AccessMetrics
