@@ -66,8 +66,10 @@ def mlserver(name: str, description: str, work: Path, parallel_workers: int) -> 
     (home / MODEL_NAME / "model-settings.json").write_text(
         json.dumps(model_settings(), indent=2), encoding="utf-8"
     )
-    env = {**os.environ, **SINGLE_THREAD_ENV}
-    env.pop("PYTHONPATH", None)
+    # The joblib pipeline starts with the model's alignment step, stages.lib.align.CentroidAlign
+    # (numpy and scikit-learn only): MLServer unpickles it from the repository, and from
+    # nothing else of the project's environment.
+    env = {**os.environ, **SINGLE_THREAD_ENV, "PYTHONPATH": str(REPO_ROOT)}
     return Target(
         name,
         description,
