@@ -3,11 +3,11 @@
     python -m tools.summary [--root DIR]
 
 Reads reports/metrics.json, reports/robustness.json, reports/ood.json and dvc.lock and
-prints the accuracy, every gate with its threshold, measured value and verdict, the model
-version and where the full reports are, in at most 80 columns. Gates are read as
-stages/lib/gates.py writes them: each report's ``gates`` object, keyed by gate name, of verdicts
-with ``kind`` (``min`` or ``max``), ``threshold``, ``value`` (null: not measured),
-``passed`` and ``marginal``.
+prints the accuracy, every gate with its threshold, measured value and verdict (``*``:
+marginal), the model version and where the full reports are, in at most 80 columns. Gates
+are read as stages/lib/gates.py writes them: each report's ``gates`` object, keyed by gate
+name, of verdicts with ``kind`` (``min`` or ``max``), ``threshold``, ``value`` (null: not
+measured), ``passed`` and ``marginal``.
 
 Exit status: 0 every gate passed, 1 a gate failed, 2 the reports cannot be read.
 The full metric table stays available via ``dvc metrics show``.
@@ -138,13 +138,12 @@ def render(root: Path) -> tuple[str, bool]:
     for gate in gates:
         name = gate.name if len(gate.name) <= NAME_WIDTH else gate.name[: NAME_WIDTH - 1] + "~"
         threshold = f"{gate.comparison} {_number(gate.threshold)}".strip()
-        verdict = "pass" if gate.passed else "FAIL"
+        verdict = ("pass" if gate.passed else "FAIL") + ("*" if gate.marginal else "")
         lines.append(f"{name:<{NAME_WIDTH}} {threshold:>12} {_number(gate.value):>10}  {verdict}")
     failed = [gate.name for gate in gates if not gate.passed]
     lines.append(f"all {len(gates)} gates passed" if not failed else f"FAILED: {', '.join(failed)}")
-    marginal = [gate.name for gate in gates if gate.marginal]
-    if marginal:
-        lines.append(f"marginal (95 % interval straddles the threshold): {', '.join(marginal)}")
+    if any(gate.marginal for gate in gates):
+        lines.append("* marginal: the 95 % interval straddles the threshold")
     lines += ["", "full reports:", *(f"  {line}" for line in FULL_REPORTS)]
     return "\n".join(lines) + "\n", not failed
 
