@@ -43,14 +43,17 @@ from stages.lib.doc_tables import (
     fmt,
     gates_table,
     importance_grid,
+    ink_cut_table,
     library_table,
     lineage_table,
     ood_table,
     per_class_table,
     selection_table,
+    shift_ink_table,
     stress_table,
 )
 from stages.lib.params import Params, load_params
+from stages.lib.perturbations import TRANSLATIONS, family_name
 from stages.lib.runner import StageError, run_stage
 
 VERSION_LENGTH = 12  # the service reports the same md5 prefix as the model version
@@ -91,14 +94,71 @@ def file_md5(path: Path) -> str:
 
 
 def worst_shift(robustness: dict[str, Any]) -> tuple[str, float]:
-    """The 1-pixel shift direction with the lowest accuracy."""
+    """The 1-pixel shift direction (of the 8) with the lowest accuracy; on a tie the first in
+    the order the gates use (up, down, left, right, then the diagonals)."""
+    stress = robustness["stress"]
     shifts = {
-        test: result["by_strength"]["1"]["accuracy"]
-        for test, result in robustness["stress"].items()
-        if test.startswith("shift_") and "1" in result["by_strength"]
+        direction: stress[family_name(direction)]["by_strength"]["1"]["accuracy"]
+        for direction in TRANSLATIONS
+        if "1" in stress[family_name(direction)]["by_strength"]
     }
     direction = min(shifts, key=lambda k: shifts[k])
-    return direction.removeprefix("shift_"), shifts[direction]
+    return direction.replace("_", "-"), shifts[direction]
+
+
+def worst_silent_direction(robustness: dict[str, Any], pixels: int) -> str:
+    """The direction with the highest silent-error rate at ``pixels`` (first on a tie)."""
+    stress = robustness["stress"]
+    rates = {
+        d: stress[family_name(d)]["by_strength"][str(pixels)]["silent_error_rate"]
+        for d in TRANSLATIONS
+    }
+    return max(rates, key=lambda d: rates[d]).replace("_", "-")
+
+
+def ink_kept_pairs(robustness: dict[str, Any], pixels: int) -> int:
+    """How many (image, direction) pairs keep all their ink when shifted ``pixels``."""
+    stress = robustness["stress"]
+    return sum(
+        int(stress[family_name(d)]["by_strength"][str(pixels)]["ink_kept"]["n"])
+        for d in TRANSLATIONS
+    )
+
+
+def ink_cut_context(robustness: dict[str, Any]) -> dict[str, str]:
+    """The ink-cut experiment's figures the documents quote (largest shift of the grid)."""
+    experiment = robustness["ink_cut_flag"]
+    cut = {d: r for d, r in experiment["by_direction"].items() if r["n"]}
+    vertical = {d: r for d, r in cut.items() if d.split("_")[0] in ("up", "down")}
+    noisy = experiment["with_noise"]
+    false_flags = experiment["rule_false_flags"]
+
+    def span(records: dict[str, Any], field: str) -> str:
+        values = sorted({fmt(r[field], 3) for r in records.values()}, key=float)
+        if not values:
+            return "—"
+        return values[0] if len(values) == 1 else f"{values[0]} to {values[-1]}"
+
+    return {
+        "cut_pixels": str(experiment["pixels"]),
+        "cut_blank_rows": str(experiment["blank_rows"]),
+        "cut_rule": experiment["rule"],
+        "cut_vertical_accuracy": span(vertical, "accuracy"),
+        "cut_vertical_silent_pca": span(vertical, "silent_error_rate_pca_only"),
+        "cut_vertical_silent": span(vertical, "silent_error_rate"),
+        "cut_vertical_flag": span(vertical, "flag_rate"),
+        "cut_rule_false_flags": (
+            f"{fmt(false_flags['clean_test'], 3)} of clean, "
+            f"{fmt(false_flags['shifted_1px_test'], 3)} of 1-pixel shifted and "
+            f"{fmt(false_flags['noise_test'], 3)} of noisy test digits"
+        ),
+        "cut_noise_sigma": f"{noisy['sigma']:g}",
+        "cut_noise_accuracy": fmt(noisy.get("accuracy", 0.0), 3),
+        "cut_noise_flag": fmt(noisy.get("flag_rate", 0.0), 3),
+        "cut_noise_silent": fmt(noisy.get("silent_error_rate", 0.0), 3),
+        "cut_noise_rule": fmt(noisy.get("rule_flag_rate", 0.0), 3),
+        "ink_cut_table": ink_cut_table(experiment),
+    }
 
 
 def render_context(inputs: Inputs) -> dict[str, str]:
@@ -159,12 +219,16 @@ def render_context(inputs: Inputs) -> dict[str, str]:
         "argmax_rows": str(metrics["argmax_margin"]["n_rows"]),
         "ood_margin": f"{ood['min_abs_score_minus_threshold']:.2g}",
         "parity_mismatches": str(parity["argmax_mismatches"]),
+        "parity_rows": str(parity["n_samples"]),
+        "alignment_rule": inputs.model_metadata["alignment"].get("rule", "none"),
         "parity_tolerance": f"{parity['tolerance']:g}",
         "selection_table": selection_table(inputs.selection),
         "selection_rule": inputs.selection["rule"],
         "selection_why": inputs.selection["why"],
         "validation_size": str(params.train.selection.validation_size),
         "stress_table": stress_table(robustness),
+        "shift_ink_table": shift_ink_table(robustness, gates.shift_ink_kept.pixels),
+        **ink_cut_context(robustness),
         "adversarial_table": adversarial_table(robustness),
         "gradient_attack_kind": robustness["adversarial"]["gradient_attack_kind"],
         "attack_subset": str(params.robustness.attack_subset),
@@ -179,6 +243,15 @@ def render_context(inputs: Inputs) -> dict[str, str]:
         "shift_mean_accuracy": fmt(verdicts["shift_mean"]["value"], 3),
         "min_shift_mean": str(gates.shift_mean.threshold),
         "min_shift_worst": str(gates.shift_worst_direction.threshold),
+        "max_shift_silent": str(gates.shift_silent_error.threshold),
+        "shift_silent_error": fmt(verdicts["shift_silent_error"]["value"], 3),
+        "min_shift_ink_kept": str(gates.shift_ink_kept.threshold),
+        "ink_kept_pixels": str(gates.shift_ink_kept.pixels),
+        "shift_ink_kept_accuracy": fmt(verdicts["shift_ink_kept"]["value"] or 0.0, 3),
+        "shift_ink_kept_pairs": str(ink_kept_pairs(robustness, gates.shift_ink_kept.pixels)),
+        "shift_silent_direction": worst_silent_direction(
+            robustness, gates.shift_silent_error.pixels
+        ),
         "adversarial_attack": gates.adversarial.attack.upper(),
         "adversarial_eps": f"{gates.adversarial.eps:g}",
         "adversarial_accuracy": fmt(verdicts["adversarial"]["value"] or 0.0, 3),
@@ -195,6 +268,7 @@ def render_context(inputs: Inputs) -> dict[str, str]:
         "ood_fpr_clean": fmt(ood["false_positive"]["clean_test"]["rate"], 3),
         "ood_fpr_shifted": fmt(ood["false_positive"]["shifted_1px_test"]["rate"], 3),
         "ood_max_fpr": str(params.ood.gates.max_false_positive_rate.threshold),
+        "ood_max_fpr_shifted": str(params.ood.gates.max_false_positive_rate_shifted.threshold),
         "ood_min_detection": str(params.ood.gates.min_detection_rate.threshold),
         "ood_gated_sets": ", ".join(params.ood.gates.gated_sets),
         "lineage_table": lineage_table(inputs.lineage),
@@ -210,9 +284,11 @@ def augmentation_text(params: Params) -> str:
         return "none"
     shifts = ", ".join(str(p) for p in aug.shift_pixels)
     sigmas = ", ".join(f"{s:g}" for s in aug.noise_sigmas)
+    directions = ", ".join(d.replace("_", "-") for d in aug.shift_directions)
     return (
-        f"each training image plus copies shifted by {shifts} pixel(s) "
-        f"({', '.join(aug.shift_directions)}; vacated pixels 0) and {aug.noise_copies} "
+        f"each training image plus copies shifted by {shifts} pixel(s) in "
+        f"{len(aug.shift_directions)} directions ({directions}; a diagonal moves along both "
+        f"axes; vacated pixels 0) and {aug.noise_copies} "
         f"Gaussian-noise copy per sigma ({sigmas}), clipped to 0..16, seeded from `seed`"
     )
 

@@ -11,8 +11,21 @@ in-distribution. Two scores are combined:
 
 Each is divided by its ``component_quantile`` on the augmented validation split,
 the larger of the two is taken, and that is divided by the threshold that
-flags ``target_false_positive_rate`` of the augmented validation split. The
-served ``ood_score`` is therefore > 1 exactly for flagged rows.
+flags ``target_false_positive_rate`` of the augmented validation split. A row
+the ink-cut rule (:mod:`stages.lib.ink_cut`, ``ood.ink_cut_blank_rows``) finds
+cut off at its top or bottom edge scores at least ``CUT_SCORE`` = 2. The
+served ``ood_score`` is therefore > 1 exactly for flagged rows; ``ood_pca_score``
+is the PCA part alone (for the reports; the service does not read it).
+
+The detector scores the **input pixels, not the aligned ones** the classifier
+reads. Three reasons: (1) the service runs ``ood.onnx`` beside ``model.onnx`` on
+the same input, so an aligned detector would run the alignment a second time per
+request, and the two copies cost more than the 5 % serving budget allows; (2) fitted
+on the augmented split (1-pixel shifts in 8 directions), it flags at most about 2 %
+of 1-pixel shifted digits in any direction (gated, pooled, in ``ood-evaluate``) and
+still every blank, all-16 and uniform-noise image; (3) where the ink sits in the frame
+is what tells a cut-off digit, and the alignment moves it away from the edge it was
+cut at.
 
 skl2onnx exports the PCA; the few arithmetic nodes after it are appended with
 ``onnx.helper``. The stage checks the ONNX scores against numpy before writing.
@@ -32,7 +45,14 @@ import numpy.typing as npt
 from stages.lib.artifacts import atomic_write_bytes, read_npz, write_json
 from stages.lib.augment import augment, validation_split
 from stages.lib.canonical import canonical_estimator, float32_scalar
-from stages.lib.classifier import ONNX_INPUT_NAME, ONNX_TARGET_OPSET, OOD_SCORE_OUTPUT, onnx_scores
+from stages.lib.classifier import (
+    ONNX_INPUT_NAME,
+    ONNX_TARGET_OPSET,
+    OOD_PCA_SCORE_OUTPUT,
+    OOD_SCORE_OUTPUT,
+    onnx_scores,
+)
+from stages.lib.ink_cut import CUT_SCORE, cut_weights, edge_weights, ink_cut
 from stages.lib.params import OodParams, Params, load_params
 from stages.lib.runner import StageError, run_stage
 
@@ -41,23 +61,31 @@ PARITY_ATOL = 1e-3
 
 
 class Detector:
-    """A fitted PCA with its two score scales and the calibrated threshold."""
+    """A fitted PCA with its two score scales, the calibrated threshold and the ink-cut rule."""
 
-    def __init__(self, pca: Any, t2_scale: float, q_scale: float, threshold: float) -> None:
+    def __init__(
+        self, pca: Any, t2_scale: float, q_scale: float, threshold: float, blank_rows: int
+    ) -> None:
         self.pca = pca
         self.t2_scale = t2_scale
         self.q_scale = q_scale
         self.threshold = threshold
+        self.blank_rows = blank_rows
 
     def raw_scores(self, X: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
         """Hotelling T^2 and Q per row, in float64."""
         return pca_scores(self.pca, X)
 
-    def score(self, X: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        """The served score (> 1 means out of distribution), in float64."""
+    def pca_score(self, X: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The PCA part of the score (``ood_pca_score``), in float64."""
         t2, q = self.raw_scores(X)
         combined = np.maximum(t2 / self.t2_scale, q / self.q_scale)
         return np.asarray(combined / self.threshold, dtype=np.float64)
+
+    def score(self, X: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The served score (> 1 means out of distribution), in float64."""
+        cut = np.where(ink_cut(X, self.blank_rows), CUT_SCORE, 0.0)
+        return np.asarray(np.maximum(self.pca_score(X), cut), dtype=np.float64)
 
 
 def pca_scores(pca: Any, X: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
@@ -88,11 +116,12 @@ def fit_detector(X: npt.NDArray[Any], y: npt.NDArray[Any], params: Params) -> De
     threshold = float32_scalar(float(np.quantile(combined, 1.0 - ood.target_false_positive_rate)))
     if not (t2_scale > 0 and q_scale > 0 and threshold > 0):
         raise StageError("OOD calibration produced a non-positive scale; check ood params")
-    return Detector(pca, t2_scale, q_scale, threshold)
+    return Detector(pca, t2_scale, q_scale, threshold, ood.ink_cut_blank_rows)
 
 
 def export_detector(detector: Detector) -> bytes:
-    """One ONNX graph: float32 ``pixels[N, 64]`` in, ``ood_score[N]`` out."""
+    """One ONNX graph: float32 ``pixels[N, 64]`` in, ``ood_score[N]`` and ``ood_pca_score[N]``
+    out."""
     from onnx import TensorProto, helper, numpy_helper
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
@@ -134,21 +163,36 @@ def export_detector(detector: Detector) -> bytes:
         ("MatMul", ["ood_centred2", "ood_x_weights"], "from_x"),
         ("Add", ["ood_from_z", "ood_from_x"], "relative"),
     ]
+    scored = "ood_relative"
+    if detector.blank_rows:
+        # The ink-cut rule: edge row sums (exact: pixels are >= 0), Sign (0 or 1 each),
+        # CUT_SCORE * Relu(top inked - bottom inked) and the reverse, beside the PCA scores.
+        const("edges", edge_weights(detector.blank_rows))
+        const("cut_weights", cut_weights())
+        nodes += [
+            ("MatMul", [graph.input[0].name, "ood_edges"], "edge_sums"),
+            ("Sign", ["ood_edge_sums"], "edge_inked"),
+            ("MatMul", ["ood_edge_inked", "ood_cut_weights"], "cut_linear"),
+            ("Relu", ["ood_cut_linear"], "cut"),
+        ]
+        scored = "ood_scored"
     for op, inputs, out in nodes:
         graph.node.append(helper.make_node(op, inputs, [f"ood_{out}"], name=f"ood_{out}"))
-    graph.node.append(
-        helper.make_node(
-            "ReduceMax",
-            ["ood_relative"],
-            [OOD_SCORE_OUTPUT],
-            name="ood_score",
-            axes=[1],
-            keepdims=0,
+    if detector.blank_rows:
+        graph.node.append(
+            helper.make_node("Concat", ["ood_relative", "ood_cut"], [scored], name=scored, axis=1)
         )
-    )
+    for source, output in ((scored, OOD_SCORE_OUTPUT), ("ood_relative", OOD_PCA_SCORE_OUTPUT)):
+        graph.node.append(
+            helper.make_node("ReduceMax", [source], [output], name=output, axes=[1], keepdims=0)
+        )
     del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info(OOD_SCORE_OUTPUT, TensorProto.FLOAT, [None]))
-    base.doc_string = "digits OOD detector: PCA T^2 / Q score over the calibrated threshold"
+    for output in (OOD_SCORE_OUTPUT, OOD_PCA_SCORE_OUTPUT):
+        graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, [None]))
+    base.doc_string = (
+        "digits OOD detector: PCA T^2 / Q score over the calibrated threshold, "
+        f"and {CUT_SCORE:g} for a row with ink cut off at its top or bottom edge"
+    )
     from onnx.checker import check_model
 
     check_model(base, full_check=True)
@@ -160,9 +204,26 @@ def detector_metadata(detector: Detector, params: OodParams, n_fit: int) -> dict
     """``models/ood.json``: how the detector was built and how its score reads."""
     pca = detector.pca
     return {
-        "method": "PCA Hotelling T^2 or Q (squared prediction error)",
-        "score": "max(T2 / t2_scale, Q / q_scale) / threshold; > 1 means out of distribution",
-        "onnx": {"input": ONNX_INPUT_NAME, "output": OOD_SCORE_OUTPUT},
+        "method": "PCA Hotelling T^2 or Q (squared prediction error), or ink cut at the frame",
+        "score": (
+            f"max(max(T2 / t2_scale, Q / q_scale) / threshold, {CUT_SCORE:g} if ink cut); "
+            "> 1 means out of distribution"
+        ),
+        "input": "the input pixels (not aligned)",
+        "onnx": {
+            "input": ONNX_INPUT_NAME,
+            "output": OOD_SCORE_OUTPUT,
+            "pca_output": OOD_PCA_SCORE_OUTPUT,
+        },
+        "ink_cut": {
+            "blank_rows": params.ink_cut_blank_rows,
+            "rule": (
+                "ink in the top (bottom) pixel row and the bottom (top) blank_rows rows blank"
+                if params.ink_cut_blank_rows
+                else "off"
+            ),
+            "score": CUT_SCORE,
+        },
         "flag_above": 1.0,
         "n_components": int(pca.n_components_),
         "explained_variance_ratio": float(np.sum(pca.explained_variance_ratio_)),

@@ -1,10 +1,13 @@
 """robustness: stress tests and adversarial attacks on the served model, with gates.
 
-Stress tests (Gaussian noise, salt-and-pepper, 1..k pixel shifts, random
-occlusion) run on the whole test split through the exported ONNX model.
-Adversarial attacks (ART, see :mod:`stages.lib.adversarial`) are white-box or
-transferred from a surrogate, plus decision-based HopSkipJump, all scored by
-the ONNX model. Gates carry their rationale and a 95 % confidence interval.
+Stress tests (Gaussian noise, salt-and-pepper, shifts in 8 directions, random occlusion) run
+on the whole test split through the exported ONNX model, and through the served
+out-of-distribution detector: every family and strength reports accuracy, the flag rate and
+the silent-error rate (wrong and not flagged) (:mod:`stages.lib.stress`), shifts also apart
+for the rows whose ink stays in the frame and those whose ink is cut. Adversarial attacks
+(ART, see :mod:`stages.lib.adversarial`) are white-box or transferred from a surrogate, plus
+decision-based HopSkipJump, all scored by the ONNX model. Gates carry their rationale and a
+95 % confidence interval.
 """
 
 from __future__ import annotations
@@ -19,15 +22,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stages.lib.adversarial import (
-    N_CLASSES,
-    Predict,
-    adversarial_attacks,
-    strength_key,
-    transfer_surrogate,
-)
+from stages.lib.adversarial import adversarial_attacks, strength_key, transfer_surrogate
 from stages.lib.artifacts import read_bytes, read_npz, write_json
-from stages.lib.classifier import load_sklearn_model, onnx_predict
+from stages.lib.classifier import (
+    OOD_PCA_SCORE_OUTPUT,
+    load_sklearn_model,
+    onnx_predict,
+    onnx_scores,
+)
 from stages.lib.gates import (
     accuracy_interval,
     bootstrap_mean_interval,
@@ -36,116 +38,55 @@ from stages.lib.gates import (
     verdict,
     wilson_interval,
 )
-from stages.lib.params import AttackName, Params, RobustnessParams, load_params
-from stages.lib.perturbations import (
-    DIAGONALS,
-    DIRECTIONS,
-    diagonal_shift,
-    gaussian_noise,
-    occlusion,
-    salt_and_pepper,
-    shift,
-)
+from stages.lib.params import AttackName, Direction, Params, RobustnessParams, load_params
+from stages.lib.perturbations import DIAGONALS, DIRECTIONS, TRANSLATIONS, family_name
 from stages.lib.runner import run_stage
+from stages.lib.stress import (
+    Served,
+    ShiftOutcome,
+    ink_cut_experiment,
+    scores,
+    shift_outcomes,
+    stress_tests,
+)
 
 ATTACKS: tuple[AttackName, ...] = ("fgsm", "pgd", "hopskipjump")
 
 
-def scores(
-    y_true: npt.NDArray[Any], y_pred: npt.NDArray[Any], y_clean: npt.NDArray[Any]
-) -> dict[str, float]:
-    """Accuracy, macro-F1 and the fraction of predictions that differ from the clean ones."""
-    from sklearn.metrics import f1_score
-
-    return {
-        "accuracy": float(np.mean(y_pred == y_true)),
-        "macro_f1": float(
-            f1_score(
-                y_true, y_pred, labels=list(range(N_CLASSES)), average="macro", zero_division=0
-            )
-        ),
-        "flip_rate": float(np.mean(y_pred != y_clean)),
-    }
-
-
-def stress_tests(
-    X: npt.NDArray[Any], y: npt.NDArray[Any], predict: Predict, params: RobustnessParams, seed: int
-) -> dict[str, dict[str, Any]]:
-    """Every stress test at every strength on its grid, keyed by test then strength."""
-    y_clean = predict(X)
-
-    def rng(test_index: int, strength_index: int) -> np.random.Generator:
-        return np.random.default_rng([seed, test_index, strength_index])
-
-    results: dict[str, dict[str, Any]] = {
-        "gaussian_noise": {
-            "strength": "sigma (pixel scale 0..16)",
-            "by_strength": {
-                strength_key(s): scores(y, predict(gaussian_noise(X, s, rng(0, i))), y_clean)
-                for i, s in enumerate(params.noise_sigmas)
-            },
-        },
-        "salt_and_pepper": {
-            "strength": "fraction of pixels set to 0 or 16",
-            "by_strength": {
-                strength_key(r): scores(y, predict(salt_and_pepper(X, r, rng(1, i))), y_clean)
-                for i, r in enumerate(params.salt_and_pepper_rates)
-            },
-        },
-        "occlusion": {
-            "strength": "side k of one random k x k patch set to 0",
-            "by_strength": {
-                strength_key(k): scores(y, predict(occlusion(X, k, rng(2, i))), y_clean)
-                for i, k in enumerate(params.occlusion_patches)
-            },
-        },
-    }
-    for vertical, horizontal in DIAGONALS:
-        results[f"diagonal_shift_{vertical}_{horizontal}"] = {
-            "strength": f"pixels shifted {vertical} and {horizontal} alike, vacated pixels 0",
-            "by_strength": {
-                strength_key(p): scores(
-                    y, predict(diagonal_shift(X, vertical, horizontal, p)), y_clean
-                )
-                for p in params.shift_pixels
-            },
-        }
-    for direction in DIRECTIONS:
-        results[f"shift_{direction}"] = {
-            "strength": f"pixels shifted {direction}, vacated pixels 0",
-            "by_strength": {
-                strength_key(p): scores(y, predict(shift(X, direction, p)), y_clean)
-                for p in params.shift_pixels
-            },
-        }
-    return results
-
-
-def shift_correctness(
-    X: npt.NDArray[Any], y: npt.NDArray[Any], predict: Predict, pixels: int
-) -> npt.NDArray[np.bool_]:
-    """``[4, n]``: whether each test digit shifted ``pixels`` in each direction is read right."""
-    return np.stack([predict(shift(X, d, pixels)) == y for d in DIRECTIONS])
-
-
 def evaluate_gates(
     report: dict[str, Any],
-    shift_correct: dict[int, npt.NDArray[np.bool_]],
+    outcomes: dict[tuple[Direction, int], ShiftOutcome],
     params: RobustnessParams,
     seed: int,
     level: float,
 ) -> dict[str, dict[str, Any]]:
-    """Every robustness gate's verdict, with its confidence interval and rationale."""
+    """Every robustness gate's verdict, with its confidence interval and rationale.
+
+    ``outcomes`` holds, per (direction, distance) of the shift grid, each test image's
+    outcome (:func:`stages.lib.stress.shift_outcomes`).
+    """
     gates = params.gates
     n_test = int(report["n_test"])
 
     def wilson_of(accuracy: float, n: int) -> tuple[float, float]:
         return wilson_interval(round(accuracy * n), n, level)
 
+    def stacked(pixels: int, field: str) -> npt.NDArray[np.bool_]:
+        """``[8, n]``: one row per direction."""
+        return np.stack([getattr(outcomes[d, pixels], field) for d in TRANSLATIONS])
+
+    n_directions = len(TRANSLATIONS)
     mean_gate, worst_gate = gates.shift_mean, gates.shift_worst_direction
-    per_image = shift_correct[mean_gate.pixels].mean(axis=0)
-    worst_correct = shift_correct[worst_gate.pixels]
+    silent_gate, kept_gate = gates.shift_silent_error, gates.shift_ink_kept
+    per_image = stacked(mean_gate.pixels, "correct").mean(axis=0)
+    worst_correct = stacked(worst_gate.pixels, "correct")
     worst_index = int(np.argmin(worst_correct.mean(axis=1)))
+    silent = ~stacked(silent_gate.pixels, "correct") & ~stacked(silent_gate.pixels, "flagged")
+    silent_index = int(np.argmax(silent.mean(axis=1)))
+    kept = np.concatenate(
+        [outcomes[d, kept_gate.pixels].correct[outcomes[d, kept_gate.pixels].kept]
+         for d in TRANSLATIONS]
+    )  # fmt: skip
     noise = report["stress"]["gaussian_noise"]["by_strength"][strength_key(gates.noise.sigma)]
     adv_gate = gates.adversarial
     attack = report["adversarial"].get(adv_gate.attack, {})
@@ -154,7 +95,9 @@ def evaluate_gates(
     adv_value = None if adversarial is None else adversarial["adversarial_accuracy"]
     return {
         "shift_mean": verdict(
-            description=f"mean accuracy over 4 directions at a {mean_gate.pixels}-pixel shift",
+            description=(
+                f"mean accuracy over {n_directions} directions at a {mean_gate.pixels}-pixel shift"
+            ),
             value=float(per_image.mean()),
             threshold=mean_gate.threshold,
             rationale=mean_gate.rationale,
@@ -162,12 +105,35 @@ def evaluate_gates(
         ),
         "shift_worst_direction": verdict(
             description=(
-                f"lowest direction ({DIRECTIONS[worst_index]}) at a {worst_gate.pixels}-pixel shift"
+                f"lowest direction ({TRANSLATIONS[worst_index]}) at a {worst_gate.pixels}-pixel "
+                "shift"
             ),
             value=float(worst_correct[worst_index].mean()),
             threshold=worst_gate.threshold,
             rationale=worst_gate.rationale,
             interval=accuracy_interval(worst_correct[worst_index], level),
+        ),
+        "shift_silent_error": verdict(
+            description=(
+                f"highest silent-error rate (wrong and not flagged; {TRANSLATIONS[silent_index]}) "
+                f"at a {silent_gate.pixels}-pixel shift"
+            ),
+            value=float(silent[silent_index].mean()),
+            threshold=silent_gate.threshold,
+            rationale=silent_gate.rationale,
+            interval=accuracy_interval(silent[silent_index], level),
+            kind="max",
+        ),
+        "shift_ink_kept": verdict(
+            description=(
+                f"accuracy at a {kept_gate.pixels}-pixel shift that keeps all ink in the frame "
+                f"({kept.size} image-direction pairs of {n_directions} directions)"
+            ),
+            value=float(kept.mean()) if kept.size else None,
+            threshold=kept_gate.threshold,
+            rationale=kept_gate.rationale,
+            interval=accuracy_interval(kept, level) if kept.size else None,
+            reason=None if kept.size else "no shift of this distance keeps any image's ink",
         ),
         "noise": verdict(
             description=f"accuracy under Gaussian noise sigma={strength_key(gates.noise.sigma)}",
@@ -226,6 +192,16 @@ def plot_rows(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             }
             for key in shift_keys
         ],
+        "silent_errors": [
+            {
+                "pixels": float(key),
+                **{
+                    d: stress[family_name(d)]["by_strength"][key]["silent_error_rate"]
+                    for d in TRANSLATIONS
+                },
+            }
+            for key in shift_keys
+        ],
         "adversarial": [
             {
                 "eps": float(key),
@@ -245,28 +221,50 @@ def robustness_report(
     surrogate: Callable[[], Any],
     X: npt.NDArray[Any],
     y: npt.NDArray[Any],
-    predict: Predict,
-    predict_proba: Predict,
+    served: Served,
     params: Params,
 ) -> dict[str, Any]:
-    """The whole report: clean scores, stress tests, attacks and gate verdicts."""
+    """The whole report: clean scores, stress tests, the ink-cut experiment, attacks, gates."""
     rob = params.robustness
-    y_clean = predict(X)
+    y_clean = served.predict(X)
+    flagged = np.asarray(served.flag(X), dtype=bool)
+    outcomes = shift_outcomes(X, y, served, rob.shift_pixels)
     report: dict[str, Any] = {
         "n_test": len(y),
-        "clean": scores(y, y_clean, y_clean),
-        "stress": stress_tests(X, y, predict, rob, params.seed),
+        "flag_rule": "ood_score > 1 (models/ood.onnx, the served detector)",
+        "silent_error": "read wrong and not flagged",
+        "clean": scores(y, y_clean, y_clean, flagged),
+        "stress": stress_tests(X, y, served, outcomes, rob, params.seed),
+        "ink_cut_flag": ink_cut_experiment(
+            X, y, served, rob, params.ood.ink_cut_blank_rows, params.seed
+        ),
         "adversarial": adversarial_attacks(
-            model, surrogate, X, y, predict, predict_proba, rob, params.seed
+            model, surrogate, X, y, served.predict, served.predict_proba, rob, params.seed
         ),
     }
-    pixels = {rob.gates.shift_mean.pixels, rob.gates.shift_worst_direction.pixels}
-    shift_correct = {p: shift_correctness(X, y, predict, p) for p in pixels}
     report["gates"] = evaluate_gates(
-        report, shift_correct, rob, params.seed, params.evaluate.confidence_level
+        report, outcomes, rob, params.seed, params.evaluate.confidence_level
     )
     report["passed"] = all(v["passed"] for v in report["gates"].values())
     return report
+
+
+def served_artifacts(onnx_bytes: bytes, ood_bytes: bytes) -> Served:
+    """The served model and detector (ONNX Runtime) as functions of a batch."""
+
+    def predict(batch: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return onnx_predict(onnx_bytes, batch)[0]
+
+    def predict_proba(batch: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return onnx_predict(onnx_bytes, batch)[1]
+
+    def flag(batch: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return onnx_scores(ood_bytes, batch) > 1.0
+
+    def flag_pca(batch: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return onnx_scores(ood_bytes, batch, OOD_PCA_SCORE_OUTPUT) > 1.0
+
+    return Served(predict, predict_proba, flag, flag_pca)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,14 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         params = load_params(args.params)
         test = read_npz(args.data_dir / "test.npz", ("X", "y"))
-        onnx_bytes = read_bytes(args.model_dir / "model.onnx")
+        served = served_artifacts(
+            read_bytes(args.model_dir / "model.onnx"), read_bytes(args.model_dir / "ood.onnx")
+        )
         model = load_sklearn_model(args.model_dir / "model.joblib")
-
-        def predict(batch: npt.NDArray[Any]) -> npt.NDArray[Any]:
-            return onnx_predict(onnx_bytes, batch)[0]
-
-        def predict_proba(batch: npt.NDArray[Any]) -> npt.NDArray[Any]:
-            return onnx_predict(onnx_bytes, batch)[1]
 
         def surrogate() -> Any:
             train = read_npz(args.data_dir / "train.npz", ("X", "y"))
@@ -298,9 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             # ART warns at import that PyTorch (unused here) is absent.
             warnings.filterwarnings("ignore", message="PyTorch not found", category=UserWarning)
-            report = robustness_report(
-                model, surrogate, test["X"], test["y"], predict, predict_proba, params
-            )
+            report = robustness_report(model, surrogate, test["X"], test["y"], served, params)
         write_json(args.report, report)
         for name, rows in plot_rows(report).items():
             write_json(args.plots_dir / f"robustness_{name}.json", rows)

@@ -1,8 +1,9 @@
 """train: fit the selected model on augmented data, export it to joblib and ONNX, prove parity.
 
-The stage fails when ONNX Runtime and scikit-learn disagree on the test split
-(max |delta probability| above ``train.onnx_tolerance`` or any argmax differs),
-so the served ONNX artifact is always equivalent to the trained model.
+The stage fails when ONNX Runtime and scikit-learn disagree on the test split or on its
+copies shifted 1 and 2 pixels in each of the 8 directions (max |delta probability| above
+``train.onnx_tolerance`` or any argmax differs), so the served ONNX artifact, alignment
+included, is always equivalent to the trained model.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from stages.lib.classifier import (
     onnx_predict,
 )
 from stages.lib.params import ModelType, Params, load_params, to_builtins
+from stages.lib.perturbations import TRANSLATIONS, translate
 from stages.lib.runner import StageError, run_stage
+
+PARITY_SHIFTS = (1, 2)  # pixels: the test split is also compared shifted this far
 
 
 class ParityError(StageError):
@@ -70,9 +74,20 @@ def measure_parity(model: Any, onnx_bytes: bytes, X: npt.NDArray[Any], tolerance
     )
 
 
+def parity_inputs(X: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """The rows the export is compared on: ``X``, then ``X`` shifted by each of
+    ``PARITY_SHIFTS`` pixels in each of the 8 directions (the alignment moves them back)."""
+    shifted = [translate(X, d, p) for p in PARITY_SHIFTS for d in TRANSLATIONS]
+    return np.concatenate([X, *shifted])
+
+
 def linear_explanation(model: Any) -> dict[str, Any] | None:
-    """Coefficients that let the service compute exact per-pixel contributions (written exactly)."""
-    if not hasattr(model, "named_steps"):
+    """Coefficients that let the service compute exact per-pixel contributions (written exactly).
+
+    None unless the model is linear in the input pixels: behind an alignment step the
+    coefficients apply to the moved image, so the service explains by occlusion instead.
+    """
+    if not hasattr(model, "named_steps") or "align" in model.named_steps:
         return None
     classifier = model.named_steps["classifier"]
     if not hasattr(classifier, "coef_"):
@@ -104,6 +119,7 @@ def model_metadata(
             "opset": ONNX_TARGET_OPSET,
         },
         "n_train": n_train,
+        "alignment": alignment_metadata(params),
         "augmentation": {
             "rows_per_image": copies_per_image(params.train.augment),
             "n_train_rows": n_train * copies_per_image(params.train.augment),
@@ -122,6 +138,22 @@ def model_metadata(
             name: version(name)
             for name in ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "joblib")
         },
+    }
+
+
+def alignment_metadata(params: Params) -> dict[str, Any]:
+    """What the model does to an image before it classifies it (``train.alignment``)."""
+    if params.train.alignment == "none":
+        return {"method": "none"}
+    return {
+        "method": "centroid",
+        "in_onnx_graph": True,
+        "rule": (
+            "each image moved by the integer shift (rows, columns; at most 3) that brings its "
+            "intensity centroid, computed on pixels rounded to 1/256, into [3, 4), the "
+            "half-open pixel around the centre 3.5 (so a digit shifted without losing ink "
+            "lands where the unshifted digit does); none for a blank image; vacated pixels 0"
+        ),
     }
 
 
@@ -160,10 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         X_aug, y_aug = augment(train["X"], train["y"], params.train.augment, params.seed)
         model = fit_model(model_type, params.train, params.seed, X_aug, y_aug)
         onnx_bytes = export_onnx(model)
-        parity = measure_parity(model, onnx_bytes, test["X"], params.train.onnx_tolerance)
+        parity = measure_parity(
+            model, onnx_bytes, parity_inputs(test["X"]), params.train.onnx_tolerance
+        )
         if not parity.ok:
             raise ParityError(
-                f"ONNX export disagrees with scikit-learn on {parity.n_samples} test rows: "
+                f"ONNX export disagrees with scikit-learn on {parity.n_samples} test rows "
+                "(clean and shifted): "
                 f"max |dprob| = {parity.max_abs_probability_diff:.3g} "
                 f"(tolerance {parity.tolerance:g}), argmax mismatches = {parity.argmax_mismatches}"
             )

@@ -1,9 +1,10 @@
 """Adversarial evaluation of the served model with the Adversarial Robustness Toolbox (ART).
 
 * FGSM and PGD are white-box when ART has the served model's loss gradients
-  (logistic regression); otherwise they are crafted on a gradient-capable
-  surrogate trained on the same augmented data and *transferred* to the served
-  model.
+  (logistic regression on the input pixels); otherwise (other classifiers, or any
+  classifier behind the centroid alignment, whose integer shift has no gradient) they
+  are crafted on a gradient-capable surrogate, a logistic regression on the input
+  pixels trained on the same augmented data, and *transferred* to the served model.
 * HopSkipJump is decision-based and queries the served ONNX model itself.
 
 Every adversarial image is scored by the served ONNX model; each result says
@@ -48,7 +49,7 @@ def input_space_logistic_regression(model: Any) -> Any:
         return model
     steps = getattr(model, "named_steps", {})
     classifier, scaler = steps.get("classifier"), steps.get("scaler")
-    if not isinstance(classifier, LogisticRegression) or scaler is None:
+    if not isinstance(classifier, LogisticRegression) or scaler is None or "align" in steps:
         raise StageError(f"cannot fold {type(model).__name__} into an input-space linear model")
     folded = LogisticRegression()
     scale = np.asarray(scaler.scale_, dtype=np.float64)
@@ -64,8 +65,9 @@ def gradient_classifier(model: Any) -> Any | None:
     """An ART classifier with loss gradients in pixel space, or ``None`` if ART has none."""
     from sklearn.linear_model import LogisticRegression
 
-    classifier = getattr(model, "named_steps", {}).get("classifier", model)
-    if not isinstance(classifier, LogisticRegression):
+    steps = getattr(model, "named_steps", {})
+    classifier = steps.get("classifier", model)
+    if not isinstance(classifier, LogisticRegression) or "align" in steps:
         return None
     from art.estimators.classification.scikitlearn import ScikitlearnLogisticRegression
 
@@ -240,12 +242,16 @@ def hopskipjump_attack(
 def transfer_surrogate(
     X_train: npt.NDArray[Any], y_train: npt.NDArray[Any], params: TrainParams, seed: int
 ) -> Any:
-    """A gradient-capable surrogate: logistic regression on the same augmented training data."""
+    """A gradient-capable surrogate: logistic regression on the input pixels (no alignment),
+    trained on the same augmented training data."""
+    import msgspec
+
     from stages.lib.augment import augment
     from stages.lib.classifier import fit_model
 
     X_aug, y_aug = augment(X_train, y_train, params.augment, seed)
-    return fit_model("logistic_regression", params, seed, X_aug, y_aug)
+    unaligned = msgspec.structs.replace(params, alignment="none")
+    return fit_model("logistic_regression", unaligned, seed, X_aug, y_aug)
 
 
 def adversarial_attacks(

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stages.lib.params import AugmentParams
-from stages.lib.perturbations import gaussian_noise, shift
+from stages.lib.perturbations import gaussian_noise, translate
 
 # Salts keep the augmentation's random streams apart from every other seeded use.
 _NOISE_SALT = 7001
@@ -26,13 +26,15 @@ def augment(
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """The originals, then one shifted copy per (offset, direction), then the noisy copies.
 
+    A diagonal direction (``up_left``, ...) moves the copy ``offset`` pixels along both axes.
+
     Noise copy ``k`` of sigma ``i`` draws from ``default_rng([seed, salt, i, k])``.
     """
     if not params.enabled:
         return X.copy(), y.copy()
     parts = [X]
     for pixels in params.shift_pixels:
-        parts.extend(shift(X, direction, pixels) for direction in params.shift_directions)
+        parts.extend(translate(X, direction, pixels) for direction in params.shift_directions)
     for i, sigma in enumerate(params.noise_sigmas):
         for k in range(params.noise_copies):
             rng = np.random.default_rng([seed, _NOISE_SALT, i, k])

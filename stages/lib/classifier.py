@@ -25,6 +25,7 @@ MODEL_NAME = "digits-classifier"
 
 
 OOD_SCORE_OUTPUT = "ood_score"
+OOD_PCA_SCORE_OUTPUT = "ood_pca_score"  # the PCA part alone, without the ink-cut rule
 
 
 def fit_model(
@@ -49,10 +50,16 @@ def fit_model(
 
 
 def export_onnx(model: Any) -> bytes:
-    """Serialise the fitted model to ONNX: float32 ``pixels`` in, label and probabilities out."""
+    """Serialise the fitted model to ONNX: float32 ``pixels`` in, label and probabilities out.
+
+    An alignment step (:class:`stages.lib.align.CentroidAlign`) becomes the graph's first nodes.
+    """
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
 
+    from stages.lib.align import register_converter
+
+    register_converter()
     with warnings.catch_warnings():
         # skl2onnx reads SVC.probA_/probB_, which scikit-learn 1.9 marks deprecated.
         warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
@@ -106,9 +113,9 @@ def load_sklearn_model(path: Path) -> Any:
     return joblib.load(path)
 
 
-def onnx_scores(onnx_bytes: bytes, X: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """``ood_score`` from ONNX Runtime (single thread)."""
-    (scores,) = onnx_session(onnx_bytes).run(
-        [OOD_SCORE_OUTPUT], {ONNX_INPUT_NAME: np.asarray(X, np.float32)}
-    )
+def onnx_scores(
+    onnx_bytes: bytes, X: npt.NDArray[Any], output: str = OOD_SCORE_OUTPUT
+) -> npt.NDArray[Any]:
+    """``ood_score`` (or another score ``output``) from ONNX Runtime (single thread)."""
+    (scores,) = onnx_session(onnx_bytes).run([output], {ONNX_INPUT_NAME: np.asarray(X, np.float32)})
     return np.asarray(scores)

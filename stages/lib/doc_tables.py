@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.lib.gates import status
+from stages.lib.gates import SELECTION_CRITERIA, status
 
 N_CLASSES = 10
 
@@ -72,18 +72,114 @@ def importance_grid(importance: dict[str, Any]) -> str:
     return markdown_table(["", *(f"col {c}" for c in range(8))], body)
 
 
+def _rate(value: float | None) -> str:
+    """A rate for a table, or a dash when nothing was measured."""
+    return "—" if value is None else fmt(value, 3)
+
+
 def stress_table(robustness: dict[str, Any]) -> str:
-    """Accuracy (flip rate) of every stress test at every strength."""
+    """Every stress family at every strength: accuracy, flag rate, silent-error rate, flips."""
     body = []
     for test, result in sorted(robustness["stress"].items()):
-        cells = [
-            f"{key}: {fmt(score['accuracy'], 3)} ({fmt(score['flip_rate'], 3)})"
-            for key, score in result["by_strength"].items()
-        ]
-        body.append([f"`{test}`", result["strength"], "; ".join(cells)])
-    return markdown_table(
-        ["test", "strength", "strength: accuracy (flip rate)"], body, align="left"
-    )
+        for key, score in result["by_strength"].items():
+            body.append(
+                [
+                    f"`{test}`",
+                    key,
+                    fmt(score["accuracy"], 3),
+                    fmt(score["flag_rate"], 3),
+                    fmt(score["silent_error_rate"], 3),
+                    fmt(score["flip_rate"], 3),
+                ]
+            )
+    header = [
+        "stress family",
+        "strength",
+        "accuracy",
+        "flagged (OOD)",
+        "silent errors (wrong, not flagged)",
+        "flip rate",
+    ]
+    return markdown_table(header, body)
+
+
+def shift_ink_table(robustness: dict[str, Any], pixels: int) -> str:
+    """Per shift direction at ``pixels``: the rows whose ink stays in the frame and those whose
+    ink is cut, each with its accuracy, flag rate and silent-error rate."""
+    body = []
+    for test, result in sorted(robustness["stress"].items()):
+        record = result["by_strength"].get(str(pixels))
+        if record is None or "ink_cut" not in record:
+            continue
+        kept, cut = record["ink_kept"], record["ink_cut"]
+        body.append(
+            [
+                f"`{test}`",
+                str(kept["n"]),
+                _rate(kept["accuracy"]),
+                _rate(kept["silent_error_rate"]),
+                str(cut["n"]),
+                _rate(cut["accuracy"]),
+                _rate(cut["flag_rate"]),
+                _rate(cut["silent_error_rate"]),
+            ]
+        )
+    header = [
+        f"shift by {pixels} px",
+        "ink kept: rows",
+        "accuracy",
+        "silent errors",
+        "ink cut: rows",
+        "accuracy",
+        "flagged",
+        "silent errors",
+    ]
+    return markdown_table(header, body)
+
+
+def ink_cut_table(experiment: dict[str, Any]) -> str:
+    """What the ink-cut rule achieves on the rows a shift cuts, per direction."""
+    body = []
+    for direction, r in experiment["by_direction"].items():
+        if not r["n"]:
+            continue
+        body.append(
+            [
+                f"{direction.replace('_', '-')} {experiment['pixels']} px",
+                str(r["n"]),
+                fmt(r["accuracy"], 3),
+                fmt(r["rule_flag_rate"], 3),
+                fmt(r["pca_flag_rate"], 3),
+                fmt(r["flag_rate"], 3),
+                fmt(r["silent_error_rate_pca_only"], 3),
+                fmt(r["silent_error_rate"], 3),
+            ]
+        )
+    noisy = experiment["with_noise"]
+    if noisy["n"]:
+        body.append(
+            [
+                f"the same, vertical and diagonal, + noise sigma {noisy['sigma']:g}",
+                str(noisy["n"]),
+                fmt(noisy["accuracy"], 3),
+                fmt(noisy["rule_flag_rate"], 3),
+                fmt(noisy["pca_flag_rate"], 3),
+                fmt(noisy["flag_rate"], 3),
+                fmt(noisy["silent_error_rate_pca_only"], 3),
+                fmt(noisy["silent_error_rate"], 3),
+            ]
+        )
+    header = [
+        "rows with ink cut",
+        "rows",
+        "accuracy",
+        "flagged: rule",
+        "flagged: PCA",
+        "flagged: served",
+        "silent errors: PCA only",
+        "silent errors: served",
+    ]
+    return markdown_table(header, body)
 
 
 def adversarial_table(robustness: dict[str, Any]) -> str:
@@ -163,7 +259,7 @@ def gates_table(sections: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
 
 def selection_table(selection: Mapping[str, Any]) -> str:
     """Every candidate's validation accuracies, ONNX size and eligibility."""
-    criteria = ("clean", "shift_mean", "shift_worst_direction", "noise", "score")
+    criteria = (*SELECTION_CRITERIA, "score")
     body = [
         [
             f"**{name}**" if name == selection["winner"] else name,

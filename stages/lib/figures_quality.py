@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stages.lib.canonical import canonical_float
-from stages.lib.gates import validation_trials
+from stages.lib.gates import SELECTION_CRITERIA, validation_trials
 from stages.lib.plotting import (
     BLACK,
     BLUE,
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 N_CLASSES = 10
 # Discrete colour steps of the confusion matrix (a continuous colour bar would be a bitmap).
 SHARE_STEPS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95, 1.0)
-CRITERIA = ("clean", "shift_mean", "shift_worst_direction", "noise")
+CRITERIA = SELECTION_CRITERIA
 
 
 def confusion_counts(rows: list[dict[str, int]]) -> list[list[int]]:
@@ -214,7 +214,7 @@ def selection_figure(selection: dict[str, Any], max_onnx_bytes: int, level: floa
     """Each candidate's validation accuracies against the gates, and its ONNX size."""
     names = list(selection["candidates"])
     thresholds = selection["thresholds"]
-    figure = new_figure(9.4, 4.0)
+    figure = new_figure(10.4, 4.0)
     scores, sizes = figure.subplots(1, 2, width_ratios=(1.7, 1.0))
     width = 0.8 / len(names)
     for index, name in enumerate(names):
@@ -222,7 +222,7 @@ def selection_figure(selection: dict[str, Any], max_onnx_bytes: int, level: floa
         xs = rounded(c + (index - (len(names) - 1) / 2) * width for c in range(len(CRITERIA)))
         values = [validation[c] for c in CRITERIA]
         bands = [
-            wilson_band([v], validation_trials(c, validation["n_images"]), level)
+            wilson_band([v], validation_trials(c, validation) or 0, level)
             for c, v in zip(CRITERIA, values, strict=True)
         ]
         scores.errorbar(
@@ -245,7 +245,7 @@ def selection_figure(selection: dict[str, Any], max_onnx_bytes: int, level: floa
             label="gate threshold" if c == 0 else None,
             **GATE_STYLE,
         )
-    scores.set_xticks(range(len(CRITERIA)), [c.replace("_", " ") for c in CRITERIA])
+    scores.set_xticks(range(len(CRITERIA)), [c.replace("_", "\n") for c in CRITERIA])
     scores.set_xlabel("criterion (the test gate each validation accuracy stands for)")
     scores.set_ylabel("validation accuracy (fraction)")
     scores.set_title(f"eligible: the {percent(level)} upper bound reaches each gate")

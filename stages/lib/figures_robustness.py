@@ -59,9 +59,11 @@ OOD_NAMES = {
 }
 
 
-def _curve(stress: dict[str, Any], test: str) -> tuple[list[float], list[float]]:
-    """Strengths (ascending) and accuracies of one stress test."""
-    points = sorted((float(k), v["accuracy"]) for k, v in stress[test]["by_strength"].items())
+def _curve(
+    stress: dict[str, Any], test: str, field: str = "accuracy"
+) -> tuple[list[float], list[float]]:
+    """Strengths (ascending) and accuracies (or another rate) of one stress test."""
+    points = sorted((float(k), v[field]) for k, v in stress[test]["by_strength"].items())
     return [x for x, _ in points], [a for _, a in points]
 
 
@@ -95,44 +97,87 @@ def noise_figure(robustness: dict[str, Any], gates: RobustnessGates, level: floa
 
 
 def shift_figure(robustness: dict[str, Any], gates: RobustnessGates, level: float) -> Rendered:
-    """Accuracy against shift distance, per direction, with the two shift gates."""
+    """Accuracy (top) and silent-error rate (bottom) against shift distance, per direction,
+    with the shift gates: mean and worst direction, ink kept in the frame, silent errors."""
     stress, verdicts, n = robustness["stress"], robustness["gates"], robustness["n_test"]
-    figure = new_figure(8.6, 3.9)
-    axes = figure.subplots(1, 2, sharey=True)
-    for ax, names, prefix, heading in (
-        (axes[0], DIRECTIONS, "shift_", "up, down, left, right"),
-        (axes[1], DIAGONALS, "diagonal_shift_", "diagonal (both axes)"),
+    figure = new_figure(8.6, 7.2)
+    axes = figure.subplots(2, 2, sharex=True)
+    silent_top = max(
+        row["silent_error_rate"]
+        for name in DIRECTIONS + DIAGONALS
+        for row in stress[_shift_family(name)]["by_strength"].values()
+    )
+    for column, names, heading in (
+        (0, DIRECTIONS, "up, down, left, right"),
+        (1, DIAGONALS, "diagonal (both axes)"),
     ):
+        accuracy_ax, silent_ax = axes[0][column], axes[1][column]
         for index, name in enumerate(names):
-            pixels, accuracy = _curve(stress, prefix + name)
+            label = name.replace("_", "-")
+            pixels, accuracy = _curve(stress, _shift_family(name))
             curve_with_band(
-                ax, pixels, accuracy, n=n, level=level, index=index, label=name.replace("_", "-")
+                accuracy_ax, pixels, accuracy, n=n, level=level, index=index, label=label
             )
-        ax.set_title(f"shift {heading}")
-        ax.set_xlabel("shift distance (pixels)")
-        ax.set_xticks(pixels)
+            _, silent = _curve(stress, _shift_family(name), "silent_error_rate")
+            curve_with_band(silent_ax, pixels, silent, n=n, level=level, index=index, label=label)
+        accuracy_ax.set_title(f"shift {heading}")
+        accuracy_axis(accuracy_ax)
+        silent_ax.set_xlabel("shift distance (pixels)")
+        silent_ax.set_xticks(pixels)
+        silent_ax.set_ylim(0.0, 0.2 if silent_top <= 0.18 else 1.02)
+        silent_ax.set_ylabel("silent-error rate (fraction wrong and not flagged)")
+        silent_ax.axhline(
+            verdicts["shift_silent_error"]["threshold"],
+            label=f"silent-error gate ≤ {verdicts['shift_silent_error']['threshold']:g}",
+            **GATE_STYLE,
+        )
     mean_gate, worst_gate = verdicts["shift_mean"], verdicts["shift_worst_direction"]
-    gate_line(axes[0], mean_gate["threshold"], f"mean-shift gate ≥ {mean_gate['threshold']:g}")
-    axes[0].axhline(
-        worst_gate["threshold"],
-        label=f"worst-direction gate ≥ {worst_gate['threshold']:g}",
-        **{**GATE_STYLE, "linestyle": ":"},
-    )
+    kept_gate = verdicts["shift_ink_kept"]
+    for ax in axes[0]:
+        gate_line(ax, mean_gate["threshold"], f"mean-shift gate ≥ {mean_gate['threshold']:g}")
+        ax.axhline(
+            worst_gate["threshold"],
+            label=f"worst-direction gate ≥ {worst_gate['threshold']:g}",
+            **{**GATE_STYLE, "linestyle": ":"},
+        )
     gate_marker(
-        axes[0], gates.shift_mean.pixels, mean_gate, "mean over directions (bootstrap interval)"
+        axes[0][0],
+        gates.shift_mean.pixels,
+        mean_gate,
+        "mean over 8 directions (bootstrap interval)",
     )
-    accuracy_axis(axes[0])
-    axes[1].set_ylabel("")
-    axes[0].legend(loc="lower left")
-    axes[1].legend(loc="lower left")
+    if kept_gate["value"] is not None:
+        gate_marker(
+            axes[0][0],
+            gates.shift_ink_kept.pixels,
+            kept_gate,
+            "ink kept in the frame (all directions pooled)",
+        )
+    gate_marker(
+        axes[1][0],
+        gates.shift_silent_error.pixels,
+        verdicts["shift_silent_error"],
+        "worst direction (gated)",
+    )
+    axes[0][1].set_ylabel("")
+    axes[1][1].set_ylabel("")
+    for row, corner in enumerate(("lower left", "upper left")):
+        for ax in axes[row]:
+            ax.legend(loc=corner, fontsize=7.0)
     return render(
         "robustness_shift",
-        "Accuracy against shift distance and direction",
+        "Accuracy and silent errors against shift distance and direction",
         f"Bands are {percent(level)} Wilson intervals over {n} test images; look at "
-        f"{gates.shift_mean.pixels} pixel(s), where the gates apply, and at how steeply every "
-        "direction falls beyond it.",
+        f"{gates.shift_mean.pixels} pixel(s), where the accuracy and silent-error gates apply, "
+        f"and at {gates.shift_ink_kept.pixels} pixels, where ink cut off the frame costs "
+        "accuracy but the detector flags those rows instead of answering them silently.",
         figure,
     )
+
+
+def _shift_family(name: str) -> str:
+    """The robustness report's family of a direction (``up`` or ``up_left``)."""
+    return f"shift_{name}" if name in DIRECTIONS else f"diagonal_shift_{name}"
 
 
 def attack_figure(robustness: dict[str, Any], gates: RobustnessGates, level: float) -> Rendered:

@@ -34,10 +34,24 @@ def wilson_interval(successes: int, n: int, level: float) -> Interval:
     return (float(ci.low), float(ci.high))
 
 
-def validation_trials(criterion: str, n_images: int) -> int:
-    """Trials behind a validation accuracy the selection rule judges: each image once, and
-    its four shifted copies for the mean over the four shift directions."""
-    return n_images * (4 if criterion == "shift_mean" else 1)
+# What model selection scores each candidate on: the validation accuracy that stands for each
+# test gate (stages/select.py), in the order reports and figures show them.
+SELECTION_CRITERIA = ("clean", "shift_mean", "shift_worst_direction", "shift_ink_kept", "noise")
+
+
+def validation_trials(criterion: str, validation: Mapping[str, Any]) -> int | None:
+    """Trials behind a validation accuracy the selection rule judges (None if not recorded):
+    each image once; its shifted copies (``n_directions``) for the mean over directions; the
+    (image, direction) pairs whose shift keeps all ink in the frame for ``shift_ink_kept``."""
+    n_images = validation.get("n_images")
+    if criterion == "shift_ink_kept":
+        pairs = validation.get("n_ink_kept")
+        return None if pairs is None else int(pairs)
+    if n_images is None:
+        return None
+    if criterion == "shift_mean":
+        return int(n_images) * int(validation.get("n_directions", 4))
+    return int(n_images)
 
 
 def accuracy_interval(correct: npt.NDArray[np.bool_], level: float) -> Interval:

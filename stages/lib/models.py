@@ -1,7 +1,8 @@
 """The candidate estimators: one unfitted scikit-learn model per ``ModelType``.
 
-Every candidate that needs scaled inputs is a ``Pipeline(scaler, classifier)``
-so that it exports to ONNX as one graph taking raw pixels 0..16.
+Every candidate is one ``Pipeline`` that exports to ONNX as one graph taking raw pixels
+0..16: the centroid alignment first (``train.alignment: centroid``, :mod:`stages.lib.align`),
+then the scaler where the classifier needs scaled inputs, then the classifier.
 """
 
 from __future__ import annotations
@@ -12,7 +13,21 @@ from stages.lib.params import ModelType, TrainParams
 
 
 def build_model(model_type: ModelType, params: TrainParams, seed: int) -> Any:
-    """An unfitted scikit-learn estimator of ``model_type`` with its params from ``train``."""
+    """An unfitted scikit-learn estimator of ``model_type`` with its params from ``train``,
+    behind the alignment step when ``params.alignment`` asks for one."""
+    from sklearn.pipeline import Pipeline
+
+    from stages.lib.align import CentroidAlign
+
+    model = _classifier(model_type, params, seed)
+    if params.alignment == "none":
+        return model
+    steps = model.steps if isinstance(model, Pipeline) else [("classifier", model)]
+    return Pipeline([("align", CentroidAlign()), *steps])
+
+
+def _classifier(model_type: ModelType, params: TrainParams, seed: int) -> Any:
+    """The unaligned estimator of ``model_type``."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression

@@ -7,10 +7,13 @@ the identity at strength 0. Randomness comes only from the ``rng`` argument.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
+
+from stages.lib.params import ALL_DIRECTIONS
+from stages.lib.params import Direction as Translation
 
 PIXEL_MIN = 0.0
 PIXEL_MAX = 16.0
@@ -24,6 +27,26 @@ DIAGONALS: tuple[tuple[Direction, Direction], ...] = (
     ("down", "left"),
     ("down", "right"),
 )
+# Every one-pixel neighbour: the 4 axes, then the 4 diagonals ("up_left": up and left alike).
+TRANSLATIONS: tuple[Translation, ...] = ALL_DIRECTIONS
+__all__ = [
+    "DIAGONALS",
+    "DIRECTIONS",
+    "IMAGE_SIDE",
+    "PIXEL_MAX",
+    "PIXEL_MIN",
+    "TRANSLATIONS",
+    "Direction",
+    "Translation",
+    "diagonal_shift",
+    "family_name",
+    "gaussian_noise",
+    "ink_kept",
+    "occlusion",
+    "salt_and_pepper",
+    "shift",
+    "translate",
+]
 
 
 def _as_images(X: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -88,6 +111,32 @@ def diagonal_shift(
     if vertical not in ("up", "down") or horizontal not in ("left", "right"):
         raise ValueError(f"expected up/down then left/right, got {vertical!r}, {horizontal!r}")
     return shift(shift(X, vertical, pixels), horizontal, pixels)
+
+
+def family_name(direction: Translation) -> str:
+    """The robustness report's key of a shift family: ``shift_up``, ``diagonal_shift_up_left``."""
+    return f"shift_{direction}" if direction in DIRECTIONS else f"diagonal_shift_{direction}"
+
+
+def translate(X: npt.NDArray[Any], direction: Translation, pixels: int) -> npt.NDArray[Any]:
+    """:func:`shift` for an axis direction, :func:`diagonal_shift` for ``vertical_horizontal``."""
+    if direction in DIRECTIONS:
+        return shift(X, direction, pixels)
+    vertical, _, horizontal = direction.partition("_")
+    if direction not in TRANSLATIONS:
+        raise ValueError(f"direction must be one of {TRANSLATIONS}, got {direction!r}")
+    return diagonal_shift(X, cast(Direction, vertical), cast(Direction, horizontal), pixels)
+
+
+def ink_kept(X: npt.NDArray[Any], direction: Translation, pixels: int) -> npt.NDArray[np.bool_]:
+    """Per image: whether :func:`translate` keeps all of its ink (no pixel > 0 leaves the frame).
+
+    Computed exactly: moving the image back restores it iff every pixel that left was 0.
+    """
+    back = {"up": "down", "down": "up", "left": "right", "right": "left"}
+    opposite = "_".join(back[part] for part in direction.split("_"))
+    restored = translate(translate(X, direction, pixels), cast(Translation, opposite), pixels)
+    return np.asarray(np.all(restored == X, axis=1))
 
 
 def occlusion(X: npt.NDArray[Any], patch: int, rng: np.random.Generator) -> npt.NDArray[Any]:

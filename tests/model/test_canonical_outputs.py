@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from stages import data_prep, evaluate, ood, ood_evaluate, robustness, select
-from stages.lib import classifier
+from stages.lib import classifier, stress
 from stages.lib.artifacts import read_bytes, read_npz, write_json
 from stages.lib.classifier import onnx_predict
 from stages.lib.params import Params, load_params
@@ -139,9 +139,15 @@ def test_ood_evaluate_report(
 def test_robustness_stress_report(
     params: Params, split: dict[str, dict[str, Any]], served: bytes, tmp_path: Path
 ) -> None:
-    def predict(batch: Any) -> Any:
-        return onnx_predict(served, batch)[0]
-
+    artifacts = robustness.served_artifacts(
+        served, require_artifact(REPO_ROOT / "models" / "ood.onnx").read_bytes()
+    )
     X, y = split["test"]["X"], split["test"]["y"]
-    report = {"stress": robustness.stress_tests(X, y, predict, params.robustness, params.seed)}
+    rob = params.robustness
+    outcomes = stress.shift_outcomes(X, y, artifacts, rob.shift_pixels)
+    blank_rows = params.ood.ink_cut_blank_rows
+    report = {
+        "stress": stress.stress_tests(X, y, artifacts, outcomes, rob, params.seed),
+        "ink_cut_flag": stress.ink_cut_experiment(X, y, artifacts, rob, blank_rows, params.seed),
+    }
     assert_writer_absorbs_ulps(report, tmp_path)

@@ -13,6 +13,7 @@ from stages.lib.artifacts import read_json
 from stages.lib.augment import copies_per_image
 from stages.lib.classifier import onnx_predict
 from stages.lib.params import load_params, to_builtins
+from stages.train import PARITY_SHIFTS
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.model
@@ -69,8 +70,12 @@ def test_metadata_matches_the_artifact(model_metadata: dict[str, Any], test_spli
     assert model_metadata["n_features"] == 64
     assert model_metadata["parity"]["argmax_mismatches"] == 0
     assert model_metadata["parity"]["max_abs_probability_diff"] <= 1e-5
-    assert model_metadata["parity"]["n_samples"] == len(test_split[1])
+    # The test split, then its copies shifted 1 and 2 pixels in each of the 8 directions.
+    assert model_metadata["parity"]["n_samples"] == (1 + 8 * len(PARITY_SHIFTS)) * len(
+        test_split[1]
+    )
     params = load_params(REPO_ROOT / "params.yaml")
+    assert model_metadata["alignment"]["method"] == params.train.alignment
     selection = read_json(REPO_ROOT / "reports" / "model_selection.json")
     assert model_metadata["model_type"] == selection["winner"]
     assert model_metadata["model_type"] in params.train.selection.candidates

@@ -18,7 +18,7 @@ from stages.lib.augment import augment, validation_split
 from stages.lib.canonical import canonical_float
 from stages.lib.classifier import onnx_scores
 from stages.lib.params import Params, load_params
-from stages.lib.perturbations import DIRECTIONS, shift
+from stages.lib.perturbations import TRANSLATIONS, translate
 from stages.ood import PARITY_ATOL, PARITY_RTOL, Detector, export_detector, fit_detector
 from stages.ood_evaluate import ood_report, synthetic_sets
 from tests.conftest import REPO_ROOT
@@ -128,11 +128,19 @@ def test_non_digits_are_flagged(served: bytes, params: Params) -> None:
 def test_clean_and_shifted_test_digits_are_mostly_not_flagged(
     served: bytes, held_out: npt.NDArray[np.float64], params: Params
 ) -> None:
-    gate = params.ood.gates.max_false_positive_rate.threshold
-    assert float(np.mean(onnx_scores(served, held_out) > 1.0)) <= gate
-    shifted = np.concatenate([shift(held_out, d, 1) for d in DIRECTIONS])
-    # Shifted digits were in the fitting data; they may be flagged a little more often.
-    assert float(np.mean(onnx_scores(served, shifted) > 1.0)) <= 2 * gate
+    gates = params.ood.gates
+    assert (
+        float(np.mean(onnx_scores(served, held_out) > 1.0))
+        <= gates.max_false_positive_rate.threshold
+    )
+    # The detector scores the input pixels (not the aligned ones): 1-pixel shifts in the 8
+    # directions were in its fitting data, and it lets them through as it lets clean digits.
+    shifted = np.concatenate([translate(held_out, d, 1) for d in TRANSLATIONS])
+    flagged = float(np.mean(onnx_scores(served, shifted) > 1.0))
+    assert flagged <= gates.max_false_positive_rate_shifted.threshold
+    for direction in TRANSLATIONS:  # no direction is flagged much more than the others
+        moved = translate(held_out, direction, 1)
+        assert float(np.mean(onnx_scores(served, moved) > 1.0)) <= 0.04, direction
 
 
 def test_synthetic_sets_are_deterministic_and_in_pixel_range(

@@ -10,7 +10,7 @@ import pytest
 
 from stages.lib.augment import augment, copies_per_image, validation_split
 from stages.lib.params import AugmentParams, parse_params
-from stages.lib.perturbations import shift
+from stages.lib.perturbations import translate
 
 pytestmark = pytest.mark.unit
 
@@ -27,22 +27,26 @@ def images() -> Images:
 
 def test_originals_first_then_shifts_then_noise(images: Images) -> None:
     X, y = images
-    params = AugmentParams()  # 1 pixel x 4 directions, sigma 2 x 2 copies
+    params = AugmentParams()  # 1 pixel x 8 directions, sigma 2 x 2 copies
     X_aug, y_aug = augment(X, y, params, seed=3)
     n = len(X)
-    assert copies_per_image(params) == 1 + 4 + 2
-    assert X_aug.shape == (7 * n, 64)
-    assert y_aug.shape == (7 * n,)
+    assert copies_per_image(params) == 1 + 8 + 2
+    assert X_aug.shape == (11 * n, 64)
+    assert y_aug.shape == (11 * n,)
     np.testing.assert_array_equal(X_aug[:n], X)
+    assert params.shift_directions[4:] == ("up_left", "up_right", "down_left", "down_right")
     for i, direction in enumerate(params.shift_directions, start=1):
-        np.testing.assert_array_equal(X_aug[i * n : (i + 1) * n], shift(X, direction, 1))
-    noisy = X_aug[5 * n :]
+        np.testing.assert_array_equal(X_aug[i * n : (i + 1) * n], translate(X, direction, 1))
+    # A diagonal copy moves one row and one column at once.
+    up_left = X_aug[5 * n : 6 * n].reshape(n, 8, 8)
+    np.testing.assert_array_equal(up_left[:, :7, :7], X.reshape(n, 8, 8)[:, 1:, 1:])
+    noisy = X_aug[9 * n :]
     assert noisy.min() >= 0.0
     assert noisy.max() <= 16.0
     assert 1.0 < float(np.std(noisy[:n] - X)) < 2.0  # sigma 2, clipped at 0 and 16
     assert not np.array_equal(noisy[:n], noisy[n:])  # two different noise copies
     # Labels follow their images in every block.
-    np.testing.assert_array_equal(y_aug, np.tile(y, 7))
+    np.testing.assert_array_equal(y_aug, np.tile(y, 11))
 
 
 def test_augmentation_is_deterministic_in_the_seed(images: Images) -> None:
@@ -52,16 +56,17 @@ def test_augmentation_is_deterministic_in_the_seed(images: Images) -> None:
     other, _ = augment(X, y, AugmentParams(), seed=4)
     np.testing.assert_array_equal(first, again)
     n = len(X)
-    np.testing.assert_array_equal(first[: 5 * n], other[: 5 * n])  # shifts take no randomness
-    assert not np.array_equal(first[5 * n :], other[5 * n :])
+    np.testing.assert_array_equal(first[: 9 * n], other[: 9 * n])  # shifts take no randomness
+    assert not np.array_equal(first[9 * n :], other[9 * n :])
 
 
 @pytest.mark.parametrize(
     ("text", "rows_per_image"),
     [
-        ("{shift_pixels: [1, 2], noise_copies: 1}", 1 + 8 + 1),
+        ("{shift_pixels: [1, 2], noise_copies: 1}", 1 + 16 + 1),
         ("{shift_directions: [left], noise_sigmas: [1.0, 2.0], noise_copies: 3}", 1 + 1 + 6),
-        ("{noise_copies: 0}", 1 + 4),
+        ("{shift_directions: [up, down, left, right]}", 1 + 4 + 2),
+        ("{noise_copies: 0}", 1 + 8),
         ("{shift_pixels: [], shift_directions: [], noise_sigmas: []}", 1),
     ],
 )
@@ -128,4 +133,4 @@ def test_the_test_split_never_reaches_training(tmp_path: Path) -> None:
     selection = read_json(report)
     assert not (data / "test.npz").exists()
     assert selection["data"]["n_fit_images"] + selection["data"]["n_validation_images"] == 400
-    assert selection["data"]["n_fit_rows"] == 6 * selection["data"]["n_fit_images"]
+    assert selection["data"]["n_fit_rows"] == 10 * selection["data"]["n_fit_images"]

@@ -16,6 +16,8 @@ def test_repository_params_file_is_valid() -> None:
     params = load_params(REPO_ROOT / "params.yaml")
     assert "mlp" in params.train.selection.candidates
     assert params.train.augment.enabled
+    assert params.train.alignment == "centroid"
+    assert len(params.train.augment.shift_directions) == 8
     assert params.evaluate.gates.clean_accuracy.rationale
     assert 0 < params.data.test_size < 1
 
@@ -73,6 +75,21 @@ def test_to_builtins_round_trips() -> None:
             "robustness: gates.noise.sigma must be one of noise_sigmas",
         ),
         ("data: {histogram_bins: 1}", "data.histogram_bins: Expected `int` >= 2, got 1"),
+        ("train: {alignment: bbox}", "train.alignment: Invalid enum value 'bbox'"),
+        (
+            "train: {augment: {shift_directions: [up, north_east]}}",
+            "train.augment.shift_directions.1: Invalid enum value 'north_east'",
+        ),
+        (
+            "robustness: {gates: {shift_ink_kept: "
+            "{pixels: 3, threshold: 0.9, rationale: A whole digit.}}}",
+            "robustness: gates.shift_ink_kept.pixels must be one of shift_pixels [0, 1, 2], got 3",
+        ),
+        (
+            "robustness: {gates: {shift_silent_error: {threshold: 0.05}}}",
+            "robustness.gates.shift_silent_error: Object missing required field `rationale`",
+        ),
+        ("ood: {ink_cut_blank_rows: 7}", "ood.ink_cut_blank_rows: Expected `int` <= 6, got 7"),
         ("train: {logistic_regression: {max_iter: 2.5}}", "train.logistic_regression.max_iter"),
         ("data: [1, 2]", "data: Expected `object`, got `array`"),
         ("docs: {approver: 3}", "docs.approver: Expected `str`, got `int`"),

@@ -12,6 +12,7 @@ import pytest
 from stages.lib.perturbations import (
     DIRECTIONS,
     Direction,
+    Translation,
     gaussian_noise,
     occlusion,
     salt_and_pepper,
@@ -131,3 +132,45 @@ def test_diagonal_shift_moves_a_pixel_along_both_axes_and_rejects_other_pairs() 
     assert diagonal_shift(image, "down", "right", 4).sum() == 0.0  # column 8 is off the image
     with pytest.raises(ValueError, match="up/down then left/right"):
         diagonal_shift(image, "left", "up", 1)
+
+
+@pytest.mark.parametrize(
+    ("direction", "expected"),
+    [
+        ("up", (2, 4)),
+        ("down_right", (4, 5)),
+        ("up_left", (2, 3)),
+        ("down_left", (4, 3)),
+        ("right", (3, 5)),
+    ],
+)
+def test_translate_names_the_eight_neighbours(direction: Translation, expected: Any) -> None:
+    from stages.lib.perturbations import family_name, translate
+
+    image = np.zeros((1, 64))
+    image[0, 3 * 8 + 4] = 7.0  # row 3, column 4
+    moved = translate(image, direction, 1).reshape(8, 8)
+    assert moved[expected] == 7.0
+    assert moved.sum() == 7.0
+    prefix = "diagonal_shift_" if "_" in direction else "shift_"
+    assert family_name(direction) == prefix + direction
+    with pytest.raises(ValueError, match="direction must be one of"):
+        translate(image, "sideways", 1)  # type: ignore[arg-type]
+
+
+def test_ink_kept_is_whether_nothing_inked_leaves_the_frame() -> None:
+    from stages.lib.perturbations import TRANSLATIONS, ink_kept
+
+    image = np.zeros((3, 8, 8))
+    image[0, 2:6, 2:6] = 5.0  # two blank rows and columns on every side
+    image[1, 0, 3] = 1.0  # ink in the top row
+    image[2, 3:5, 6] = 0.5  # faint ink one column from the right edge
+    X = image.reshape(3, 64)
+    assert all(ink_kept(X, d, 2)[0] for d in TRANSLATIONS)
+    assert not ink_kept(X, "up", 3)[0]
+    assert ink_kept(X, "down", 7)[1]  # row 0 moves to row 7: still inside
+    assert not ink_kept(X, "up", 1)[1]
+    assert not ink_kept(X, "up_left", 1)[1]
+    assert ink_kept(X, "right", 1)[2]
+    assert not ink_kept(X, "right", 2)[2]
+    assert not ink_kept(X, "down_right", 2)[2]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, get_args
 
+import msgspec
 import numpy as np
 import onnx
 import pytest
@@ -15,7 +16,14 @@ from stages.lib.artifacts import ArtifactError, json_bytes, write_json
 from stages.lib.classifier import ONNX_INPUT_NAME, export_onnx, fit_model, onnx_predict
 from stages.lib.params import MLPParams, ModelType, TrainParams, parse_params, to_builtins
 from stages.lib.runner import StageError
-from stages.train import linear_explanation, measure_parity, model_metadata, read_winner
+from stages.train import (
+    PARITY_SHIFTS,
+    linear_explanation,
+    measure_parity,
+    model_metadata,
+    parity_inputs,
+    read_winner,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -44,7 +52,10 @@ def test_onnx_matches_sklearn_within_tolerance(
     fitted: tuple[ModelType, Any, bytes], split: Any
 ) -> None:
     _, model, onnx_bytes = fitted
-    parity = measure_parity(model, onnx_bytes, split.test.X, tolerance=1e-5)
+    assert model.steps[0][0] == "align"  # the alignment is part of every model
+    rows = parity_inputs(split.test.X)  # clean, then shifted 1 and 2 px in 8 directions
+    assert len(rows) == (1 + 8 * len(PARITY_SHIFTS)) * len(split.test.X)
+    parity = measure_parity(model, onnx_bytes, rows, tolerance=1e-5)
     assert parity.ok, parity
     assert parity.max_abs_probability_diff < 1e-5
     assert parity.argmax_mismatches == 0
@@ -91,10 +102,17 @@ def test_non_convergence_is_a_stage_error(split: Any) -> None:
         fit_model("mlp", params, 0, split.train.X, split.train.y)
 
 
+# Clean test accuracy without augmentation. The alignment moves about a fifth of the clean
+# digits a row up or down (their centroid is off the centre row), cutting off the row of ink
+# they had at the edge; the non-linear models absorb that, a linear one loses 0.03 of it
+# (0.942 aligned against 0.978 unaligned on this split).
+MIN_CLEAN_ACCURACY = {"logistic_regression": 0.93, "mlp": 0.95, "svc": 0.95, "random_forest": 0.95}
+
+
 def test_default_model_is_accurate(fitted: tuple[ModelType, Any, bytes], split: Any) -> None:
-    _, _, onnx_bytes = fitted
+    name, _, onnx_bytes = fitted
     labels, probabilities = onnx_predict(onnx_bytes, split.test.X)
-    assert float(np.mean(labels == split.test.y)) >= 0.95
+    assert float(np.mean(labels == split.test.y)) >= MIN_CLEAN_ACCURACY[name]
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
@@ -102,10 +120,14 @@ def test_linear_explanation_reproduces_logits(
     fitted: tuple[ModelType, Any, bytes], split: Any
 ) -> None:
     name, model, _ = fitted
-    explanation = linear_explanation(model)
+    # Behind the alignment no model is linear in the input pixels: the service explains by
+    # occlusion. Without it, a logistic regression's coefficients reproduce its logits.
+    assert linear_explanation(model) is None
     if name != "logistic_regression":
-        assert explanation is None
         return
+    unaligned = msgspec.structs.replace(TEST_PARAMS, alignment="none")
+    model = fit_model(name, unaligned, 42, split.train.X, split.train.y)
+    explanation = linear_explanation(model)
     assert explanation is not None
     explanation = json.loads(json_bytes(explanation))  # as model.json carries it: exact weights
     coef = np.asarray(explanation["coef"])
@@ -122,8 +144,10 @@ def test_metadata_records_lineage(fitted: tuple[ModelType, Any, bytes], split: A
     metadata = model_metadata(model, name, params, parity, n_train=n_train)
     assert metadata["model_type"] == name
     assert metadata["classes"] == list(range(10))
-    # 1 original + 2 offsets x 4 directions + 1 sigma x 2 noise copies.
-    assert metadata["augmentation"] == {"rows_per_image": 11, "n_train_rows": 11 * n_train}
+    # 1 original + 2 offsets x 8 directions + 1 sigma x 2 noise copies.
+    assert metadata["augmentation"] == {"rows_per_image": 19, "n_train_rows": 19 * n_train}
+    assert metadata["alignment"]["method"] == "centroid"
+    assert metadata["alignment"]["in_onnx_graph"] is True
     # Exactly the params train depends on in dvc.yaml (seed, train), so a fresh repro agrees.
     assert metadata["params"] == {"seed": params.seed, "train": to_builtins(params)["train"]}
     assert set(metadata["library_versions"]) >= {"scikit-learn", "onnxruntime", "skl2onnx"}
