@@ -17,6 +17,13 @@
 //   5. Each of the 8x8 cells is a 4x4 block of frame pixels (16x16 canvas pixels); its value is
 //      round(mean coverage over the block x 16), clamped to 0..16. With 0/1 coverage this is
 //      exactly the UCI count of set pixels in the 4x4 block.
+//
+// The served model then moves each image by its intensity centroid (stages/lib/align.py, inside
+// the ONNX graph), as it did every training digit after this same UCI-style centring: the page
+// centres the bounding box (the data set's step), the model centres the ink (its own step), so
+// this page must not centre by the centroid itself. A drawing centred here is moved at most one
+// pixel by the model, and its top and bottom rows are inked alike, so the detector never takes
+// it for a digit cut off at the frame (tests/integration/test_demo_page_alignment.py).
 
 export const GRID = 8;
 export const FRAME = 32;
