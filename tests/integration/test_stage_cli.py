@@ -188,6 +188,8 @@ def test_quality_gate_failure_is_explained(tmp_path: Path) -> None:
         str(tmp_path / "per_class.md"),
         "--importance",
         str(tmp_path / "importance.json"),
+        "--calibration",
+        str(tmp_path / "calibration.json"),
         cwd=tmp_path,
     )
     assert result.returncode == 1
