@@ -135,6 +135,8 @@ def load_model(state: ServiceState) -> None:
         registry.stage or "" if registry else "",
     ).set(1)
     state.metrics.model_ready.set(1)
+    if state.feedback is not None:
+        state.metrics.feedback.serve(bundle.version)
     log.info(
         "model ready",
         extra={

@@ -48,6 +48,13 @@ class FeedbackMetrics:
         for reason in REJECTIONS:
             self.rejected.labels(reason)
 
+    def serve(self, model_version: str) -> None:
+        """The served version's series exist from the start, at 0: the live-accuracy rule
+        and its alert select them before any feedback arrives (an absent series reads as
+        no data, not as no labels yet)."""
+        for outcome in OUTCOMES:
+            self.rows.labels(model_version, outcome)
+
     def observe(self, model_version: str, correct: int, incorrect: int) -> None:
         if correct:
             self.rows.labels(model_version, "correct").inc(correct)

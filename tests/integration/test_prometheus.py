@@ -91,7 +91,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     token_file.write_text(add_key(keys, "prometheus", ["read"]) + "\n", encoding="utf-8")
     client_key = add_key(keys, "client", ["predict"])
     auth = {"DIGITS_AUTH": "api-key", "DIGITS_API_KEYS_FILE": str(keys)}
-    healthy = start_server(auth, workers=2, log_dir=work / "logs")
+    # As the Kubernetes manifests ship it: decision records and feedback on, so the series of
+    # the live-accuracy rules are exported (at 0 until labels arrive).
+    records = {"DIGITS_DECISION_LOG_DIR": str(work / "records"), "DIGITS_FEEDBACK": "on"}
+    healthy = start_server({**auth, **records}, workers=2, log_dir=work / "logs")
     tampered = None
     process = None
     try:
