@@ -36,6 +36,12 @@ from stages.lib.doc_control import (
     stage_rows,
 )
 from stages.lib.doc_figures import figure_context
+from stages.lib.doc_robustness import (
+    ink_cut_context,
+    ink_kept_pairs,
+    worst_shift,
+    worst_silent_direction,
+)
 from stages.lib.doc_tables import (
     adversarial_table,
     class_counts_table,
@@ -43,7 +49,6 @@ from stages.lib.doc_tables import (
     fmt,
     gates_table,
     importance_grid,
-    ink_cut_table,
     library_table,
     lineage_table,
     ood_table,
@@ -53,7 +58,6 @@ from stages.lib.doc_tables import (
     stress_table,
 )
 from stages.lib.params import Params, load_params
-from stages.lib.perturbations import TRANSLATIONS, family_name
 from stages.lib.runner import StageError, run_stage
 
 VERSION_LENGTH = 12  # the service reports the same md5 prefix as the model version
@@ -91,74 +95,6 @@ def file_md5(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def worst_shift(robustness: dict[str, Any]) -> tuple[str, float]:
-    """The 1-pixel shift direction (of the 8) with the lowest accuracy; on a tie the first in
-    the order the gates use (up, down, left, right, then the diagonals)."""
-    stress = robustness["stress"]
-    shifts = {
-        direction: stress[family_name(direction)]["by_strength"]["1"]["accuracy"]
-        for direction in TRANSLATIONS
-        if "1" in stress[family_name(direction)]["by_strength"]
-    }
-    direction = min(shifts, key=lambda k: shifts[k])
-    return direction.replace("_", "-"), shifts[direction]
-
-
-def worst_silent_direction(robustness: dict[str, Any], pixels: int) -> str:
-    """The direction with the highest silent-error rate at ``pixels`` (first on a tie)."""
-    stress = robustness["stress"]
-    rates = {
-        d: stress[family_name(d)]["by_strength"][str(pixels)]["silent_error_rate"]
-        for d in TRANSLATIONS
-    }
-    return max(rates, key=lambda d: rates[d]).replace("_", "-")
-
-
-def ink_kept_pairs(robustness: dict[str, Any], pixels: int) -> int:
-    """How many (image, direction) pairs keep all their ink when shifted ``pixels``."""
-    stress = robustness["stress"]
-    return sum(
-        int(stress[family_name(d)]["by_strength"][str(pixels)]["ink_kept"]["n"])
-        for d in TRANSLATIONS
-    )
-
-
-def ink_cut_context(robustness: dict[str, Any]) -> dict[str, str]:
-    """The ink-cut experiment's figures the documents quote (largest shift of the grid)."""
-    experiment = robustness["ink_cut_flag"]
-    cut = {d: r for d, r in experiment["by_direction"].items() if r["n"]}
-    vertical = {d: r for d, r in cut.items() if d.split("_")[0] in ("up", "down")}
-    noisy = experiment["with_noise"]
-    false_flags = experiment["rule_false_flags"]
-
-    def span(records: dict[str, Any], field: str) -> str:
-        values = sorted({fmt(r[field], 3) for r in records.values()}, key=float)
-        if not values:
-            return "—"
-        return values[0] if len(values) == 1 else f"{values[0]} to {values[-1]}"
-
-    return {
-        "cut_pixels": str(experiment["pixels"]),
-        "cut_blank_rows": str(experiment["blank_rows"]),
-        "cut_rule": experiment["rule"],
-        "cut_vertical_accuracy": span(vertical, "accuracy"),
-        "cut_vertical_silent_pca": span(vertical, "silent_error_rate_pca_only"),
-        "cut_vertical_silent": span(vertical, "silent_error_rate"),
-        "cut_vertical_flag": span(vertical, "flag_rate"),
-        "cut_rule_false_flags": (
-            f"{fmt(false_flags['clean_test'], 3)} of clean, "
-            f"{fmt(false_flags['shifted_1px_test'], 3)} of 1-pixel shifted and "
-            f"{fmt(false_flags['noise_test'], 3)} of noisy test digits"
-        ),
-        "cut_noise_sigma": f"{noisy['sigma']:g}",
-        "cut_noise_accuracy": fmt(noisy.get("accuracy", 0.0), 3),
-        "cut_noise_flag": fmt(noisy.get("flag_rate", 0.0), 3),
-        "cut_noise_silent": fmt(noisy.get("silent_error_rate", 0.0), 3),
-        "cut_noise_rule": fmt(noisy.get("rule_flag_rate", 0.0), 3),
-        "ink_cut_table": ink_cut_table(experiment),
-    }
 
 
 def render_context(inputs: Inputs) -> dict[str, str]:
