@@ -1,8 +1,8 @@
 """What one answered request decided: the arrays its answer and its decision record are made of.
 
 numpy only: the decision encoder process (:mod:`serving.decisions.encoder`) imports it
-through :mod:`serving.decisions.record`, and must not pay for Litestar (20 MB of RSS per
-worker) to read a dataclass.
+through :mod:`serving.decisions.record`, and must not load Litestar to read a dataclass
+(the guarded worker's RSS with that child: docs/performance.md, make bench).
 """
 
 from __future__ import annotations

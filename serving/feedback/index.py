@@ -171,8 +171,9 @@ for _, r in ipairs(repeated) do table.insert(out, tonumber(r)) end
 return out
 """
 # ARGV: ttl, key prefix, and every decision of a flush as one msgpack array of
-# [request id, decided] pairs, unpacked by Redis (cmsgpack): the worker spends about 0.3 µs
-# of CPU a decision on it, against 9 for a pipeline of SETs (one command each).
+# [request id, decided] pairs, unpacked by Redis (cmsgpack): one command and one encoding
+# call per flush, not one command per decision (what feedback costs a prediction:
+# docs/performance.md, make bench).
 _ADD_SCRIPT = """
 local entries = cmsgpack.unpack(ARGV[3])
 for _, entry in ipairs(entries) do

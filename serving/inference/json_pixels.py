@@ -23,8 +23,8 @@ import simdjson
 from serving.schemas import N_FEATURES, PIXEL_MAX, PIXEL_MIN
 
 # Below this size msgspec is as fast or faster: its per-body cost is lower, and the numbers
-# are few (timeit, both paths on the same bodies: 4 float rows, 1.2 KB: 7.2 µs here against
-# 5.4 µs; 8 float rows, 2.3 KB: 10.3 against 11.1; 100 float rows, 28 KB: 84 against 280).
+# are few. Both paths cross at about 8 float rows (2.3 KB); the effect on whole requests is
+# the float rows of docs/performance.md (make bench).
 MIN_BYTES = 2048
 
 _BOM = b"\xef\xbb\xbf"
