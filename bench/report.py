@@ -40,8 +40,8 @@ DESCRIPTIONS = {
     GUARDED_REDIS: "the guarded service with its rate limits in a private `redis-server` on "
     "loopback (`DIGITS_RATE_LIMIT_REDIS_URL`; leases keep most checks local); 1 worker.",
     GUARDED_FEEDBACK: "the same, with `DIGITS_FEEDBACK=on`: `POST /feedback` served and every "
-    "recorded decision indexed in the same Redis (one script of `SET .. EX` every 200 ms, off the "
-    "request path; serving/feedback/index.py); 1 worker.",
+    "recorded decision indexed in the same Redis (one pipelined `HSET` per 256 request ids "
+    "every 200 ms, off the request path; serving/feedback/index.py); 1 worker.",
     "service-uvicorn": "this service's app on uvicorn (server comparison), 1 worker.",
     "baseline": "the original brief's stack: bench/baseline_fastapi.py, FastAPI + pydantic + "
     "scikit-learn `predict_proba` on models/model.joblib, uvicorn, 1 worker.",

@@ -96,6 +96,15 @@ VARIABLES = {
         "never sends a byte. The server speaks HTTP/1.1 only (no h2c), which is what makes "
         "the timeout run from the accept",
     ),
+    "shutdown_drain_seconds": Variable(
+        "DIGITS_SHUTDOWN_DRAIN_SECONDS",
+        "0",
+        "seconds between SIGTERM and the graceful stop: `/ready` answers 503 `draining` at "
+        "once while every other route keeps serving, so a load balancer that checks `/ready` "
+        "takes the instance out first; then the workers stop accepting and finish their "
+        "in-flight requests. Set it to the balancer's time to notice (check interval x "
+        "failures); SIGINT stops at once. See docs/operations.md (rolling restart)",
+    ),
     "body_read_timeout_seconds": Variable(
         "DIGITS_BODY_READ_TIMEOUT",
         "30",
@@ -255,6 +264,6 @@ VARIABLES = {
     "feedback_index_size": Variable(
         "DIGITS_FEEDBACK_INDEX_SIZE",
         "100000",
-        "decisions each worker keeps in memory for feedback (the only index without Redis)",
+        "decisions each worker keeps in memory for feedback when Redis is not configured",
     ),
 }

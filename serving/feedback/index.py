@@ -11,14 +11,18 @@ idempotent).
   kept, unmatched, for the query tool to join).
 * :class:`RedisIndex`: the same, in Redis (``DIGITS_RATE_LIMIT_REDIS_URL``), shared by
   every worker and replica. Decisions are added in batches by a thread, off the request
-  path (one script call every ``FLUSH_SECONDS``, ``SET .. EX`` each); each worker also keeps its
-  own decisions in memory, so that feedback to the worker that decided resolves at once.
-  Labels are claimed with one Lua script per feedback: atomic across workers.
+  path: every ``FLUSH_SECONDS``, one ``HSET`` per bucket of :data:`BUCKET` consecutive
+  request ids of a worker (a hash: one key and one expiry for 256 decisions), pipelined. A
+  feedback that misses sends this worker's pending decisions first and looks again, so the
+  worker that decided resolves its own decisions at once. Labels are claimed with one Lua
+  script per feedback: atomic across workers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -31,7 +35,6 @@ from serving.flusher import Flusher
 
 log = logging.getLogger("serving")
 FLUSH_SECONDS = 0.2  # RedisIndex: decisions reach Redis within this (plus a round trip)
-FLUSH_MAX = 5000  # decisions per Redis command (a script runs atomically: keep it short)
 KEY_PREFIX = "digits:feedback:"
 
 
@@ -170,19 +173,20 @@ table.insert(out, -1)
 for _, r in ipairs(repeated) do table.insert(out, tonumber(r)) end
 return out
 """
-# ARGV: ttl, key prefix, and every decision of a flush as one msgpack array of
-# [request id, decided] pairs, unpacked by Redis (cmsgpack): one command and one encoding
-# call per flush, not one command per decision (what feedback costs a prediction:
-# docs/performance.md, make bench).
-_ADD_SCRIPT = """
-local entries = cmsgpack.unpack(ARGV[3])
-for _, entry in ipairs(entries) do
-  redis.call('SET', ARGV[2] .. entry[1], cmsgpack.pack(entry[2]), 'EX', ARGV[1])
-end
-return #entries
-"""
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(Decided)
+# A request id's last BUCKET_CHARS characters name its field in a hash, the rest its key:
+# a worker's ids are a fixed prefix and a hex counter (serving.http.observe.request_id), so
+# BUCKET consecutive decisions share one key and one expiry. An entry lives at least
+# DIGITS_FEEDBACK_WINDOW: each write to a bucket sets its expiry to the whole window again.
+BUCKET_CHARS = 2
+BUCKET = 16**BUCKET_CHARS
+
+
+def bucket_of(request_id: str) -> tuple[str, str]:
+    """The Redis key and hash field of a request id's decision."""
+    cut = len(request_id) - BUCKET_CHARS
+    return KEY_PREFIX + "d:" + request_id[:cut], request_id[cut:]
 
 
 def _split(reply: Sequence[Any]) -> Claim:
@@ -201,54 +205,67 @@ class RedisIndex:
 
     shared = True
 
-    def __init__(self, url: str, window: int, local: MemoryIndex) -> None:
+    def __init__(self, url: str, window: int) -> None:
         import redis
         import redis.asyncio
 
-        self.window, self.local = window, local
+        self.window = window
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._sync = redis.Redis.from_url(url, socket_timeout=5)
         self._async = redis.asyncio.Redis.from_url(url, socket_timeout=5)
         self._claim = self._async.register_script(_CLAIM_SCRIPT)
-        self._add = self._sync.register_script(_ADD_SCRIPT)
         self._pending: deque[tuple[str, Decided]] = deque()  # appended on the loop
+        self._flushing = threading.Lock()  # the flusher thread, or a feedback that missed
         self._failing = False
         self._flusher = Flusher(self.flush, FLUSH_SECONDS, "feedback-index")
 
     def add(self, request_id: str, decided: Decided) -> None:
-        self.local.add(request_id, decided)
         self._pending.append((request_id, decided))
 
     def flush(self) -> None:
-        """Send the decisions added since the last flush (one script call); on a Redis
-        failure they are logged once per failure streak and dropped from the shared index
-        (feedback for them is then resolved by the deciding worker only)."""
-        pending = [self._pending.popleft() for _ in range(len(self._pending))]
-        if not pending:
-            return
-        try:
-            for start in range(0, len(pending), FLUSH_MAX):
-                blob = _ENCODER.encode(pending[start : start + FLUSH_MAX])
-                self._add(args=[self.window, KEY_PREFIX + "d:", blob])
-        except Exception as exc:  # redis raises its own ConnectionError, TimeoutError, ...
-            if not self._failing:
-                log.error(
-                    "feedback index: Redis write failed, %d decisions unshared: %s",
-                    len(pending),
-                    exc,
-                )
-            self._failing = True
-            return
-        if self._failing:
-            log.warning("feedback index: Redis writes recovered")
-        self._failing = False
+        """Send the decisions added since the last flush: one ``HSET`` and one ``EXPIRE`` per
+        bucket, one pipeline. On a Redis failure they are logged once per failure streak and
+        dropped (their feedback is then kept ``unmatched``, for the query tool to join)."""
+        with self._flushing:
+            pending = [self._pending.popleft() for _ in range(len(self._pending))]
+            if not pending:
+                return
+            buckets: dict[str, list[str | bytes]] = {}
+            for request_id, decided in pending:
+                key, field = bucket_of(request_id)
+                fields = buckets.get(key)
+                if fields is None:
+                    fields = buckets[key] = []
+                fields += (field, _ENCODER.encode(decided))
+            try:
+                pipe = self._sync.pipeline(transaction=False)
+                for key, fields in buckets.items():
+                    pipe.hset(key, items=fields)
+                    pipe.expire(key, self.window)
+                pipe.execute()
+            except Exception as exc:  # redis raises its own ConnectionError, TimeoutError, ...
+                if not self._failing:
+                    log.error(
+                        "feedback index: Redis write failed, %d decisions unshared: %s",
+                        len(pending),
+                        exc,
+                    )
+                self._failing = True
+                return
+            if self._failing:
+                log.warning("feedback index: Redis writes recovered")
+            self._failing = False
 
     async def resolve(self, request_id: str) -> Decided | None:
-        local = await self.local.resolve(request_id)
-        if local is not None:
-            return local
+        """The decision ``request_id`` names, from Redis. On a miss, this worker's pending
+        decisions are sent first (in a thread) and Redis is asked again: a feedback that
+        reaches the worker that decided never waits for the next flush."""
+        key, field = bucket_of(request_id)
         try:
-            data = await self._async.get(KEY_PREFIX + "d:" + request_id)
+            data = await self._async.hget(key, field)
+            if data is None:
+                await asyncio.to_thread(self.flush)
+                data = await self._async.hget(key, field)
         except self._errors as exc:
             raise IndexUnavailableError(str(exc)) from exc
         return None if data is None else _DECODER.decode(cast(bytes, data))

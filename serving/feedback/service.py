@@ -258,9 +258,10 @@ def build_feedback(settings: Settings, metrics: FeedbackMetrics) -> Feedback:
     """The feedback of one worker, as ``DIGITS_FEEDBACK_*`` configure it (Redis: the rate
     limits' server, ``DIGITS_RATE_LIMIT_REDIS_URL``, when set)."""
     window = settings.feedback_window_seconds
-    local = MemoryIndex(window, settings.feedback_index_size)
     url = settings.rate_limit_redis_url
-    index: FeedbackIndex = RedisIndex(url, window, local) if url else local
+    index: FeedbackIndex = (
+        RedisIndex(url, window) if url else MemoryIndex(window, settings.feedback_index_size)
+    )
     directory = Path(settings.decision_log_dir or ".")
     return Feedback(index, FeedbackLog(directory, settings.decision_log_max_bytes), metrics)
 
