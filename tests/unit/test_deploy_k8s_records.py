@@ -9,9 +9,7 @@ read as shipped; the settings the pods get are loaded by the service's own setti
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +25,7 @@ from tests.unit.test_deploy_k8s import (
     resources,
     validate,
 )
+from tests.unit.test_deploy_k8s_secrets import copy_of_k8s, render
 
 pytestmark = pytest.mark.unit
 REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -35,18 +34,26 @@ PASSWORD = "0123456789abcdef" * 4  # what an operator puts in the Secret (openss
 
 def container_env(container: dict[str, Any]) -> dict[str, str]:
     """The environment Kubernetes gives ``container``: Secret references resolved (to
-    ``PASSWORD``, the shipped Secret being empty on purpose) and ``$(VAR)`` expanded from the
-    variables defined before it, as the kubelet does."""
+    ``PASSWORD``, the Secrets being generated from the operator's files) and ``$(VAR)``
+    expanded from the variables defined before it, as the kubelet does."""
     env: dict[str, str] = {}
     for item in container["env"]:
         if "valueFrom" in item:
             ref = item["valueFrom"]["secretKeyRef"]
-            secret = resource("Secret", ref["name"])
-            assert ref["key"] in secret["stringData"], ref
+            assert ref["key"] in generated_secrets()[ref["name"]], ref
             env[item["name"]] = PASSWORD
         else:
             env[item["name"]] = REFERENCE.sub(lambda m: env.get(m[1], m[0]), item["value"])
     return env
+
+
+def generated_secrets() -> dict[str, set[str]]:
+    """The kustomization's secretGenerator: each Secret's name and keys (``key=file``)."""
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text(encoding="utf-8"))
+    return {
+        entry["name"]: {source.split("=", 1)[0] for source in entry["files"]}
+        for entry in kustomization["secretGenerator"]
+    }
 
 
 def mounted_volume(container: dict[str, Any], path: str) -> tuple[str, PurePosixPath]:
@@ -144,9 +151,10 @@ def test_redis_is_locked_down_persistent_and_needs_the_password() -> None:
     assert "--appendonly yes" in script
     assert "requirepass" in script
     assert "--requirepass" not in script  # not on the command line, where ps shows it
-    # Shipped without a password: Redis refuses to start until one is set
-    # (tests/integration/test_deploy_k8s_redis.py runs this script).
-    assert resource("Secret", "digits-redis-auth")["stringData"] == {"password": ""}
+    # No password in the repository: the Secret is generated from the operator's file
+    # (tests/unit/test_deploy_k8s_secrets.py), and Redis refuses to start without a valid
+    # one (tests/integration/test_deploy_k8s_redis.py runs this script).
+    assert generated_secrets()["digits-redis-auth"] == {"password"}
 
 
 def test_only_the_api_pods_may_reach_redis() -> None:
@@ -164,21 +172,18 @@ def test_only_the_api_pods_may_reach_redis() -> None:
     assert rule["ports"] == [{"protocol": "TCP", "port": "redis"}]
 
 
-def test_kustomize_renders_every_resource_valid_with_its_image() -> None:
-    """What `kubectl apply -k deploy/k8s` applies (kubectl's own kustomize)."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed: the rendered kustomization is not checked")
-    rendered = subprocess.run(
-        [kubectl, "kustomize", str(K8S_DIR)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+def test_kustomize_renders_every_resource_valid_with_its_image(tmp_path: Path) -> None:
+    """What `kubectl apply -k deploy/k8s` applies (kubectl's own kustomize), the operator's
+    secret files present."""
+    k8s = copy_of_k8s(tmp_path)
+    (k8s / "secrets" / "api-keys.jsonl").write_text("", encoding="utf-8")
+    (k8s / "secrets" / "redis-password").write_text(PASSWORD, encoding="utf-8")
+    rendered = render(k8s)
+    assert rendered.returncode == 0, rendered.stderr
     documents = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
     keys = sorted((doc["kind"], doc["metadata"]["name"]) for doc in documents)
-    assert keys == sorted(resources())
+    generated = [("Secret", name) for name in generated_secrets()]
+    assert keys == sorted([*resources(), *generated])
     for doc in documents:
         validate(doc)
     images = {
