@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,14 +39,21 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(
-    url: str, body: bytes, connections: int, duration: int, authorization: str = ""
+    url: str,
+    body: bytes,
+    connections: int,
+    duration: int,
+    authorization: str = "",
+    prefix: Sequence[str] = (),
 ) -> LoadResult:
-    """POST ``body`` to ``url`` for ``duration`` seconds (wrk, 1 thread)."""
+    """POST ``body`` to ``url`` for ``duration`` seconds (wrk, 1 thread, after ``prefix``:
+    bench/cpus.py)."""
     with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as handle:
         handle.write(body)
     try:
         result = subprocess.run(
             [
+                *prefix,
                 "wrk",
                 "-t1",
                 f"-c{connections}",

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -22,7 +23,8 @@ def _free_port() -> int:
 class RedisServer:
     """Started at construction (ready to answer), stopped by :meth:`stop`."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, prefix: Sequence[str] = ()) -> None:
+        """``prefix``: a command that runs ``redis-server`` (bench/cpus.py's ``taskset``)."""
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is not installed (make system-deps)")
@@ -33,7 +35,7 @@ class RedisServer:
             "appendonly no\ndaemonize no\nprotected-mode yes\n"
         )
         self.process = subprocess.Popen(
-            [executable, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [*prefix, executable, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         self.url = f"redis://127.0.0.1:{self.port}/0"
         deadline = time.monotonic() + 10

@@ -70,6 +70,7 @@ class Run:
     rss_mb: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     agreement: dict[str, tuple[int, int]] = field(default_factory=dict)
     decision_records: int = 0
+    cpus: str = ""  # bench/cpus.py: which CPUs the servers and wrk ran on
 
     def rps(self, target: str, rows: int, pixels: Pixels = "int", route: str = "/predict") -> float:
         return self.loads[Cell(target, route, pixels, rows)].requests_per_s
@@ -120,9 +121,8 @@ def _header(run: Run, argv: list[str]) -> list[str]:
         "floats (`13.0`), an eighth of them moved up by 0.5 (`7.5`). `/predict` takes "
         '`{"samples": [[64 pixels], ...]}`, OIP infer one FP32 `pixels` tensor `[rows, 64]` '
         "with flat data.",
-        "- Every target runs 1 worker process with BLAS/OpenMP threads pinned to 1; the load "
-        "generator shares the same machine, so absolute numbers are lower than on a "
-        "dedicated host; the ratios are the point.",
+        "- Every target runs 1 worker process with BLAS/OpenMP threads pinned to 1. CPUs: "
+        f"{run.cpus}. Absolute numbers depend on the machine; the ratios are the point.",
         "- Server log level `warning` for all targets (no per-request access log line).",
         "",
         "## What each target is",

@@ -35,6 +35,7 @@ from pathlib import Path
 from bench import report
 from bench.bodies import MLSERVER_OUTPUTS, Pixels, oip_body, predict_body
 from bench.cells import CELLS, GUARDED_FEEDBACK, GUARDED_REDIS, KEYED, MLSERVERS, Cell
+from bench.cpus import NO_SPLIT, CpuSplit, split_cpus
 from bench.load import LoadResult, connections_for, median_load, run_wrk
 from bench.mlserver_anchor import mlserver, mlserver_labels, service_labels
 from bench.redis_server import RedisServer
@@ -116,7 +117,9 @@ def count_lines(directory: Path) -> int:
     return total
 
 
-def bench_all(duration: int, rounds: int, log_dir: Path, work: Path) -> report.Run:
+def bench_all(
+    duration: int, rounds: int, log_dir: Path, work: Path, cpus: CpuSplit = NO_SPLIT
+) -> report.Run:
     """Start every target (idle ones use no CPU), then load the cells in interleaved rounds.
 
     Interleaving puts every target under the same background load, so the ratios stay
@@ -126,14 +129,14 @@ def bench_all(duration: int, rounds: int, log_dir: Path, work: Path) -> report.R
 
     key_file = work / "keys.jsonl"
     authorization = "Bearer " + add_key(key_file, "bench", GUARDED_SCOPES)
-    run = report.Run(duration=duration, rounds=rounds, cells=CELLS)
+    run = report.Run(duration=duration, rounds=rounds, cells=CELLS, cpus=cpus.describe())
     servers: dict[str, Server] = {}
     redis_dir = work / "redis"
     redis_dir.mkdir()
-    redis = RedisServer(redis_dir)
+    redis = RedisServer(redis_dir, cpus.server_prefix())
     try:
         for target in build_targets(work, key_file, redis.url):
-            servers[target.name] = start(target, log_dir)
+            servers[target.name] = start(target, log_dir, cpus.server_prefix())
         run.agreement = label_agreement(servers)
         bodies = {cell: cell.body() for cell in CELLS}
         samples: dict[Cell, list[LoadResult]] = {}
@@ -142,9 +145,10 @@ def bench_all(duration: int, rounds: int, log_dir: Path, work: Path) -> report.R
                 url = servers[cell.target].url(cell.route)
                 auth = authorization if cell.target in KEYED else ""
                 connections = connections_for(cell.rows)
-                if round_index == 0:
-                    run_wrk(url, bodies[cell], connections, 1, auth)  # warm-up, not recorded
-                result = run_wrk(url, bodies[cell], connections, duration, auth)
+                client = cpus.client_prefix()
+                if round_index == 0:  # warm-up, not recorded
+                    run_wrk(url, bodies[cell], connections, 1, auth, client)
+                result = run_wrk(url, bodies[cell], connections, duration, auth, client)
                 samples.setdefault(cell, []).append(result)
                 print(f"round {round_index} {cell} {result}", file=sys.stderr)
         run.loads = {cell: median_load(results) for cell, results in samples.items()}
@@ -164,13 +168,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per load cell")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per cell")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "docs" / "performance.md")
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let servers and wrk share every CPU (default: split them, bench/cpus.py)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("serving_benchmark: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 1
     log_dir = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     with tempfile.TemporaryDirectory(prefix="serving-bench-work-") as work:
-        run = bench_all(args.duration, args.rounds, log_dir, Path(work))
+        cpus = split_cpus(pin=not args.no_pin)
+        run = bench_all(args.duration, args.rounds, log_dir, Path(work), cpus)
     shown_args = sys.argv[1:] if argv is None else argv
     text = report.render(run, shown_args)
     report.write(args.output, text)

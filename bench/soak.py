@@ -52,7 +52,9 @@ MODEL_NAME = "digits-classifier"
 
 def soak_bodies() -> list[tuple[str, str, dict[str, object]]]:
     """(label, URL path, JSON body) of the rotated requests."""
-    oip = {"inputs": [{"name": "pixels", "shape": [8, 64], "datatype": "FP32", "data": ROW * 8}]}
+    oip: dict[str, object] = {
+        "inputs": [{"name": "pixels", "shape": [8, 64], "datatype": "FP32", "data": ROW * 8}]
+    }
     return [
         ("predict 1 row (flat)", "/predict", {"samples": [ROW]}),
         ("predict 1 row (8x8)", "/predict", {"samples": [GRID]}),

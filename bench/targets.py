@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,12 +131,17 @@ def floor(name: str, description: str, work: Path) -> Target:
     return Target(name, description, command, port, base_env(work), granian=True)
 
 
-def start(target: Target, log_dir: Path) -> Server:
-    """Start ``target`` and wait until it is ready (start-to-ready is measured)."""
+def start(target: Target, log_dir: Path, prefix: Sequence[str] = ()) -> Server:
+    """Start ``target`` (after ``prefix``: bench/cpus.py) and wait until it is ready
+    (start-to-ready is measured)."""
     started = time.perf_counter()
     with (log_dir / f"{target.name}.log").open("wb") as log:
         process = subprocess.Popen(
-            target.command, cwd=target.cwd, env=target.env, stdout=log, stderr=subprocess.STDOUT
+            [*prefix, *target.command],
+            cwd=target.cwd,
+            env=target.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         ready = wait_ready(f"http://127.0.0.1:{target.port}{target.ready_path}", process, started)
