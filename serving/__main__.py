@@ -1,4 +1,5 @@
-"""``python -m serving``: validate settings, reset the metrics dir, serve with granian workers."""
+"""``python -m serving``: validate settings, reset the metrics dir, serve with granian workers
+(draining on SIGTERM first, :mod:`serving.drain`)."""
 
 from __future__ import annotations
 
@@ -63,14 +64,14 @@ def main() -> int:
 
     lookup_before_workers(settings)  # the registry version, once for every worker
 
-    from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
 
+    from serving.drain_server import DrainingGranian
     from serving.monitoring.logs import configure_logging, logging_config
 
     configure_logging(settings.log_level)
-    server = Granian(
+    server = DrainingGranian(
         "serving.app:app_from_env",
         factory=True,
         address=settings.host,
@@ -91,7 +92,8 @@ def main() -> int:
         ),
         workers_kill_timeout=WORKER_KILL_TIMEOUT_SECONDS,
     )
-    server.serve()
+    server.prepare_drain(settings.shutdown_drain_seconds)  # SIGTERM: /ready 503, then stop
+    server.serve_and_clean()
     return 0
 
 

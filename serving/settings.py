@@ -58,6 +58,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # longer than this; the app answers 408 when a body is not complete in time.
     header_read_timeout_seconds: Annotated[float, msgspec.Meta(ge=0.001, le=60.0)] = 10.0
     body_read_timeout_seconds: Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)] = 30.0
+    # SIGTERM: /ready 503 at once, serving goes on this long, then the graceful stop.
+    shutdown_drain_seconds: Annotated[float, msgspec.Meta(ge=0.0, le=300.0)] = 0.0
     # Signed models: a PEM ECDSA public key; when set, serve only a verified signature.
     model_public_key_path: str | None = None
     model_signature_path: str | None = None
@@ -154,6 +156,7 @@ _FIELDS = {field: variable.name for field, variable in VARIABLES.items()}
 NOT_SETTINGS = {
     "DIGITS_SIGNATURE_RESULT": "the launcher's signature verdict for its workers",
     "DIGITS_REGISTRY_RESULT": "the launcher's registry lookup for its workers",
+    "DIGITS_DRAIN_FILE": "the launcher's drain marker for its workers (serving/drain.py)",
     "DIGITS_IMAGE": "compose.yaml: the image to run",
     "DIGITS_BIND": "compose.yaml: the host address of the published port",
     "DIGITS_HOST_PORT": "compose.yaml: the host port",

@@ -8,6 +8,7 @@ from typing import cast
 
 from litestar import Litestar
 
+from serving.drain import DRAINING, DRAINING_MESSAGE, draining
 from serving.feedback.service import Feedback
 from serving.inference.inputs import ClientError
 from serving.inference.predictor import Predictor
@@ -24,6 +25,8 @@ CREDENTIAL_PROBLEMS = {
     "jwks_stale": "the JWKS has not been refreshed within DIGITS_JWT_JWKS_MAX_AGE; tokens "
     "are refused and the service log says why",
 }
+# /ready's words for every reason that is not about the model.
+READY_MESSAGES = {**CREDENTIAL_PROBLEMS, DRAINING: DRAINING_MESSAGE}
 
 
 @dataclass
@@ -77,6 +80,8 @@ class ServiceState:
         problem = self.credentials_problem()
         if self.bundle is None:
             return self.failure.reason if self.failure else "loading"
+        if draining():  # the server got SIGTERM: out of rotation, still serving
+            return DRAINING
         return problem
 
     def credentials_problem(self) -> str | None:

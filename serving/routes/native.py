@@ -30,7 +30,7 @@ from serving.schemas import (
     ReadyResponse,
 )
 from serving.settings import Settings
-from serving.state import CREDENTIAL_PROBLEMS, ServiceState, service_of
+from serving.state import READY_MESSAGES, ServiceState, service_of
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -44,7 +44,7 @@ def ready(request: AnyRequest) -> Response[ReadyResponse]:
     reason = service.not_ready_reason()
     if reason is None and service.bundle is not None:
         return Response(ReadyResponse(status="ready", model_version=service.bundle.version))
-    message = CREDENTIAL_PROBLEMS.get(reason or "") or service.public_reason()
+    message = READY_MESSAGES.get(reason or "") or service.public_reason()
     return Response(
         ReadyResponse(status="not_ready", reason=reason or "loading", message=message),
         status_code=503,
