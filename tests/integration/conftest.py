@@ -80,10 +80,12 @@ def start_server(
     log_dir: Path,
     expect_ready: bool = True,
     cwd: Path = REPO_ROOT,
+    port: int | None = None,
 ) -> RunningServer:
     """Start ``python -m serving`` with ``env`` on top of ours; wait for /ready (200, or 503 when
-    ``expect_ready`` is false, i.e. the service is up but refuses to serve)."""
-    port = free_port()
+    ``expect_ready`` is false, i.e. the service is up but refuses to serve). ``port``: a given
+    one (a replacement behind a load balancer), else a free one."""
+    port = free_port() if port is None else port
     # A multiprocess metrics directory set in this (test) process must not leak into the
     # server: the launcher wipes it at start, which would erase another server's metrics.
     inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}

@@ -64,6 +64,7 @@ def _worker(
     stop: threading.Event,
     keep_alive: bool,
     result: LoadResult,
+    pause: float = 0.0,
 ) -> None:
     headers = {"Content-Type": "application/json"}
     if not keep_alive:
@@ -103,6 +104,8 @@ def _worker(
         if broken or not keep_alive or response.will_close:
             connection.close()
             connection = None
+        if pause:
+            time.sleep(pause)
     if connection is not None:
         connection.close()
 
@@ -117,7 +120,9 @@ class Load:
         seconds: float,
         bodies: list[tuple[str, bytes]] | None = None,
         keep_alive: bool = True,
+        pause: float = 0.0,
     ) -> None:
+        """``pause``: seconds each connection waits after an answer (a bounded request rate)."""
         self.result = LoadResult()
         self._stop = threading.Event()
         deadline = time.perf_counter() + seconds
@@ -132,6 +137,7 @@ class Load:
                     self._stop,
                     keep_alive,
                     self.result,
+                    pause,
                 ),
                 daemon=True,
             )
