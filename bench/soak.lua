@@ -1,12 +1,18 @@
 -- wrk script for bench/soak.py: rotate POST bodies over several paths and report JSON.
--- SOAK_BODIES lists "url_path=body_file" pairs separated by ";".
+-- SOAK_BODIES lists "url_path=body_file" pairs separated by ";"; SOAK_AUTHORIZATION, when
+-- set, is every request's Authorization header.
+local headers = {["Content-Type"] = "application/json"}
+local authorization = os.getenv("SOAK_AUTHORIZATION")
+if authorization ~= nil and authorization ~= "" then
+  headers["Authorization"] = authorization
+end
 local requests = {}
 for pair in string.gmatch(os.getenv("SOAK_BODIES"), "[^;]+") do
   local path, file_name = string.match(pair, "^(.-)=(.*)$")
   local file = assert(io.open(file_name, "rb"))
   local body = file:read("*a")
   file:close()
-  requests[#requests + 1] = wrk.format("POST", path, {["Content-Type"] = "application/json"}, body)
+  requests[#requests + 1] = wrk.format("POST", path, headers, body)
 end
 
 local counter = 0

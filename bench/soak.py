@@ -1,17 +1,21 @@
 """Soak the service on loopback and record errors, p99 and RSS growth in docs/performance.md.
 
-Starts ``python -m serving`` (2 workers by default), warms it up, then saturates it with
-wrk for ``--duration`` seconds (60 by default) using bench/soak.lua, which rotates mixed
-bodies: 1-row ``/predict`` (flat and 8x8), a 32-row batch, a 4-row ``/explain`` and an
-8-row Open Inference Protocol ``/v2/.../infer``. The RSS of the server's processes (main
-process + workers, VmRSS from /proc) is sampled every second; growth is end vs start of
-the measured window. The run fails (exit 1) on any error, any 5xx the server counted,
-a worker respawn, or RSS growth of 5% or more.
+Starts ``python -m serving`` (2 workers by default) guarded as the Kubernetes manifests ship
+it: API-key auth (every request carries a valid key), rate limits shared through a private
+``redis-server`` (far above the load: they never refuse), decision records written and
+``DIGITS_FEEDBACK=on`` (every decision indexed in that Redis). It warms it up, then
+saturates it with wrk for ``--duration`` seconds (60 by default) using bench/soak.lua,
+which rotates mixed bodies: 1-row ``/predict`` (flat and 8x8), a 32-row batch, a 4-row
+``/explain`` and an 8-row Open Inference Protocol ``/v2/.../infer``. The RSS of the
+server's processes (main process + workers, VmRSS from /proc) is sampled every second;
+growth is end vs start of the measured window. The run fails (exit 1) on any error, any
+5xx the server counted, a worker respawn, RSS growth of 5% or more, or a decision record
+missing after the graceful stop (one per answered ``/predict``, ``/explain`` and OIP infer request).
 
 The result replaces the text between ``<!-- soak:start -->`` and ``<!-- soak:end -->`` in
 the output file (appended when the markers are missing), so other sections are kept.
 
-Run: ``make soak`` (or ``python bench/soak.py --duration 60``).
+Run: ``make soak`` (or ``python -m bench.soak --duration 60``).
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ from pathlib import Path
 
 import psutil
 
+from bench.redis_server import RedisServer
 from bench.report import measured_commit
 from bench.sections import write_section
+from bench.targets import GUARDED_SCOPES, guarded_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LUA_SCRIPT = Path(__file__).with_name("soak.lua")
@@ -79,6 +85,8 @@ class SoakResult:
     rss_end_mb: float
     rss_peak_mb: float
     respawned: bool
+    decided: int  # 2xx answers of the deciding routes, warm-up included (the server's count)
+    records: int  # decision records on disk after the graceful stop
 
     @property
     def total_errors(self) -> int:
@@ -90,7 +98,12 @@ class SoakResult:
 
     @property
     def passed(self) -> bool:
-        return self.total_errors == 0 and not self.respawned and self.rss_growth < MAX_RSS_GROWTH
+        return (
+            self.total_errors == 0
+            and not self.respawned
+            and self.rss_growth < MAX_RSS_GROWTH
+            and self.records == self.decided
+        )
 
 
 def free_port() -> int:
@@ -99,9 +112,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def http_get(url: str) -> tuple[int, bytes]:
+def http_get(url: str, authorization: str = "") -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": authorization})  # noqa: S310
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
             return int(response.status), response.read()
     except urllib.error.HTTPError as error:
         return int(error.code), error.read()
@@ -123,7 +137,9 @@ def rss_mb(pids: list[int]) -> float:
     return total / 2**20
 
 
-def start_server(workers: int, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    workers: int, port: int, log_path: Path, guarded: dict[str, str]
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DIGITS_HOST": "127.0.0.1",
@@ -132,6 +148,7 @@ def start_server(workers: int, port: int, log_path: Path) -> subprocess.Popen[by
         "DIGITS_LOCK_FILE": str(REPO_ROOT / "dvc.lock"),
         "DIGITS_LOG_LEVEL": "warning",
         "PYTHONPATH": str(REPO_ROOT),
+        **guarded,
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -153,7 +170,7 @@ def start_server(workers: int, port: int, log_path: Path) -> subprocess.Popen[by
 
 
 def run_wrk(
-    port: int, bodies: str, seconds: float, threads: int, connections: int
+    port: int, bodies: str, seconds: float, threads: int, connections: int, authorization: str
 ) -> dict[str, float]:
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -171,7 +188,7 @@ def run_wrk(
     ]
     result = subprocess.run(
         command,
-        env={**os.environ, "SOAK_BODIES": bodies},
+        env={**os.environ, "SOAK_BODIES": bodies, "SOAK_AUTHORIZATION": authorization},
         capture_output=True,
         text=True,
         timeout=seconds + 60,
@@ -184,9 +201,9 @@ def run_wrk(
     return summary
 
 
-def server_counts(port: int) -> dict[tuple[str, str], int]:
+def server_counts(port: int, authorization: str) -> dict[tuple[str, str], int]:
     """``http_requests_total`` by (route, status) as the server counted it (all workers)."""
-    status, body = http_get(f"http://127.0.0.1:{port}/metrics")
+    status, body = http_get(f"http://127.0.0.1:{port}/metrics", authorization)
     if status != 200:
         raise SystemExit(f"/metrics answered {status}")
     counts: dict[tuple[str, str], int] = {}
@@ -197,6 +214,20 @@ def server_counts(port: int) -> dict[tuple[str, str], int]:
         key = (labels["route"], labels["status"])
         counts[key] = counts.get(key, 0) + int(float(line.rsplit(" ", 1)[1]))
     return counts
+
+
+DECIDING = ("/predict", "/explain", f"/v2/models/{MODEL_NAME}/infer", "/v2/models/{name}/infer")
+
+
+def decision_lines(directory: Path) -> int:
+    """Decision records written under ``directory`` (every decision file, rotated ones too)."""
+    total = 0
+    for path in directory.glob("*.jsonl"):
+        if not path.name.startswith("feedback-"):
+            with path.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    total += chunk.count(b"\n")
+    return total
 
 
 def soak(
@@ -211,41 +242,60 @@ def soak(
             body_file.write_text(json.dumps(body), encoding="utf-8")
             pairs.append(f"{path}={body_file}")
         bodies = ";".join(pairs)
-        process = start_server(workers, port, directory / "server.log")
+        from serving.access.keys import add_key
+
+        key_file = directory / "keys.jsonl"
+        authorization = "Bearer " + add_key(key_file, "soak", GUARDED_SCOPES)
+        (directory / "redis").mkdir()
+        redis = RedisServer(directory / "redis")
+        guarded = guarded_env(directory, key_file) | {
+            "DIGITS_RATE_LIMIT_REDIS_URL": redis.url,
+            "DIGITS_FEEDBACK": "on",
+        }
         try:
-            run_wrk(port, bodies, warmup, threads, connections)
-            worker_pids = child_pids(process.pid)
-            pids = [process.pid, *worker_pids]
-            rss_start = rss_mb(pids)
-            peak = rss_start
-            stop = threading.Event()
-
-            def sample() -> None:
-                nonlocal peak
-                while not stop.wait(1.0):
-                    peak = max(peak, rss_mb(pids))
-
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            before = server_counts(port)
-            summary = run_wrk(port, bodies, duration, threads, connections)
-            stop.set()
-            sampler.join()
-            rss_end = rss_mb(pids)
-            respawned = child_pids(process.pid) != worker_pids
-            after = server_counts(port)
-        finally:
-            process.send_signal(signal.SIGTERM)
+            process = start_server(workers, port, directory / "server.log", guarded)
             try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+                run_wrk(port, bodies, warmup, threads, connections, authorization)
+                worker_pids = child_pids(process.pid)
+                pids = [process.pid, *worker_pids]
+                rss_start = rss_mb(pids)
+                peak = rss_start
+                stop = threading.Event()
+
+                def sample() -> None:
+                    nonlocal peak
+                    while not stop.wait(1.0):
+                        peak = max(peak, rss_mb(pids))
+
+                sampler = threading.Thread(target=sample, daemon=True)
+                sampler.start()
+                before = server_counts(port, authorization)
+                summary = run_wrk(port, bodies, duration, threads, connections, authorization)
+                stop.set()
+                sampler.join()
+                rss_end = rss_mb(pids)
+                respawned = child_pids(process.pid) != worker_pids
+                after = server_counts(port, authorization)
+            finally:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        finally:
+            redis.stop()
+        records = decision_lines(directory / "decisions")
     errors = {key: int(summary[key]) for key in ("connect", "read", "write", "status", "timeout")}
     delta = {key: count - before.get(key, 0) for key, count in after.items()}
     routes: dict[str, int] = {}
     for (route, status), count in delta.items():
         if count and route != "/metrics":
             routes[f"{route} {status}"] = count
+    decided = sum(
+        count
+        for (route, status), count in after.items()
+        if route in DECIDING and status.startswith("2")
+    )
     return SoakResult(
         duration_s=summary["duration_us"] / 1e6,
         requests=int(summary["requests"]),
@@ -260,6 +310,8 @@ def soak(
         rss_end_mb=rss_end,
         rss_peak_mb=max(peak, rss_end),
         respawned=respawned,
+        decided=decided,
+        records=records,
     )
 
 
@@ -273,7 +325,10 @@ def render(result: SoakResult, workers: int, threads: int, connections: int) -> 
         "",
         "Generated by `make soak` (bench/soak.py); do not edit by hand.",
         "",
-        f"`python -m serving` with {workers} workers on 127.0.0.1, saturated by wrk "
+        f"`python -m serving` with {workers} workers on 127.0.0.1, guarded as the Kubernetes "
+        "manifests ship it (API-key auth, a valid key on every request; rate limits far above "
+        "the load, shared through a private `redis-server`; decision records written; "
+        "`DIGITS_FEEDBACK=on`), saturated by wrk "
         f"({threads} threads, {connections} keep-alive connections) for "
         f"{result.duration_s:.0f} s after a warm-up, rotating: {labels}. "
         f"Commit: `{measured_commit()}`. "
@@ -283,7 +338,8 @@ def render(result: SoakResult, workers: int, threads: int, connections: int) -> 
         "",
         "| Metric | Value |",
         "|---|---|",
-        f"| Result | **{verdict}** (0 errors, no respawn, RSS growth < {MAX_RSS_GROWTH:.0%}) |",
+        f"| Result | **{verdict}** (0 errors, no respawn, RSS growth < {MAX_RSS_GROWTH:.0%}, "
+        "a decision record per decision) |",
         f"| Requests | {result.requests} ({result.requests / result.duration_s:.0f}/s) |",
         f"| Errors (wrk) | {sum(result.errors.values())} ({errors}) |",
         f"| 5xx counted by the server | {result.server_5xx} |",
@@ -296,6 +352,8 @@ def render(result: SoakResult, workers: int, threads: int, connections: int) -> 
         f"{result.rss_peak_mb:.1f} MiB |",
         f"| RSS growth | {result.rss_growth:+.2%} |",
         f"| Worker respawned | {'yes' if result.respawned else 'no'} |",
+        f"| Decisions answered (warm-up included) / records on disk after SIGTERM | "
+        f"{result.decided} / {result.records} |",
         "",
         END_MARKER,
     ]
