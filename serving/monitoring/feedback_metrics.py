@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from serving.monitoring.family import unregistered
+
 OUTCOMES = ("correct", "incorrect")
 REJECTIONS = (
     "invalid_body",  # malformed JSON, wrong shape or type (400)
@@ -25,25 +27,23 @@ REJECTIONS = (
 
 
 class FeedbackMetrics:
-    def __init__(self, counter: Any) -> None:
+    def __init__(self, counter_kind: Any) -> None:
+        counter = unregistered(counter_kind)
         self.rows = counter(
             "model_feedback_rows_total",
             "Labelled rows matched to the decision they label, by the deciding model version "
             "and whether its label was correct.",
             ["model_version", "outcome"],
-            registry=None,
         )
         self.unmatched_rows = counter(
             "model_feedback_unmatched_rows_total",
             "Labelled rows of feedback the index could not resolve (kept as unmatched records, "
             "joined to their decisions by the query tool).",
-            registry=None,
         )
         self.rejected = counter(
             "model_feedback_rejected_total",
             "Feedback requests refused, by reason.",
             ["reason"],
-            registry=None,
         )
         for reason in REJECTIONS:
             self.rejected.labels(reason)

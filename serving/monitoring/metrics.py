@@ -21,6 +21,7 @@ import numpy.typing as npt
 import psutil
 
 from serving.monitoring.access_metrics import AccessMetrics
+from serving.monitoring.family import unregistered
 from serving.monitoring.feedback_metrics import FeedbackMetrics
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -61,59 +62,52 @@ class ServiceMetrics:
         if values.ValueClass is values.MutexValue:
             # prometheus_client was imported before the directory was configured.
             values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        counter, gauge, histogram = (unregistered(kind) for kind in (Counter, Gauge, Histogram))
 
-        self.requests = Counter(
+        self.requests = counter(
             "http_requests_total",
             "HTTP requests answered.",
             ["route", "method", "status"],
-            registry=None,
         )
-        self.duration = Histogram(
+        self.duration = histogram(
             "http_request_duration_seconds",
             "Time to answer an HTTP request.",
             ["route", "method", "status"],
             buckets=DURATION_BUCKETS,
-            registry=None,
         )
-        self.in_progress = Gauge(
+        self.in_progress = gauge(
             "http_requests_in_progress",
             "HTTP requests being answered.",
             ["route", "method"],
             multiprocess_mode="livesum",
-            registry=None,
         )
-        self.predicted_class = Counter(
-            "model_predicted_class_total", "Predicted class labels.", ["label"], registry=None
+        self.predicted_class = counter(
+            "model_predicted_class_total", "Predicted class labels.", ["label"]
         )
-        self.rows = Histogram(
+        self.rows = histogram(
             "model_rows_per_request",
             "Samples per predict/explain request.",
             buckets=ROWS_BUCKETS,
-            registry=None,
         )
-        self.ood_flagged = Counter(
+        self.ood_flagged = counter(
             "model_ood_flagged_rows_total",
             "Answered rows the out-of-distribution detector flagged (ood_score > 1).",
-            registry=None,
         )
-        self.validation_failures = Counter(
+        self.validation_failures = counter(
             "model_validation_failures_total",
             "Rejected requests by reason.",
             ["reason"],
-            registry=None,
         )
-        self.model_info = Gauge(
+        self.model_info = gauge(
             "model_info",
             "The served model (value 1); registry version and stage when built from GTO.",
             ["version", "model_type", "registry_version", "registry_stage"],
             multiprocess_mode="max",
-            registry=None,
         )
-        self.model_ready = Gauge(
+        self.model_ready = gauge(
             "model_ready",
             "1 when every live worker serves the verified model.",
             multiprocess_mode="livemin",
-            registry=None,
         )
         self.model_ready.set(0)
         self.drift = DriftGauges(Gauge)
@@ -198,9 +192,11 @@ def observe_repeated(histogram: Any, value: float, times: int) -> None:
 class DriftGauges:
     """Input-drift gauges (see docs/drift.md). One series per live worker (``pid`` label)."""
 
-    def __init__(self, gauge: Any) -> None:
+    def __init__(self, gauge_kind: Any) -> None:
+        gauge = unregistered(gauge_kind)
+
         def make(name: str, text: str) -> Any:
-            return gauge(name, text + _PER_WORKER, multiprocess_mode="liveall", registry=None)
+            return gauge(name, text + _PER_WORKER, multiprocess_mode="liveall")
 
         self.score = make(
             "input_drift_score",
