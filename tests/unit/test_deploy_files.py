@@ -108,6 +108,16 @@ def test_compose_api_is_hardened_and_health_checked() -> None:
     assert api["build"]["dockerfile"] == "Dockerfile"
 
 
+def test_compose_stop_lets_requests_in_flight_finish() -> None:
+    """``docker compose stop`` waits 10 s before SIGKILL by default; granian gives requests in
+    flight up to its worker kill timeout (R13)."""
+    from serving.__main__ import WORKER_KILL_TIMEOUT_SECONDS
+
+    grace = compose()["services"]["api"]["stop_grace_period"]
+    assert grace.endswith("s")
+    assert int(grace[:-1]) > WORKER_KILL_TIMEOUT_SECONDS
+
+
 def test_podman_compose_reads_the_compose_file_and_finds_the_build_file() -> None:
     result = subprocess.run(
         [str(VENV_BIN / "podman-compose"), "--file", "compose.yaml", "config"],
