@@ -8,7 +8,7 @@ here: decoding is :mod:`serving.protocol.oip_decode`, the routes :mod:`serving.r
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 import numpy as np
@@ -78,13 +78,6 @@ class RequestOutput(msgspec.Struct, forbid_unknown_fields=True):
     parameters: dict[str, Any] | None = None
 
 
-class InferRequest(msgspec.Struct, forbid_unknown_fields=True):
-    inputs: list[RequestInput]
-    id: str | None = None
-    parameters: dict[str, Any] | None = None
-    outputs: list[RequestOutput] | None = None
-
-
 class FlatRequestInput(msgspec.Struct, forbid_unknown_fields=True):
     """The common case decoded in one pass: flat JSON numbers (no binary data)."""
 
@@ -95,13 +88,21 @@ class FlatRequestInput(msgspec.Struct, forbid_unknown_fields=True):
     parameters: dict[str, Any] | None = None
 
 
-class FlatInferRequest(msgspec.Struct, forbid_unknown_fields=True):
-    inputs: list[FlatRequestInput]
+Input = TypeVar("Input", RequestInput, FlatRequestInput)
+
+
+class GenericInferRequest(msgspec.Struct, Generic[Input], forbid_unknown_fields=True):
+    """An inference request; its inputs are general (:class:`RequestInput`) or flat
+    (:class:`FlatRequestInput`), the only difference between the two decoders' requests."""
+
+    inputs: list[Input]
     id: str | None = None
     parameters: dict[str, Any] | None = None
     outputs: list[RequestOutput] | None = None
 
 
+InferRequest = GenericInferRequest[RequestInput]
+FlatInferRequest = GenericInferRequest[FlatRequestInput]
 AnyInferRequest = InferRequest | FlatInferRequest
 
 
