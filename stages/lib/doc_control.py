@@ -39,7 +39,7 @@ HISTORY = "change history"
 COPY = "controlled copy"
 
 HOW_TO = (
-    "Owner and approval come from `docs` in `params.yaml` (README, *Document control*);\n"
+    "Owner and approval come from `docs` in `params.yaml` (docs/pipeline.md, *Document control*);\n"
     "an approval holds only for the input fingerprint it names. `dvc repro` regenerates\n"
     "this file; `make controlled-docs` writes the controlled copy of a commit: the commit\n"
     "in the document version, the commit date and the change history of its inputs."
