@@ -9,6 +9,10 @@ by one marker comment (blank lines between them are allowed):
 * ``<!-- illustrative: reason -->``: not run, and why (for example "needs a Google Cloud
   account").
 
+A fence without a language whose text has a line starting with ``$ `` is a console
+transcript and counts as ``console``: leaving the language out does not exempt a command.
+A marker comment that no such block follows (:func:`dangling_markers`) is an error too.
+
 Generated documents (the model card, the evaluation protocol, the risk register) carry the
 markers of their templates in ``docs/templates/``. ``tests/unit/test_doc_examples.py``
 checks that every block is marked and that every named test exists.
@@ -47,6 +51,15 @@ def documents(root: Path = REPO_ROOT) -> list[Path]:
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
+def _language(info: str, text: str) -> str:
+    """The block's language: its info string's first word, or ``console`` for an unlabelled
+    block that shows a ``$ `` prompt."""
+    language = info.strip().split(" ")[0].lower()
+    if not language and any(line.startswith("$ ") for line in text.splitlines()):
+        return "console"
+    return language
+
+
 def _marker_before(lines: list[str], fence: int) -> tuple[str | None, str]:
     """The marker comment ending on the last non-blank line before line index ``fence``."""
     end = fence - 1
@@ -71,7 +84,7 @@ def examples(paths: list[Path] | None = None, root: Path = REPO_ROOT) -> list[Ex
         for token in parser.parse(source):
             if token.type != "fence" or token.map is None:
                 continue
-            language = token.info.strip().split(" ")[0].lower()
+            language = _language(token.info, token.content)
             if language not in LANGUAGES:
                 continue
             marker, value = _marker_before(lines, token.map[0])
@@ -98,3 +111,32 @@ def examples_for(test_id: str, root: Path = REPO_ROOT) -> list[Example]:
         for example in examples(root=root)
         if example.marker == "runs-in" and example.value == wanted
     ]
+
+
+def dangling_markers(path: Path, root: Path = REPO_ROOT) -> list[str]:
+    """``document:line`` of every marker comment in ``path`` that is not the marker of a shell
+    or HTTP block (nothing but blank lines between the comment and the block's fence)."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    fences = {example.line - 1 for example in examples([path], root=root)}
+    tokens = MarkdownIt("commonmark").parse(source)
+    found: list[str] = []
+    for token in [*tokens, *(child for t in tokens for child in t.children or [])]:
+        if token.type not in {"html_block", "html_inline"} or not MARKER.search(token.content):
+            continue
+        start = token.map[0] if token.map else _line_of(lines, token.content)
+        end = start
+        while end < len(lines) and "-->" not in lines[end]:
+            end += 1
+        following = end + 1
+        while following < len(lines) and not lines[following].strip():
+            following += 1
+        if following not in fences:
+            found.append(f"{path.relative_to(root)}:{start + 1}")
+    return found
+
+
+def _line_of(lines: list[str], content: str) -> int:
+    """The first line holding the start of an inline comment (inline tokens have no map)."""
+    head = content.strip().splitlines()[0]
+    return next((index for index, line in enumerate(lines) if head in line), 0)
