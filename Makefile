@@ -198,9 +198,13 @@ release: $(STAMP) ## Register VERSION=vX.Y.Z of the model in GTO (annotated git 
 	gto show $(ARTIFACT)
 
 .PHONY: promote
+# IMAGE_DIGEST=NAME@sha256:... records the version's image in the tag (docs/operations.md,
+# rollback); FORCE=1 assigns a version the stage had before (a rollback) again.
 promote: $(STAMP) ## Assign STAGE (e.g. prod) to VERSION=vX.Y.Z in GTO (annotated git tag)
-	@[ -n "$(VERSION)" ] && [ -n "$(STAGE)" ] || { echo "usage: make promote VERSION=vX.Y.Z STAGE=prod" >&2; exit 2; }
-	gto assign $(ARTIFACT) --version $(VERSION) --stage $(STAGE)
+	@[ -n "$(VERSION)" ] && [ -n "$(STAGE)" ] || { echo "usage: make promote VERSION=vX.Y.Z STAGE=prod [IMAGE_DIGEST=NAME@sha256:...] [FORCE=1]" >&2; exit 2; }
+	$(if $(IMAGE_DIGEST),python -m tools.deploy_image check '$(IMAGE_DIGEST)')
+	gto assign $(ARTIFACT) --version $(VERSION) --stage $(STAGE) $(if $(FORCE),--force) \
+	  $(if $(IMAGE_DIGEST),--message 'image $(IMAGE_DIGEST)')
 	gto show $(ARTIFACT)
 
 .PHONY: sign
