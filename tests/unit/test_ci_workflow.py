@@ -107,7 +107,7 @@ def test_required_jobs_exist_and_run_the_project_commands(workflow: dict[str, An
     }
     for tier in tiers:
         assert f"make {tier}" in runs[tier]
-    assert "sudo make system-deps" in runs["test-integration"]
+    assert "make system-deps" in runs["test-integration"]  # as root in its Debian container
     assert "make pipeline" in runs["pipeline"]
     assert "git diff --exit-code" in runs["pipeline"]
     assert ".venv/bin/python -m tools.lock_diff reports/ docs/" in runs["pipeline"]
