@@ -35,6 +35,7 @@ from pathlib import Path
 import msgspec
 
 from serving.access import SCOPES
+from serving.cli import EnvOption
 
 KEY_PREFIX = "dgk_"
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
@@ -52,6 +53,7 @@ class KeyEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 KEY_ID_LENGTH = 12
+KEYS_FILE = EnvOption("--file", "DIGITS_API_KEYS_FILE", "keys file")
 
 
 def key_id(entry: KeyEntry) -> str:
@@ -265,11 +267,7 @@ def revoke_all(path: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving.access.keys", description=__doc__)
-    parser.add_argument(
-        "--file",
-        default=os.environ.get("DIGITS_API_KEYS_FILE"),
-        help="keys file (default: $DIGITS_API_KEYS_FILE)",
-    )
+    KEYS_FILE.add_to(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", help="create a key for CLIENT_ID; prints it once")
     add.add_argument("client_id")
@@ -283,9 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument("--key-id", help="the one key to remove (its id from add or list)")
     commands.add_parser("revoke-all", help="remove every key of every client (empty file)")
     args = parser.parse_args(argv)
-    if not args.file:
-        parser.error("set DIGITS_API_KEYS_FILE or pass --file")
-    path = Path(args.file)
+    path = KEYS_FILE.path(parser, args)
     try:
         if args.command == "add":
             scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 
+from serving.cli import EnvOption
 from serving.decisions.catalog import BadLine, Catalog, QueryError
 from serving.decisions.quality import MIN_LABELS, TOP_CONFUSIONS, as_json, quality
 from serving.decisions.quality_table import render
@@ -45,14 +45,12 @@ from serving.decisions.query import find, parse_since, select
 from serving.decisions.sql import FORMATS, run_sql
 from serving.decisions.trace import TraceError, trace
 
+LOG_DIR = EnvOption("--dir", "DIGITS_DECISION_LOG_DIR", "decision log directory")
+
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m serving.decisions", description=__doc__)
-    parser.add_argument(
-        "--dir",
-        default=os.environ.get("DIGITS_DECISION_LOG_DIR"),
-        help="decision log directory (default: $DIGITS_DECISION_LOG_DIR)",
-    )
+    LOG_DIR.add_to(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     show = commands.add_parser("show", help="the lineage chain and record of one request id")
     show.add_argument("request_id")
@@ -102,14 +100,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser()
     args = arguments.parse_args(argv)
-    if not args.dir:
-        arguments.error("set DIGITS_DECISION_LOG_DIR or pass --dir")
+    directory = LOG_DIR.path(arguments, args)
     if args.command == "quality" and (args.min_labels < 1 or args.confusions < 0):
         arguments.error("--min-labels must be at least 1 and --confusions at least 0")
     skipped: list[BadLine] = []
     try:
         since = parse_since(args.since) if getattr(args, "since", None) else None
-        with Catalog(Path(args.dir), feedback=args.command in ("quality", "sql")) as catalog:
+        with Catalog(directory, feedback=args.command in ("quality", "sql")) as catalog:
             skipped = catalog.bad_lines()
             return run(args, catalog, since)
     except (QueryError, TraceError) as exc:
