@@ -117,12 +117,13 @@ WHERE coalesce(trim(try(decode(bytes)), chr(32) || chr(9) || chr(11) || chr(12) 
     <> ''
 """
 
-# The views type every line that is a record, once per query (the structures list every
-# field of every version: version 3's, then what only older ones have).
-_VIEWS = """
-CREATE OR REPLACE VIEW decisions AS
-SELECT
-    unnest(json_transform(text, '{
+# The views type every line that is a record, once per query: view name -> the kind of its
+# lines, and the JSON structure its rows are read with (the decisions' lists every field of
+# every version: version 3's, then what only older ones have).
+_TYPED_VIEWS = {
+    "decisions": (
+        "decision",
+        """{
         "schema_version": "INTEGER", "request_id": "VARCHAR", "client_request_id": "VARCHAR",
         "time": "TIMESTAMPTZ", "client_id": "VARCHAR", "route": "VARCHAR", "method": "VARCHAR",
         "status": "INTEGER", "model_version": "VARCHAR",
@@ -130,25 +131,35 @@ SELECT
         "rows": "INTEGER", "input_hash": "VARCHAR", "input_sha256": "VARCHAR",
         "labels": "INTEGER[]", "top_probability": "DOUBLE[]", "ood": "BOOLEAN[]",
         "ood_score": "DOUBLE[]", "latency_ms": "DOUBLE", "inputs": "DOUBLE[][]",
-        "registry_tag": "VARCHAR"}')),
-    file,
-    line
-FROM record_lines WHERE kind = 'decision' AND error IS NULL;
-
-CREATE OR REPLACE VIEW feedback AS
-SELECT
-    unnest(json_transform(text, '{
+        "registry_tag": "VARCHAR"}""",
+    ),
+    "feedback": (
+        "feedback",
+        """{
         "schema_version": "INTEGER", "feedback_id": "VARCHAR", "request_id": "VARCHAR",
         "time": "TIMESTAMPTZ", "client_id": "VARCHAR", "labels": "INTEGER[]",
         "matched": "BOOLEAN", "model_version": "VARCHAR", "predicted": "INTEGER[]",
-        "ood": "BOOLEAN[]"}')),
-    file,
-    line
-FROM record_lines WHERE kind = 'feedback' AND error IS NULL;
+        "ood": "BOOLEAN[]"}""",
+    ),
+}
 
+
+def _typed_view(view: str, kind: str, structure: str) -> str:
+    """The view of the record lines of ``kind``, typed with the JSON ``structure``."""
+    return f"""
+CREATE OR REPLACE VIEW {view} AS
+SELECT unnest(json_transform(text, '{structure}')), file, line
+FROM record_lines WHERE kind = '{kind}' AND error IS NULL;
+"""  # noqa: S608  # nosec B608 - only ever called with the constants above
+
+
+_BAD_LINES_VIEW = """
 CREATE OR REPLACE VIEW bad_lines AS
 SELECT kind, file, line, error AS reason FROM record_lines WHERE error IS NOT NULL;
 """
+_VIEWS = "".join(
+    [*(_typed_view(view, *typed) for view, typed in _TYPED_VIEWS.items()), _BAD_LINES_VIEW]
+)
 
 
 class Catalog:
