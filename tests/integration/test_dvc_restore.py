@@ -37,12 +37,11 @@ def new_machine(origin: Path, remote: Path, where: Path) -> Path:
     return repo
 
 
-def run_block(repo: Path) -> subprocess.CompletedProcess[str]:
+def run_block(repo: Path, text: str) -> subprocess.CompletedProcess[str]:
     """The documented block, as written; ``STAMP=`` because the clone uses the project's
     venv (already set up) instead of `make venv`'s own."""
-    (block,) = examples_for(BLOCK)
     return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block.text],
+        ["bash", "-euo", "pipefail", "-c", text],
         cwd=repo,
         env={**tool_env(), "MAKEFLAGS": "STAMP="},
         capture_output=True,
@@ -62,7 +61,8 @@ def test_a_new_machine_restores_and_serves_the_pinned_version(
     outs = cached_outs(repo)
     assert not any((repo / path).exists() for path in outs)
 
-    restored = run_block(repo)
+    (block,) = examples_for(BLOCK)
+    restored = run_block(repo, block.text)
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "Running stage" not in restored.stdout + restored.stderr  # nothing retrained
     assert restored.stdout.rstrip().endswith("Data and pipelines are up to date.")
@@ -88,7 +88,8 @@ def test_a_lock_committed_without_make_push_names_what_the_remote_lacks(
     run("dvc", "push", "--remote", "partial", *others, cwd=origin)
     repo = new_machine(origin, remote, tmp_path / "new")
 
-    failed = run_block(repo)
+    (block,) = examples_for(BLOCK)  # the same procedure, on this remote
+    failed = run_block(repo, block.text)
     said = failed.stdout + failed.stderr
     assert failed.returncode != 0
     assert "Missing cache files" in said

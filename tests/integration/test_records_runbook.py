@@ -58,10 +58,9 @@ def labelled_records(
     return directory, images[kept], truth[kept]
 
 
-def run_block(test_id: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    (block,) = examples_for(test_id)
+def run_block(text: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block.text],
+        ["bash", "-euo", "pipefail", "-c", text],
         cwd=cwd,
         env={**tool_env(), "PYTHONPATH": str(REPO_ROOT), **env},
         capture_output=True,
@@ -79,7 +78,8 @@ def test_the_drift_runbook_exports_labelled_inputs(
 ) -> None:
     _, images, truth = labelled_records(serve, tmp_path, redis_server.url)
     (tmp_path / "reports").symlink_to(REPO_ROOT / "reports")  # run from a checkout
-    ran = run_block(request.node.nodeid, tmp_path)
+    (block,) = examples_for(request.node.nodeid)
+    ran = run_block(block.text, tmp_path)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "feedback: 2 record(s), 6 labelled row(s)" in ran.stdout  # the quality report
     assert ran.stdout.split()[-1] == "6"  # the rows COPY wrote
@@ -121,7 +121,8 @@ def test_records_older_than_the_period_are_deleted(
         os.utime(path, (now - 91 * DAY, now - 91 * DAY))
     os.utime(recent[0], (now - 89 * DAY, now - 89 * DAY))
 
-    ran = run_block(request.node.nodeid, tmp_path, DIGITS_DECISION_LOG_DIR=str(directory))
+    (block,) = examples_for(request.node.nodeid)
+    ran = run_block(block.text, tmp_path, DIGITS_DECISION_LOG_DIR=str(directory))
     assert ran.returncode == 0, ran.stderr
     assert sorted(ran.stdout.split()) == sorted(str(path) for path in old)
     assert sorted(directory.iterdir()) == sorted([*written, *recent, other])
