@@ -12,7 +12,7 @@ import msgspec
 import numpy as np
 
 from serving.decisions.decided import Decided
-from serving.decisions.record import Pending, RecordRegistry, RecordTime, utc_time
+from serving.decisions.record import Pending, RecordModel, RecordRegistry, RecordTime, utc_time
 from serving.feedback.record import FeedbackRecord
 from tests.records import record_lines
 
@@ -42,8 +42,7 @@ def decision(
         "/predict",
         "POST",
         200,
-        version,
-        registry,
+        RecordModel(version, registry),
         0.001,
         outcome,
     )
@@ -77,7 +76,7 @@ def feedback(
         client_id="labeller",
         labels=list(labels),
         matched=matched,
-        model_version=decided.model_version if decided else None,
+        model_version=decided.model.version if decided else None,
         predicted=decided.outcome.labels.tolist() if decided else None,
         ood=decided.outcome.ood.tolist() if decided else None,
     )

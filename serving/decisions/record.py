@@ -36,6 +36,14 @@ class RecordRegistry(msgspec.Struct, frozen=True):
     commit: str | None
 
 
+class RecordModel(msgspec.Struct, array_like=True, frozen=True):
+    """The model that decided: the record's ``model_version`` and ``registry``, made once
+    per loaded model and shared by the requests it answers."""
+
+    version: str
+    registry: RecordRegistry | None
+
+
 class Pending(NamedTuple):
     """What the chain step queues per answered request (fields by name; a tuple, so a
     chunk of them is transposed with one ``zip``)."""
@@ -47,8 +55,7 @@ class Pending(NamedTuple):
     route: str
     method: str
     status: int
-    model_version: str
-    registry: RecordRegistry | None
+    model: RecordModel
     seconds: float  # latency
     outcome: Decided
 
@@ -157,8 +164,7 @@ class Chunk(msgspec.Struct, array_like=True, frozen=True):
     routes: tuple[str, ...]
     methods: tuple[str, ...]
     statuses: tuple[int, ...]
-    versions: tuple[str, ...]
-    registries: tuple[RecordRegistry | None, ...]
+    models: tuple[RecordModel, ...]
     seconds: tuple[float, ...]
     rows: tuple[int, ...]
     samples: Packed  # every record's rows as C-contiguous little-endian float32, stacked
@@ -177,7 +183,7 @@ def pack(items: Sequence[Pending]) -> bytes:
 
     Raises ``ValueError``/``TypeError`` when an item's arrays do not fit its row count."""
     *columns, outs = zip(*items, strict=True)
-    # Pending's first ten fields are Chunk's first ten, in the same order.
+    # Pending's first nine fields are Chunk's first nine, in the same order.
     head: dict[str, Any] = dict(zip(Chunk.__struct_fields__, columns, strict=False))
     rows = tuple(len(out.samples) for out in outs)
     total = sum(rows)
@@ -224,6 +230,7 @@ def _records(
     for index, n in enumerate(chunk.rows):
         stop = start + n
         rows = samples[start:stop]
+        model = chunk.models[index]
         records.append(
             DecisionRecord(  # positional, in field order: cheaper than keywords
                 chunk.request_ids[index],
@@ -233,8 +240,8 @@ def _records(
                 chunk.routes[index],
                 chunk.methods[index],
                 chunk.statuses[index],
-                chunk.versions[index],
-                chunk.registries[index],
+                model.version,
+                model.registry,
                 n,
                 hash_name,
                 fingerprint(rows.data),

@@ -23,7 +23,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from serving.access.auth import CLIENT, Client
 from serving.decisions.decided import Decided
 from serving.decisions.outcome import OUTCOME
-from serving.decisions.record import Pending, RecordRegistry
+from serving.decisions.record import Pending, RecordModel, RecordRegistry
 from serving.decisions.writer import DecisionWriter
 from serving.feedback.index import Decided as Indexed
 from serving.feedback.service import build_feedback
@@ -35,11 +35,14 @@ from serving.monitoring.logs import client_request_id_var, request_id_var
 from serving.state import ServiceState, service_of
 
 
-def record_registry(registry: RegistryInfo | None) -> RecordRegistry | None:
-    """The record's ``registry``: the version, stage and commit ``/model`` reports."""
+def record_model(bundle: VerifiedBundle, registry: RegistryInfo | None) -> RecordModel:
+    """The records' model: its version, and the registry version, stage and commit
+    ``/model`` reports (None for an unregistered working copy)."""
     if registry is None:
-        return None
-    return RecordRegistry(registry.version, registry.stage, registry.commit)
+        return RecordModel(bundle.version, None)
+    return RecordModel(
+        bundle.version, RecordRegistry(registry.version, registry.stage, registry.commit)
+    )
 
 
 class Recorder:
@@ -51,15 +54,15 @@ class Recorder:
         self.writer = writer
         # DIGITS_FEEDBACK=on: every recorded decision is indexed for POST /feedback.
         self.index = service.feedback.index if service.feedback is not None else None
-        self.model: VerifiedBundle | None = None
-        self.registry: RecordRegistry | None = None
+        self.bundle: VerifiedBundle | None = None
+        self.model: RecordModel | None = None
 
     def record(self, decision: Decision, outcome: Decided, status: int, seconds: float) -> None:
         bundle = self.service.bundle
         if bundle is None:
             return
-        if bundle is not self.model:
-            self.model, self.registry = bundle, record_registry(self.service.registry)
+        if bundle is not self.bundle or self.model is None:
+            self.bundle, self.model = bundle, record_model(bundle, self.service.registry)
         self.writer.submit(
             Pending(
                 request_id=decision.request_id,
@@ -69,8 +72,7 @@ class Recorder:
                 route=decision.route,
                 method=decision.method,
                 status=status,
-                model_version=bundle.version,
-                registry=self.registry,
+                model=self.model,
                 seconds=seconds,
                 outcome=outcome,
             )

@@ -27,7 +27,7 @@ from serving.app import create_app
 from serving.decisions.__main__ import main as decisions_main
 from serving.decisions.decided import Decided
 from serving.decisions.logfile import LogFile
-from serving.decisions.record import SCHEMA_FILE, Pending, RecordTime
+from serving.decisions.record import SCHEMA_FILE, Pending, RecordModel, RecordTime
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import SettingsError, load_settings
 from tests.integration.test_decisions import make_settings, read_records
@@ -121,7 +121,16 @@ def pending(rid: str) -> Pending:
         row, np.array([3]), np.ones((1, 10), np.float32), np.array([False]), row[0, :1]
     )
     return Pending(
-        rid, None, 1_764_480_000.0, "c", "/predict", "POST", 200, "v", None, 0.001, outcome
+        rid,
+        None,
+        1_764_480_000.0,
+        "c",
+        "/predict",
+        "POST",
+        200,
+        RecordModel("v", None),
+        0.001,
+        outcome,
     )
 
 

@@ -26,6 +26,7 @@ from serving.decisions.record import (
     SCHEMA_FILE,
     DecisionRecord,
     Pending,
+    RecordModel,
     RecordRegistry,
     RecordTime,
     utc_time,
@@ -234,7 +235,16 @@ def test_a_record_that_cannot_be_encoded_costs_only_itself(tmp_path: Path) -> No
     for rid, outcome in (("a", good), ("b", broken), ("c", good)):
         writer.submit(
             Pending(
-                rid, None, 1_764_480_000.0, "c", "/predict", "POST", 200, "v", None, 0.001, outcome
+                rid,
+                None,
+                1_764_480_000.0,
+                "c",
+                "/predict",
+                "POST",
+                200,
+                RecordModel("v", None),
+                0.001,
+                outcome,
             )
         )
     writer.close()
@@ -275,8 +285,7 @@ def test_record_lines_of_a_chunk_are_the_records_built_field_by_field() -> None:
                 "/predict",
                 "POST",
                 200,
-                "v",
-                entry,
+                RecordModel("v", entry),
                 0.0123,
                 outcome,
             )
@@ -292,8 +301,7 @@ def test_record_lines_of_a_chunk_are_the_records_built_field_by_field() -> None:
                 route,
                 method,
                 status,
-                version,
-                registry,
+                model,
                 seconds,
                 out,
             ) = item
@@ -306,8 +314,8 @@ def test_record_lines_of_a_chunk_are_the_records_built_field_by_field() -> None:
                 route=route,
                 method=method,
                 status=status,
-                model_version=version,
-                registry=registry,
+                model_version=model.version,
+                registry=model.registry,
                 rows=int(rows.shape[0]),
                 input_hash="sha256",
                 input_sha256=hashlib.sha256(rows.astype("<f4").tobytes()).hexdigest(),

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge
 import serving.decisions.encoder as encoder_module
 from serving.decisions.decided import Decided
 from serving.decisions.encoder import Encoder
-from serving.decisions.record import Pending, RecordTime
+from serving.decisions.record import Pending, RecordModel, RecordTime
 from serving.decisions.writer import DecisionWriter
 from serving.monitoring.access_metrics import AccessMetrics
 from tests.records import record_lines
@@ -58,8 +58,7 @@ def answered(start: int, count: int) -> list[Pending]:
                 "/predict",
                 "POST",
                 200,
-                "v",
-                None,
+                RecordModel("v", None),
                 0.002,
                 outcome,
             )
