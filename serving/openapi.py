@@ -69,11 +69,12 @@ def security_schemes(settings: Settings) -> dict[str, SecurityScheme | Reference
 def openapi_config(settings: Settings) -> OpenAPIConfig | None:
     """Swagger UI at ``/docs`` from self-hosted assets; the schema at ``/docs/openapi.json``.
 
-    Public; None with ``DIGITS_DOCS=off``. The document describes the running access
-    configuration: with ``DIGITS_AUTH`` other than ``none`` it has the bearer scheme (the
-    "Authorize" button takes an API key or token), else no security at all.
+    Public; None when ``DIGITS_DOCS`` is off (its default with ``DIGITS_AUTH`` on). The
+    document describes the running access configuration: with ``DIGITS_AUTH`` other than
+    ``none`` it has the bearer scheme (the "Authorize" button takes an API key or token),
+    else no security at all.
     """
-    if settings.docs != "on":
+    if not settings.docs_on:
         return None
     return OpenAPIConfig(
         title="Digits inference service",

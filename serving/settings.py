@@ -82,8 +82,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metrics_auth: bool | None = None
     # A rendered /metrics page is reused for this long (0: only by concurrent scrapes).
     metrics_cache_seconds: Annotated[float, msgspec.Meta(ge=0.0, le=60.0)] = 0.0
-    docs: Switch = "on"
-    demo: Switch = "on"
+    # Swagger UI + OpenAPI document, and the demo page. None (unset): on without auth, off
+    # with DIGITS_AUTH=api-key|jwt (a browser cannot send a bearer to open them; set "on"
+    # to publish them anyway: they are public then, the API behind them still needs keys).
+    docs: Switch | None = None
+    demo: Switch | None = None
     # Rate limits (serving/access/ratelimit.py), e.g. "600/minute"; None: no limit.
     rate_limit: RateLimit | None = None
     explain_rate_limit: RateLimit | None = None
@@ -106,6 +109,18 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def auth_mode(self) -> AuthMode:
         """``DIGITS_AUTH``; unset means ``none`` (allowed on a loopback bind only)."""
         return self.auth or "none"
+
+    @property
+    def docs_on(self) -> bool:
+        """Swagger UI and the OpenAPI document are served: ``DIGITS_DOCS``, by default on
+        only when ``DIGITS_AUTH`` is ``none``."""
+        return self.auth_mode == "none" if self.docs is None else self.docs == "on"
+
+    @property
+    def demo_on(self) -> bool:
+        """The demo page is served: ``DIGITS_DEMO``, by default on only when ``DIGITS_AUTH``
+        is ``none``."""
+        return self.auth_mode == "none" if self.demo is None else self.demo == "on"
 
     @property
     def metrics_need_read(self) -> bool:

@@ -198,13 +198,16 @@ VARIABLES = {
     ),
     "docs": Variable(
         "DIGITS_DOCS",
-        "`on`",
-        "`off` removes Swagger UI and the OpenAPI document",
+        "`on` when `DIGITS_AUTH` is `none`, else `off`",
+        "`off` removes Swagger UI (`/docs`) and the OpenAPI document (404 with a key, 401 "
+        "without: an undeclared path); `on` serves them, public (a browser cannot send a "
+        "bearer to open them; the operations in them still need keys)",
     ),
     "demo": Variable(
         "DIGITS_DEMO",
-        "`on`",
-        "`off` removes the demo page",
+        "`on` when `DIGITS_AUTH` is `none`, else `off`",
+        "`off` removes the demo page (`/` and its assets); `on` serves it, public: with auth "
+        "on it asks for an API key and sends it with each request",
     ),
     "rate_limit": Variable(
         "DIGITS_RATE_LIMIT",

@@ -25,8 +25,9 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "swagger-ui"
 def route_table(settings: Settings) -> list[ControllerRouterHandler]:
     """Native routes, the OIP ``/v2`` routes, Swagger UI assets and the demo page.
 
-    ``DIGITS_FEEDBACK=on`` adds ``POST /feedback``; ``DIGITS_DOCS=off`` drops Swagger UI
-    (and the OpenAPI document, :func:`serving.app`), ``DIGITS_DEMO=off`` the demo page.
+    ``DIGITS_FEEDBACK=on`` adds ``POST /feedback``; ``DIGITS_DOCS`` adds Swagger UI (and the
+    OpenAPI document, :func:`serving.app`), ``DIGITS_DEMO`` the demo page: both by default
+    only when ``DIGITS_AUTH`` is ``none`` (:attr:`serving.settings.Settings.docs_on`).
     """
     table: list[ControllerRouterHandler] = [
         *native_routes(settings),
@@ -34,12 +35,12 @@ def route_table(settings: Settings) -> list[ControllerRouterHandler]:
     ]
     if settings.feedback == "on":
         table.extend(feedback_routes())
-    if settings.docs == "on":
+    if settings.docs_on:
         table.append(
             create_static_files_router(
                 path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False, opt=public()
             )
         )
-    if settings.demo == "on":
+    if settings.demo_on:
         table.append(demo_router())
     return table

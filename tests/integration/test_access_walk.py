@@ -64,6 +64,10 @@ def setup(
             "DIGITS_AUTH": "api-key",
             "DIGITS_API_KEYS_FILE": str(keys_file),
             "DIGITS_METRICS_AUTH": "true",
+            # Published on purpose (off by default with auth): the walk reads the document,
+            # and the pages must stay public (tests/integration/test_docs_demo_access.py).
+            "DIGITS_DOCS": "on",
+            "DIGITS_DEMO": "on",
         },
         workers=2,
         log_dir=directory,

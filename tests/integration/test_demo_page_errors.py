@@ -174,7 +174,12 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runn
     directory = tmp_path_factory.mktemp("demo-auth-server")
     keys_file = directory / "keys.jsonl"
     key = add_key(keys_file, "demo-user", ["predict", "explain", "read"])
-    env = {"DIGITS_AUTH": "api-key", "DIGITS_API_KEYS_FILE": str(keys_file)}
+    # The page is off by default with auth on; published, it asks for a key.
+    env = {
+        "DIGITS_AUTH": "api-key",
+        "DIGITS_API_KEYS_FILE": str(keys_file),
+        "DIGITS_DEMO": "on",
+    }
     running = start_server(env, workers=1, log_dir=directory)
     yield running, key
     stop_server(running)

@@ -74,6 +74,7 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeedbackServe
         "DIGITS_API_KEYS_FILE": str(keys),
         "DIGITS_DECISION_LOG_DIR": str(directory / "records"),
         "DIGITS_FEEDBACK": "on",
+        "DIGITS_DEMO": "on",  # off by default with auth on
     }
     running = start_server(env, workers=1, log_dir=directory)
     yield FeedbackServer(running, labeller, viewer, directory / "records")

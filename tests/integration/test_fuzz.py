@@ -103,6 +103,7 @@ CONFIGURATIONS = {
         "DIGITS_MAX_ROWS": "2",
         "DIGITS_EXPLAIN_MAX_ROWS": "1",
         "DIGITS_FEEDBACK": "on",  # POST /feedback in the document (with decision records)
+        "DIGITS_DOCS": "on",  # the document schemathesis reads (off by default with auth on)
     },
 }
 

@@ -89,7 +89,8 @@ CONFIGURATIONS = ["unset", "none", "api-key", "api-key, metrics open", "api-key,
 def configured(
     request: pytest.FixtureRequest, keys_file: Path, jwks_file: Path
 ) -> Iterator[tuple[str, TestClient[Any]]]:
-    settings = configurations(keys_file, jwks_file)[request.param]
+    # The document of each configuration, published (with auth on it is off by default).
+    settings = {**configurations(keys_file, jwks_file)[request.param], "docs": "on"}
     with service_client(**settings) as client:
         yield request.param, client
 
@@ -155,7 +156,7 @@ def test_security_is_documented_exactly_where_a_credential_is_asked_for(
 @pytest.mark.parametrize("auth", ["none", "api-key"])
 def test_429_is_documented_exactly_where_a_rate_limit_applies(auth: str, keys_file: Path) -> None:
     key = add_key(keys_file, f"limited-{auth}", ["predict", "explain", "read"])
-    settings: dict[str, Any] = {"auth": auth, "rate_limit": "1/hour"}
+    settings: dict[str, Any] = {"auth": auth, "rate_limit": "1/hour", "docs": "on"}
     if auth == "api-key":
         settings["api_keys_file"] = str(keys_file)
     with service_client(**settings) as client:

@@ -130,6 +130,7 @@ def test_metrics_need_the_read_scope_by_default_when_auth_is_on(
             "DIGITS_AUTH": "api-key",
             "DIGITS_API_KEYS_FILE": str(keys),
             "DIGITS_RATE_LIMIT": "3/minute",
+            "DIGITS_DOCS": "on",  # off by default with auth on; the document is read below
         },
         workers=1,
     )
