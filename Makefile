@@ -17,9 +17,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # (+runc, debootstrap for a local base image), headless Chromium (also prints the audit pack),
 # wrk, OpenSSH server (the SSH DVC remote test starts its own sshd), redis-server (shared rate
 # limits), poppler-utils (pdftoppm renders the audit pack's PDF pages), shellcheck (actionlint
-# runs it on the workflows' run: scripts; make lint-deps installs it alone).
-APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make openssh-server redis-server poppler-utils shellcheck
-APT_PROBES := promtool podman runc debootstrap chromium wrk git /usr/sbin/sshd redis-server pdftoppm shellcheck
+# runs it on the workflows' run: scripts; make lint-deps installs it alone), haproxy (the
+# load balancer of the rolling-restart test).
+APT_PACKAGES := prometheus podman runc debootstrap chromium wrk git make openssh-server redis-server poppler-utils shellcheck haproxy
+APT_PROBES := promtool podman runc debootstrap chromium wrk git /usr/sbin/sshd redis-server pdftoppm shellcheck /usr/sbin/haproxy
 LINT_APT_PACKAGES := shellcheck
 LINT_APT_PROBES := shellcheck
 
