@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
-from serving.decisions.legacy import DecisionRecordV1, DecisionRecordV2
+from serving.decisions.legacy import DecisionRecordV1, DecisionRecordV2, LegacyRecord
 from serving.decisions.record import DecisionRecord
 from serving.feedback.record import FILE_PREFIX as FEEDBACK_PREFIX
 from serving.feedback.record import FeedbackRecord
@@ -40,7 +40,9 @@ from serving.feedback.record import FeedbackRecord
 if TYPE_CHECKING:
     import duckdb
 
-AnyRecord = DecisionRecord | DecisionRecordV2 | DecisionRecordV1
+AnyRecord = DecisionRecord | LegacyRecord
+# What a decision line decodes as: a record of any schema version, told apart by its tag.
+RECORD_TYPES: Any = DecisionRecord | DecisionRecordV2 | DecisionRecordV1
 DECISION_FILES = "decisions-*.jsonl"
 FEEDBACK_FILES = f"{FEEDBACK_PREFIX}-*.jsonl"
 INSTALL_HINT = (
@@ -79,7 +81,7 @@ class BadLine(NamedTuple):
 
 
 _DECODERS = {
-    "decision": msgspec.json.Decoder(AnyRecord),
+    "decision": msgspec.json.Decoder(RECORD_TYPES),
     "feedback": msgspec.json.Decoder(FeedbackRecord),
 }
 

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 
 import msgspec
 
-from serving.decisions.catalog import AnyRecord, BadLine, Catalog, QueryError
+from serving.decisions.catalog import RECORD_TYPES, AnyRecord, BadLine, Catalog, QueryError
 
 __all__ = ["AnyRecord", "BadLine", "Catalog", "QueryError", "find", "parse_since", "select"]
-_DECODER = msgspec.json.Decoder(AnyRecord)
+_DECODER: msgspec.json.Decoder[AnyRecord] = msgspec.json.Decoder(RECORD_TYPES)
 _BATCH = 1000
 
 # The record lines behind the ``decisions`` view's rows that pass every filter given (a

@@ -19,6 +19,7 @@ import msgspec
 
 from serving.decisions.legacy import DecisionRecordV1
 from serving.decisions.query import AnyRecord
+from serving.decisions.record import RecordRegistry
 from serving.lineage import MODEL_ONNX, VERSION_LENGTH, LineageError, find_out, raw_data_entry
 from serving.lineage.lockfile import LockFormatError, parse_lock
 
@@ -82,7 +83,8 @@ def trace(record: AnyRecord, repo: Path) -> Chain:
     if isinstance(record, DecisionRecordV1):
         chain.note = "a schema version 1 record: it has no registry entry"
         return chain
-    registry = record.registry
+    # Version 2 or 3: an older version's fields are made at import (legacy.OLDER), not typed.
+    registry: RecordRegistry | None = getattr(record, "registry")  # noqa: B009
     if registry is None:
         chain.note = (
             "no registry version: the model was served from a working copy that matches "
