@@ -134,7 +134,7 @@ VARIABLES = {
         "DIGITS_AUTH",
         "`none` on a loopback bind; **required** otherwise",
         "`api-key`, `jwt` or `none` (only behind a gateway that authenticates); see [Access "
-        "control](#access-control-rate-limits-and-decision-records)",
+        "control](deployment.md#access-control)",
     ),
     "api_keys_file": Variable(
         "DIGITS_API_KEYS_FILE",
@@ -257,7 +257,7 @@ VARIABLES = {
         "`off`",
         "`on`: `POST /feedback` takes the true labels of recorded decisions (needs "
         "`DIGITS_DECISION_LOG_DIR`; scope `feedback`); see "
-        "[docs/deployment.md](docs/deployment.md#ground-truth-feedback)",
+        "[deployment.md](deployment.md#ground-truth-feedback)",
     ),
     "feedback_window": Variable(
         "DIGITS_FEEDBACK_WINDOW",
