@@ -1,7 +1,17 @@
 # Digits inference service: Litestar + ONNX Runtime serving the DVC-locked model.
 #
 #   docker build -t digits-api .            # or: podman build --format docker -t digits-api .
-#   docker run --read-only --tmpfs /tmp -p 8000:8000 digits-api
+#
+# The image requires API keys (DIGITS_AUTH=api-key) from /run/secrets/digits-api-keys. First
+# run: a keys file with a key for you, readable by the container's uid 10001, mounted:
+#
+#   KEY=$(.venv/bin/python -m serving.access.keys --file api-keys.jsonl add me --scopes predict,explain,read)
+#   chmod 0644 api-keys.jsonl
+#   docker run --rm --read-only --tmpfs /tmp -p 127.0.0.1:8000:8000 \
+#     -v "$PWD/api-keys.jsonl:/run/secrets/digits-api-keys:ro" digits-api
+#
+# (tested as written in tests/integration/test_doc_examples_container.py, from
+# docs/deployment.md "The image"; without keys: -e DIGITS_AUTH=none, on loopback only.)
 #
 # The runtime stage holds only the serving runtime from the hash-pinned
 # requirements/serving.lock (no scikit-learn, dvc, ART or compilers), the server
