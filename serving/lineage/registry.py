@@ -27,8 +27,9 @@ class RegistryInfo(msgspec.Struct, frozen=True):
     stage: str | None = None
     ref: str | None = None
     commit: str | None = None
-    # lock path -> md5 of the served files the entry was made for (absent in older files).
-    artifacts: dict[str, str] | None = None
+    # lock path -> md5 of the served files the entry was made for (older files have none:
+    # absent is empty, nothing to check).
+    artifacts: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 def read_registry(model_dir: Path) -> RegistryInfo | None:
@@ -54,7 +55,7 @@ def parse_registry(data: bytes, path: Path) -> RegistryInfo:
 def check_registry(entry: RegistryInfo, served: dict[str, str], path: Path) -> None:
     """Refuse a registry entry written for other files than the verified ones ``served``
     (lock path -> md5): the service would report a version it does not serve."""
-    for lock_path, md5 in (entry.artifacts or {}).items():
+    for lock_path, md5 in entry.artifacts.items():
         actual = served.get(lock_path)
         if actual is not None and actual != md5:
             raise LineageError(
