@@ -169,7 +169,7 @@ lint: $(STAMP) lint-workflows ## ruff check + ruff format --check + bandit + act
 types: $(STAMP) ## mypy --strict
 	mypy --strict stages serving tests tools
 
-# Test tiers (README "Tests"): the folder is the tier and sets its marker (tests/conftest.py).
+# Test tiers (docs/testing.md): the folder is the tier and sets its marker (tests/conftest.py).
 # unit: no pipeline artifacts; model: the pipeline outputs; integration: the app and real
 # servers, containers, browsers over the locked model. Parallel with pytest-xdist: unit and
 # model per test; integration per file (module fixtures stay in one worker) on 2 workers,
@@ -220,7 +220,7 @@ sbom: $(STAMP) ## CycloneDX SBOMs of the service runtime and the full toolchain 
 	cyclonedx-py requirements --pyproject pyproject.toml --output-reproducible --of JSON \
 	  -o build/sbom/dev.cdx.json $(LOCK)
 
-# --- Sharing, registry, signing (README "Release flow") -------------------------------
+# --- Sharing, registry, signing (docs/deployment.md "Release flow") ------------------
 ARTIFACT := digits-classifier
 
 .PHONY: push
