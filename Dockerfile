@@ -47,10 +47,13 @@ SHELL ["/bin/sh", "-eu", "-c"]
 # Numeric, non-root runtime user with no home and no login shell. No installer in the
 # runtime, whatever the base: the official slim image ships pip (and setuptools, wheel) in
 # the system Python, Debian's python3 does not; it is removed where it is, and the build
-# fails if any is left.
+# fails if any is left. /var/lib/digits, the service's, is where a deployment mounts the volume
+# for decision records (DIGITS_DECISION_LOG_DIR below it): a new docker or podman named
+# volume takes this directory's owner and mode, so uid 10001 can write it.
 RUN groupadd --gid 10001 app; \
     useradd --no-log-init --uid 10001 --gid 10001 --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin app; \
+    install -d -o 10001 -g 10001 -m 0700 /var/lib/digits; \
     if python3 -m pip --version >/dev/null 2>&1; then \
         python3 -m pip uninstall --yes --root-user-action=ignore pip setuptools wheel; \
     fi; \

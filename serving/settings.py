@@ -177,6 +177,7 @@ NOT_SETTINGS = {
     "DIGITS_HOST_PORT": "compose.yaml: the host port",
     "DIGITS_API_KEYS_HOST_FILE": "compose.yaml: the keys file on the host",
     "DIGITS_METRICS_TOKEN_HOST_FILE": "compose.yaml: Prometheus's token file on the host",  # nosec B105 - a name
+    "DIGITS_REDIS_PASSWORD": "compose.yaml: the password of its Redis",  # nosec B105 - a name
     "DIGITS_PROJECT_DIR": "bench/baseline_fastapi.py: the project the baseline serves",
     "DIGITS_TEST_IMAGE": "tests/integration/test_container.py: the image under test",
 }

@@ -292,7 +292,9 @@ def test_root_filesystem_is_read_only_and_tmp_is_writable(container: RunningCont
 
 def test_podman_compose_runs_the_api_service_as_declared(image: str, keys_file: KeysFile) -> None:
     """`podman-compose up api` with the compose file as written (the image built above;
-    the Prometheus service needs a registry pull, so only the API service is started)."""
+    the Prometheus and Redis services need a registry pull, so only the API service is
+    started: its rate limits fall back to each worker's count). Its decision records land
+    on the named volume, written by uid 10001, and outlive the container."""
     project = f"digits-compose-test-{os.getpid()}"
     port = free_port()
     env = {
@@ -300,6 +302,7 @@ def test_podman_compose_runs_the_api_service_as_declared(image: str, keys_file: 
         "DIGITS_IMAGE": image,
         "DIGITS_HOST_PORT": str(port),
         "DIGITS_API_KEYS_HOST_FILE": str(keys_file.path),
+        "DIGITS_REDIS_PASSWORD": "0123456789abcdef" * 4,
     }
 
     def compose(*args: str) -> subprocess.CompletedProcess[str]:
@@ -313,14 +316,22 @@ def test_podman_compose_runs_the_api_service_as_declared(image: str, keys_file: 
             check=False,
         )
 
-    try:
-        up = compose("up", "--detach", "--no-build", "api")
+    def up_api() -> RunningContainer:
+        up = compose("up", "--detach", "--no-build", "--no-deps", "api")
         assert up.returncode == 0, up.stdout + up.stderr
         listed = podman("ps", "--filter", f"label=io.podman.compose.project={project}", "-q")
         names = listed.stdout.split()
         assert len(names) == 1, listed.stdout + listed.stderr
-        name = names[0]
-        wait_until_ready(f"http://127.0.0.1:{port}", name)
+        wait_until_ready(f"http://127.0.0.1:{port}", names[0])
+        return RunningContainer(names[0], f"http://127.0.0.1:{port}", 0.0)
+
+    def record_files(api: RunningContainer) -> list[str]:
+        listed = exec_in(api, "sh", "-c", "ls /var/lib/digits/records/decisions-*.jsonl")
+        return listed.stdout.split()
+
+    try:
+        api = up_api()
+        name = api.name
         inspected = json.loads(podman("inspect", name).stdout)[0]
         host = inspected["HostConfig"]
         assert host["ReadonlyRootfs"] is True
@@ -338,6 +349,27 @@ def test_podman_compose_runs_the_api_service_as_declared(image: str, keys_file: 
         assert workers.stdout.strip() == "2"
         limit = exec_in(RunningContainer(name, "", 0.0), "printenv", "DIGITS_RATE_LIMIT")
         assert limit.stdout.strip() == "600/minute"  # compose ships a rate limit by default
+
+        predicted = httpx.post(
+            f"{api.base_url}/predict", json={"samples": [[0.0] * 64]}, headers=keys_file.auth
+        )
+        assert predicted.status_code == 200, predicted.text
+        deadline = time.monotonic() + 10
+        while not record_files(api):  # flushed every 0.5 s
+            assert time.monotonic() < deadline, "no decision record on the volume"
+            time.sleep(0.2)
+        (written,) = record_files(api)
+        # The new volume took the image's /var/lib/digits (10001, 0700): docker gives a new
+        # volume the owner of the image's directory, and root's when it has none.
+        paths = ("/var/lib/digits", "/var/lib/digits/records", written)
+        owner = exec_in(api, "stat", "-c", "%u %a", *paths)
+        assert owner.stdout.split() == ["10001", "700"] * 2 + ["10001", "640"], owner.stdout
+        assert predicted.headers["x-request-id"] in exec_in(api, "cat", written).stdout
+        stopped = compose("down")  # the container goes, the named volume stays
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        again = up_api()
+        assert again.name != name
+        assert written in record_files(again)
     finally:
         down = compose("down", "--volumes")
         assert down.returncode == 0, down.stdout + down.stderr

@@ -3,6 +3,7 @@ tests/integration/test_container.py)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -122,6 +123,7 @@ def test_podman_compose_reads_the_compose_file_and_finds_the_build_file() -> Non
     result = subprocess.run(
         [str(VENV_BIN / "podman-compose"), "--file", "compose.yaml", "config"],
         cwd=REPO_ROOT,
+        env={**os.environ, "DIGITS_REDIS_PASSWORD": "0123456789abcdef" * 4},
         capture_output=True,
         text=True,
         timeout=60,
@@ -131,7 +133,7 @@ def test_podman_compose_reads_the_compose_file_and_finds_the_build_file() -> Non
     resolved: dict[str, Any] = yaml.safe_load(result.stdout)
     build = resolved["services"]["api"]["build"]
     assert (Path(build["context"]) / build["dockerfile"]).resolve() == REPO_ROOT / "Dockerfile"
-    assert set(resolved["services"]) == {"api", "prometheus"}
+    assert set(resolved["services"]) == {"api", "redis", "prometheus"}
 
 
 def test_documented_commands_name_no_build_file_that_does_not_exist() -> None:
