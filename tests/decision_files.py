@@ -12,7 +12,8 @@ import msgspec
 import numpy as np
 
 from serving.decisions.decided import Decided
-from serving.decisions.record import Pending, RecordModel, RecordRegistry, RecordTime, utc_time
+from serving.decisions.packing import Pending
+from serving.decisions.record import RecordModel, RecordRegistry, RecordTime, utc_time
 from serving.feedback.record import FeedbackRecord
 from tests.records import record_lines
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from serving.decisions.record import Pending, RecordTime, chunk_lines, pack
+from serving.decisions.packing import Pending, pack
+from serving.decisions.record import RecordTime, chunk_lines
 
 
 def record_lines(items: Sequence[Pending], with_inputs: bool, time_of: RecordTime) -> list[bytes]:

@@ -3,7 +3,7 @@
 Each worker that writes decision records starts one child, ``python -m
 serving.decisions.encoder`` (numpy and msgspec only; no model, no pickle), when its first
 chunk is written. The writer thread sends it packed chunks
-(:func:`serving.decisions.record.pack`) on its stdin and reads the JSON lines back from
+(:func:`serving.decisions.packing.pack`) on its stdin and reads the JSON lines back from
 its stdout; the writer thread, not the child, appends them to the worker's file, so
 rotation, retries, the write-error metrics and the shutdown flush stay in one place
 (:mod:`serving.decisions.writer`). Frames are a 4-byte little-endian length and the

@@ -1,10 +1,13 @@
 """The decision record (schema version 3), its input fingerprint, and the packed chunk.
 
-A chunk of answered requests is packed on the event loop (:func:`pack`: ids and timings
-as columns, the arrays stacked as bytes: cheap) and turned into JSON lines elsewhere
-(:func:`chunk_lines`: the sha256, or the HMAC-SHA256 with ``DIGITS_DECISION_HASH_KEY``, of
-each record's canonical float32 rows, the per-row fields and one msgspec ``encode_lines``
-call), normally in the encoder process (:mod:`serving.decisions.encoder`).
+A chunk of answered requests is packed on the event loop
+(:func:`serving.decisions.packing.pack`: ids and timings as columns, the arrays stacked as
+bytes: cheap) and turned into JSON lines here (:func:`chunk_lines`: the sha256, or the
+HMAC-SHA256 with ``DIGITS_DECISION_HASH_KEY``, of each record's canonical float32 rows, the
+per-row fields and one msgspec ``encode_lines`` call), normally in the encoder process
+(:mod:`serving.decisions.encoder`). This module needs the standard library and msgspec
+only, not numpy: the encoder process imports it, one per guarded worker, and numpy alone
+would double its memory (``tests/unit/test_decision_encoder.py`` keeps numpy out).
 """
 
 from __future__ import annotations
@@ -13,14 +16,13 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+import math
+import struct
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import msgspec
-import numpy as np
-
-from serving.decisions.decided import Decided
 
 log = logging.getLogger("serving")
 SCHEMA_VERSION = 3
@@ -42,22 +44,6 @@ class RecordModel(msgspec.Struct, array_like=True, frozen=True):
 
     version: str
     registry: RecordRegistry | None
-
-
-class Pending(NamedTuple):
-    """What the chain step queues per answered request (fields by name; a tuple, so a
-    chunk of them is transposed with one ``zip``)."""
-
-    request_id: str
-    client_request_id: str | None
-    started: float  # epoch seconds
-    client_id: str | None
-    route: str
-    method: str
-    status: int
-    model: RecordModel
-    seconds: float  # latency
-    outcome: Decided
 
 
 InputHash = Literal["hmac-sha256", "sha256"]
@@ -111,51 +97,55 @@ class RecordTime:
         self._prefix = ""
 
     def __call__(self, epochs: Sequence[float]) -> list[str]:
-        stamps = np.asarray(epochs, dtype=np.float64)
-        whole = np.floor(stamps)
-        micros = np.rint((stamps - whole) * 1e6)  # as datetime rounds: half to even
-        whole += micros >= 1_000_000
-        millis = (micros % 1_000_000) // 1000
         texts = []
-        for second, milli in zip(
-            whole.astype(np.int64).tolist(), millis.astype(np.int64).tolist(), strict=True
-        ):
+        for stamp in epochs:
+            second = math.floor(stamp)
+            micros = round((stamp - second) * 1e6)  # as datetime rounds: half to even
+            if micros >= 1_000_000:
+                second += 1
             if second != self._second:
                 self._second, self._prefix = second, utc_time(second)[:-5]  # without ".000Z"
-            texts.append(f"{self._prefix}.{milli:03d}Z")
+            texts.append(f"{self._prefix}.{micros % 1_000_000 // 1000:03d}Z")
         return texts
 
 
 def latency_ms(seconds: Sequence[float]) -> list[float]:
-    """Latencies in milliseconds, rounded to whole microseconds."""
-    return (np.rint(np.asarray(seconds, dtype=np.float64) * 1e6) / 1000).tolist()  # type: ignore[no-any-return]
+    """Latencies in milliseconds, rounded to whole microseconds (half to even)."""
+    return [round(value * 1e6) / 1000 for value in seconds]
 
 
-def _joined(arrays: Sequence[Any]) -> Any:
-    """The arrays stacked along their first axis (one array for many records)."""
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+# numpy's dtype codes (Packed.dtype: "<f4", "|b1", ...) as struct's formats.
+_FORMATS = {
+    "f4": "f", "f8": "d", "i1": "b", "i2": "h", "i4": "i", "i8": "q",
+    "u1": "B", "u2": "H", "u4": "I", "u8": "Q", "b1": "?",
+}  # fmt: skip
 
 
 class Packed(msgspec.Struct, array_like=True, frozen=True):
-    """A numeric array as its dtype, shape and C-order bytes (no pickle, no object arrays)."""
+    """A numeric array as its dtype (numpy's code, e.g. ``<f4``), shape and C-order bytes
+    (no pickle, no object arrays); made by :func:`serving.decisions.packing.packed`."""
 
     dtype: str
     shape: tuple[int, ...]
     data: bytes
 
-    @classmethod
-    def of(cls, array: Any, rows: int) -> Packed:
-        array = np.ascontiguousarray(array)
-        if array.dtype.hasobject or array.ndim == 0 or len(array) != rows:
-            raise ValueError(f"not a numeric array of {rows} rows: {array.dtype} {array.shape}")
-        return cls(array.dtype.str, array.shape, array.data)
+    def values(self) -> list[Any]:
+        """Every element in C order, as Python numbers (what numpy's ``tolist`` gives)."""
+        fmt = _FORMATS.get(self.dtype[1:])
+        if fmt is None or self.dtype[0] not in "<>|=":
+            raise ValueError(f"unsupported packed dtype {self.dtype!r}")
+        order = ">" if self.dtype[0] == ">" else "=" if self.dtype[0] == "=" else "<"
+        return list(struct.unpack(f"{order}{math.prod(self.shape)}{fmt}", self.data))
 
-    def array(self) -> Any:
-        return np.frombuffer(self.data, dtype=np.dtype(self.dtype)).reshape(self.shape)
+    @property
+    def width(self) -> int:
+        """Elements per row (the product of the shape past its first axis)."""
+        return math.prod(self.shape[1:])
 
 
 class Chunk(msgspec.Struct, array_like=True, frozen=True):
-    """Answered requests in columns: what :func:`pack` hands to the encoder (process)."""
+    """Answered requests in columns: what :func:`serving.decisions.packing.pack` hands to the
+    encoder (process)."""
 
     request_ids: tuple[str, ...]
     client_request_ids: tuple[str | None, ...]
@@ -169,40 +159,12 @@ class Chunk(msgspec.Struct, array_like=True, frozen=True):
     rows: tuple[int, ...]
     samples: Packed  # every record's rows as C-contiguous little-endian float32, stacked
     labels: Packed
-    probabilities: Packed
+    top_probability: Packed  # each row's largest probability (numpy's max, in the worker)
     ood: Packed
     ood_score: Packed
 
 
-_PACKER = msgspec.msgpack.Encoder()
 _UNPACKER = msgspec.msgpack.Decoder(Chunk)
-
-
-def pack(items: Sequence[Pending]) -> bytes:
-    """Answered requests as one msgpack :class:`Chunk` (their arrays stacked, not converted).
-
-    Raises ``ValueError``/``TypeError`` when an item's arrays do not fit its row count."""
-    *columns, outs = zip(*items, strict=True)
-    # Pending's first nine fields are Chunk's first nine, in the same order.
-    head: dict[str, Any] = dict(zip(Chunk.__struct_fields__, columns, strict=False))
-    rows = tuple(len(out.samples) for out in outs)
-    total = sum(rows)
-    try:  # the usual chunk: every request's rows have the same shape
-        samples = np.concatenate([out.samples for out in outs], dtype="<f4")
-    except (ValueError, TypeError):
-        canonical = [np.ascontiguousarray(out.samples, dtype="<f4") for out in outs]
-        samples = np.concatenate([sample.reshape(len(sample), -1) for sample in canonical])
-    return _PACKER.encode(
-        Chunk(
-            **head,
-            rows=rows,
-            samples=Packed.of(samples.reshape(total, -1), total),
-            labels=Packed.of(_joined([out.labels for out in outs]), total),
-            probabilities=Packed.of(_joined([out.probabilities for out in outs]), total),
-            ood=Packed.of(_joined([out.ood for out in outs]), total),
-            ood_score=Packed.of(_joined([out.ood_score for out in outs]), total),
-        )
-    )
 
 
 def _input_hash(key: bytes | None) -> tuple[InputHash, Callable[[Any], str]]:
@@ -218,18 +180,19 @@ def _records(
 ) -> list[DecisionRecord]:
     """The chunk's records: per-row and per-record fields converted for all at once."""
     hash_name, fingerprint = _input_hash(hash_key)
-    samples = chunk.samples.array()
-    labels = chunk.labels.array().tolist()
-    top = chunk.probabilities.array().max(axis=1).tolist()
-    ood = chunk.ood.array().tolist()
-    scores = chunk.ood_score.array().tolist()
+    samples, width = memoryview(chunk.samples.data), chunk.samples.width
+    row_bytes = len(samples) // chunk.samples.shape[0] if chunk.samples.shape[0] else 0
+    inputs = chunk.samples.values() if with_inputs else []
+    labels = chunk.labels.values()
+    top = chunk.top_probability.values()
+    ood = chunk.ood.values()
+    scores = chunk.ood_score.values()
     times = time_of(chunk.started)
     latencies = latency_ms(chunk.seconds)
     records = []
     start = 0
     for index, n in enumerate(chunk.rows):
         stop = start + n
-        rows = samples[start:stop]
         model = chunk.models[index]
         records.append(
             DecisionRecord(  # positional, in field order: cheaper than keywords
@@ -244,13 +207,15 @@ def _records(
                 model.registry,
                 n,
                 hash_name,
-                fingerprint(rows.data),
+                fingerprint(samples[start * row_bytes : stop * row_bytes]),
                 labels[start:stop],
                 top[start:stop],
                 ood[start:stop],
                 scores[start:stop],
                 latencies[index],
-                rows.tolist() if with_inputs else None,
+                [inputs[row * width : (row + 1) * width] for row in range(start, stop)]
+                if with_inputs
+                else None,
             )
         )
         start = stop
@@ -260,8 +225,9 @@ def _records(
 def chunk_lines(
     frame: bytes, with_inputs: bool, time_of: RecordTime, hash_key: bytes | None = None
 ) -> tuple[bytes, int]:
-    """The JSON lines of a :func:`pack` frame, in order, and how many records were dropped;
-    ``input_sha256`` keyed with ``hash_key`` (HMAC-SHA256) when one is given.
+    """The JSON lines of a :func:`~serving.decisions.packing.pack` frame, in order, and how
+    many records were dropped; ``input_sha256`` keyed with ``hash_key`` (HMAC-SHA256) when
+    one is given.
 
     A record that cannot be encoded is dropped alone (logged with its request id)."""
     chunk = _UNPACKER.decode(frame)

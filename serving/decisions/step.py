@@ -23,7 +23,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from serving.access.auth import CLIENT, Client
 from serving.decisions.decided import Decided
 from serving.decisions.outcome import OUTCOME
-from serving.decisions.record import Pending, RecordModel, RecordRegistry
+from serving.decisions.packing import Pending
+from serving.decisions.record import RecordModel, RecordRegistry
 from serving.decisions.writer import DecisionWriter
 from serving.feedback.index import Decided as Indexed
 from serving.feedback.service import build_feedback

@@ -3,7 +3,7 @@
 A request appends what its record needs (a :data:`~serving.decisions.record.Pending`
 tuple: ids, timings and references to the request's arrays, which are not mutated) to a
 deque. Once ``ENCODE_CHUNK`` input rows are pending (64 single-row requests, or one large
-request) they are packed on the event loop (:func:`serving.decisions.record.pack`: the
+request) they are packed on the event loop (:func:`serving.decisions.packing.pack`: the
 columns and stacked array bytes as one msgpack frame, about a microsecond per record).
 Every ``flush_seconds`` (or at ``WAKE_FRAMES`` frames) the writer thread packs the last,
 short chunk, has the frames turned into JSON lines by this worker's encoder process
@@ -37,7 +37,7 @@ from pathlib import Path
 
 from serving.decisions.encoder import Encoder
 from serving.decisions.logfile import LogFile, WriteFailedError
-from serving.decisions.record import Pending, pack
+from serving.decisions.packing import Pending, pack
 from serving.flusher import Flusher
 from serving.monitoring.access_metrics import AccessMetrics, write_error_reason
 
@@ -80,7 +80,7 @@ class DecisionWriter:
         """Queue one answered request's record (called on the event loop; no I/O).
 
         Once ``ENCODE_CHUNK`` rows are pending (64 single-row requests, or one request of
-        64 rows or more), they are packed here (:func:`~serving.decisions.record.pack`:
+        64 rows or more), they are packed here (:func:`~serving.decisions.packing.pack`:
         arrays stacked, no per-record conversion); the encoder process makes the JSON."""
         self._pending.append(item)
         self._pending_rows += len(item.outcome.samples)

@@ -27,7 +27,8 @@ from serving.app import create_app
 from serving.decisions.__main__ import main as decisions_main
 from serving.decisions.decided import Decided
 from serving.decisions.logfile import LogFile
-from serving.decisions.record import SCHEMA_FILE, Pending, RecordModel, RecordTime
+from serving.decisions.packing import Pending
+from serving.decisions.record import SCHEMA_FILE, RecordModel, RecordTime
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import SettingsError, load_settings
 from tests.integration.test_decisions import make_settings, read_records

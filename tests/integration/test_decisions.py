@@ -22,10 +22,10 @@ from serving.access.keys import add_key
 from serving.app import create_app
 from serving.decisions.__main__ import main as decisions_main
 from serving.decisions.decided import Decided
+from serving.decisions.packing import Pending
 from serving.decisions.record import (
     SCHEMA_FILE,
     DecisionRecord,
-    Pending,
     RecordModel,
     RecordRegistry,
     RecordTime,
