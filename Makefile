@@ -167,7 +167,7 @@ lint: $(STAMP) lint-workflows ## ruff check + ruff format --check + bandit + act
 
 .PHONY: types
 types: $(STAMP) ## mypy --strict
-	mypy --strict stages serving tests tools
+	mypy --strict stages serving tests tools bench
 
 # Test tiers (docs/testing.md): the folder is the tier and sets its marker (tests/conftest.py).
 # unit: no pipeline artifacts; model: the pipeline outputs; integration: the app and real

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
+
+from prometheus_client import Counter, Gauge, Histogram
+
+Family = TypeVar("Family", Counter, Gauge, Histogram)
 
 
-def unregistered(kind: Any) -> Callable[..., Any]:
+def unregistered(kind: type[Family]) -> Callable[..., Family]:
     """``kind`` (prometheus_client's ``Counter``, ``Gauge`` or ``Histogram``) with
-    ``registry=None``: call it with the family's name, help text, labels and options."""
+    ``registry=None``: call it with the family's name, help text, labels and options. The
+    result is typed as ``kind``, so the families' uses are checked."""
     return functools.partial(kind, registry=None)

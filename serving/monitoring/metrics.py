@@ -62,7 +62,8 @@ class ServiceMetrics:
         if values.ValueClass is values.MutexValue:
             # prometheus_client was imported before the directory was configured.
             values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
-        counter, gauge, histogram = (unregistered(kind) for kind in (Counter, Gauge, Histogram))
+        counter, gauge = unregistered(Counter), unregistered(Gauge)
+        histogram = unregistered(Histogram)
 
         self.requests = counter(
             "http_requests_total",
