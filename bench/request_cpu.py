@@ -4,8 +4,10 @@
 issued 1 or ``k`` at a time with ``asyncio.gather`` (``k`` > 1: requests share a model
 call), best of 5 rounds of 4,000 requests, for both dispatches of the same app: the fast
 dispatch of ``FAST`` handlers (production) and Litestar's own handler pipeline (the same
-handlers with the ``FAST`` option removed). Prints a Markdown table; docs/performance.md
-quotes it with the commit it was measured at.
+handlers with the ``FAST`` option removed). With ``--guards``: the open app against the
+same app guarded as ``make bench`` guards it (API key on every request, a rate limit that
+never refuses, decision records written; the encoder child's CPU is not counted). Prints a
+Markdown table; docs/performance.md quotes it with the commit it was measured at.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import asyncio
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,7 @@ BODIES = {
 }
 
 
-async def _one(app: Any, path: str, body: bytes) -> None:
+async def _one(app: Any, path: str, body: bytes, authorization: bytes = b"") -> None:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -55,6 +58,7 @@ async def _one(app: Any, path: str, body: bytes) -> None:
             (b"host", b"127.0.0.1"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            *([(b"authorization", authorization)] if authorization else []),
         ],
     }
     messages = [{"type": "http.request", "body": body, "more_body": False}]
@@ -73,18 +77,20 @@ async def _one(app: Any, path: str, body: bytes) -> None:
         raise RuntimeError(f"{path}: status {sent[0]['status']}")
 
 
-async def _per_request_us(app: Any, path: str, k: int, n: int) -> float:
+async def _per_request_us(app: Any, path: str, k: int, n: int, authorization: bytes = b"") -> float:
     best = float("inf")
     for _ in range(5):
         started = time.perf_counter()
         for _ in range(n // k):
-            await asyncio.gather(*[_one(app, path, BODIES[path]) for _ in range(k)])
+            await asyncio.gather(*[_one(app, path, BODIES[path], authorization) for _ in range(k)])
         best = min(best, (time.perf_counter() - started) / n)
     return best * 1e6
 
 
-def _app(fast: bool) -> ServiceApp:
-    app = create_app(Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"), log_level="warning"))
+def _app(fast: bool, guards: dict[str, Any] | None = None) -> ServiceApp:
+    app = create_app(
+        Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"), log_level="warning", **(guards or {}))
+    )
     load_model(service_of(app))
     if not fast:
         for route in app.routes:
@@ -94,14 +100,46 @@ def _app(fast: bool) -> ServiceApp:
     return app
 
 
-async def _main(k: int, n: int) -> None:
-    apps = {"fast dispatch": _app(True), "Litestar pipeline": _app(False)}
+def _guarded(work: Path) -> tuple[dict[str, Any], bytes]:
+    """The settings ``make bench`` guards the service with, and a valid Authorization."""
+    from bench.targets import GUARDED_RATE_LIMIT, GUARDED_SCOPES
+    from serving.access.keys import add_key
+
+    key_file = work / "keys.jsonl"
+    token = add_key(key_file, "bench", GUARDED_SCOPES)
+    settings = {
+        "auth": "api-key",
+        "api_keys_file": str(key_file),
+        "rate_limit": GUARDED_RATE_LIMIT,
+        "explain_rate_limit": GUARDED_RATE_LIMIT,
+        "decision_log_dir": str(work / "decisions"),
+    }
+    return settings, f"Bearer {token}".encode()
+
+
+async def _main(k: int, n: int, guards: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="request-cpu-") as work:
+        if guards:
+            settings, authorization = _guarded(Path(work))
+            apps = {"open": _app(True), "guarded": _app(True, settings)}
+            auth = {"open": b"", "guarded": authorization}
+        else:
+            apps = {"fast dispatch": _app(True), "Litestar pipeline": _app(False)}
+            auth = dict.fromkeys(apps, b"")
+        await _table(apps, auth, k, n)
+        for app in apps.values():  # the guarded app's decision writer: stop its thread
+            for close in service_of(app).closers:
+                close()
+
+
+async def _table(apps: dict[str, ServiceApp], auth: dict[str, bytes], k: int, n: int) -> None:
     print("| request | k | " + " | ".join(apps) + " |")
     print("| --- | ---: |" + " ---: |" * len(apps))
     for path in BODIES:
         for concurrent in (1, k):
             cells = [
-                f"{await _per_request_us(app, path, concurrent, n):.0f} µs" for app in apps.values()
+                f"{await _per_request_us(app, path, concurrent, n, auth[name]):.0f} µs"
+                for name, app in apps.items()
             ]
             print(f"| `POST {path}` | {concurrent} | " + " | ".join(cells) + " |", flush=True)
 
@@ -110,8 +148,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", type=int, default=8, help="concurrent requests (batched case)")
     parser.add_argument("-n", type=int, default=4000, help="requests per round")
+    parser.add_argument(
+        "--guards", action="store_true", help="open vs guarded (auth, rate limit, records)"
+    )
     args = parser.parse_args()
-    asyncio.run(_main(args.k, args.n))
+    asyncio.run(_main(args.k, args.n, args.guards))
 
 
 if __name__ == "__main__":
