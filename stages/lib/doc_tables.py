@@ -82,16 +82,8 @@ def stress_table(robustness: dict[str, Any]) -> str:
     body = []
     for test, result in sorted(robustness["stress"].items()):
         for key, score in result["by_strength"].items():
-            body.append(
-                [
-                    f"`{test}`",
-                    key,
-                    fmt(score["accuracy"], 3),
-                    fmt(score["flag_rate"], 3),
-                    fmt(score["silent_error_rate"], 3),
-                    fmt(score["flip_rate"], 3),
-                ]
-            )
+            rates = ("accuracy", "flag_rate", "silent_error_rate", "flip_rate")
+            body.append([f"`{test}`", key, *(fmt(score[rate], 3) for rate in rates)])
     header = [
         "stress family",
         "strength",
@@ -137,38 +129,29 @@ def shift_ink_table(robustness: dict[str, Any], pixels: int) -> str:
     return markdown_table(header, body)
 
 
+_INK_CUT_RATES = (
+    "accuracy",
+    "rule_flag_rate",
+    "pca_flag_rate",
+    "flag_rate",
+    "silent_error_rate_pca_only",
+    "silent_error_rate",
+)
+
+
 def ink_cut_table(experiment: dict[str, Any]) -> str:
     """What the ink-cut rule achieves on the rows a shift cuts, per direction."""
-    body = []
-    for direction, r in experiment["by_direction"].items():
-        if not r["n"]:
-            continue
-        body.append(
-            [
-                f"{direction.replace('_', '-')} {experiment['pixels']} px",
-                str(r["n"]),
-                fmt(r["accuracy"], 3),
-                fmt(r["rule_flag_rate"], 3),
-                fmt(r["pca_flag_rate"], 3),
-                fmt(r["flag_rate"], 3),
-                fmt(r["silent_error_rate_pca_only"], 3),
-                fmt(r["silent_error_rate"], 3),
-            ]
-        )
+    rows = [
+        (f"{direction.replace('_', '-')} {experiment['pixels']} px", r)
+        for direction, r in experiment["by_direction"].items()
+    ]
     noisy = experiment["with_noise"]
-    if noisy["n"]:
-        body.append(
-            [
-                f"the same, vertical and diagonal, + noise sigma {noisy['sigma']:g}",
-                str(noisy["n"]),
-                fmt(noisy["accuracy"], 3),
-                fmt(noisy["rule_flag_rate"], 3),
-                fmt(noisy["pca_flag_rate"], 3),
-                fmt(noisy["flag_rate"], 3),
-                fmt(noisy["silent_error_rate_pca_only"], 3),
-                fmt(noisy["silent_error_rate"], 3),
-            ]
-        )
+    rows.append((f"the same, vertical and diagonal, + noise sigma {noisy['sigma']:g}", noisy))
+    body = [
+        [label, str(r["n"]), *(fmt(r[rate], 3) for rate in _INK_CUT_RATES)]
+        for label, r in rows
+        if r["n"]
+    ]
     header = [
         "rows with ink cut",
         "rows",
