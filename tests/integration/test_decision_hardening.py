@@ -25,12 +25,11 @@ from litestar.testing import TestClient
 from serving.access.keys import add_key
 from serving.app import create_app
 from serving.decisions.__main__ import main as decisions_main
-from serving.decisions.decided import Decided
 from serving.decisions.logfile import LogFile
-from serving.decisions.packing import Pending
-from serving.decisions.record import SCHEMA_FILE, RecordModel, RecordTime
+from serving.decisions.record import SCHEMA_FILE, RecordTime
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import SettingsError, load_settings
+from tests.decision_files import decision
 from tests.integration.test_decisions import make_settings, read_records
 from tests.records import record_lines
 
@@ -116,32 +115,13 @@ def test_a_clients_request_id_is_kept_apart_never_taken_as_the_record_id(
     assert sorted(record["request_id"] for record in listed) == sorted(ids.values())
 
 
-def pending(rid: str) -> Pending:
-    row = np.zeros((1, 64), dtype=np.float32)
-    outcome = Decided(
-        row, np.array([3]), np.ones((1, 10), np.float32), np.array([False]), row[0, :1]
-    )
-    return Pending(
-        rid,
-        None,
-        1_764_480_000.0,
-        "c",
-        "/predict",
-        "POST",
-        200,
-        RecordModel("v", None),
-        0.001,
-        outcome,
-    )
-
-
 def test_the_query_tool_skips_a_torn_line_and_says_where(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A torn line (a write cut short) is skipped and reported with its file and line
     number; the records before and after it are still found."""
     first, torn, after = record_lines(
-        [pending("a"), pending("b"), pending("c")], False, RecordTime()
+        [decision(rid, [3], version="v") for rid in "abc"], False, RecordTime()
     )
     path = tmp_path / "decisions-host-1-0000.jsonl"
     # What a cut write re-queued whole used to leave: "b" torn, then "b" again, then "c".

@@ -35,6 +35,7 @@ from serving.decisions.writer import DecisionWriter
 from serving.monitoring.access_metrics import AccessMetrics
 from serving.schemas import EXAMPLE_FLAT
 from serving.settings import Settings
+from tests.decision_files import decision
 from tests.records import record_lines
 
 pytestmark = pytest.mark.integration
@@ -233,20 +234,7 @@ def test_a_record_that_cannot_be_encoded_costs_only_itself(tmp_path: Path) -> No
     dropped, written = metrics.decisions_dropped._value, metrics.decisions_written._value
     before = dropped.get(), written.get()  # per-process values (multiprocess mode)
     for rid, outcome in (("a", good), ("b", broken), ("c", good)):
-        writer.submit(
-            Pending(
-                rid,
-                None,
-                1_764_480_000.0,
-                "c",
-                "/predict",
-                "POST",
-                200,
-                RecordModel("v", None),
-                0.001,
-                outcome,
-            )
-        )
+        writer.submit(decision(rid, [1], version="v")._replace(outcome=outcome))
     writer.close()
     assert [record["request_id"] for record in read_records(tmp_path)] == ["a", "c"]
     assert (dropped.get() - before[0], written.get() - before[1]) == (1, 2)
