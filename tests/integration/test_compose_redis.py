@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +21,7 @@ import yaml
 from limits.storage import storage_from_string
 
 from tests.integration.conftest import free_port
+from tests.integration.redis_server import shipped_command
 from tests.unit.test_deploy_compose_records import PASSWORD, PASSWORD_VARIABLE, compose_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -56,26 +54,11 @@ def healthy(service: dict[str, Any], env: dict[str, str]) -> bool:
     return probe.returncode == 0
 
 
-@contextmanager
 def compose_redis(
     service: dict[str, Any], env: dict[str, str]
-) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(  # the service's command, as the container runs it
-        service["command"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while not healthy(service, env):
-            assert process.poll() is None, process.stdout.read() if process.stdout else b""
-            assert time.monotonic() < deadline, "the health check never passed"
-            time.sleep(0.05)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # what compose down sends
-            process.wait(timeout=15)
-        if process.stdout:
-            process.stdout.close()
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """The service's command, as the container runs it, until its health check passes."""
+    return shipped_command(service["command"], env, lambda: healthy(service, env))
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +20,7 @@ import yaml
 from limits.storage import storage_from_string
 
 from tests.integration.conftest import free_port
+from tests.integration.redis_server import shipped_command
 from tests.unit.test_deploy_k8s import K8S_DIR, api, api_container
 from tests.unit.test_deploy_k8s_records import PASSWORD, container_env
 
@@ -60,24 +58,9 @@ def ready(env: dict[str, str]) -> bool:
     )
 
 
-@contextmanager
-def shipped_redis(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(  # the manifest's command, as the container runs it
-        redis_container()["command"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while not ready(env):
-            assert process.poll() is None, process.stdout.read() if process.stdout else b""
-            assert time.monotonic() < deadline, "the readiness probe never passed"
-            time.sleep(0.05)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # what the kubelet sends
-            process.wait(timeout=15)
-        if process.stdout:
-            process.stdout.close()
+def shipped_redis(env: dict[str, str]) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """The manifest's command, as the container runs it, until its readiness probe passes."""
+    return shipped_command(redis_container()["command"], env, lambda: ready(env))
 
 
 @pytest.mark.parametrize(
