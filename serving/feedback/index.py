@@ -261,9 +261,12 @@ class RedisIndex:
         decisions are sent first (in a thread) and Redis is asked again: a feedback that
         reaches the worker that decided never waits for the next flush."""
         key, field = bucket_of(request_id)
+        # Read before asking Redis: with nothing pending and no flush under way, every
+        # decision added so far is in Redis already, and a miss needs no flush.
+        unsent = bool(self._pending) or self._flushing.locked()
         try:
             data = await self._async.hget(key, field)
-            if data is None:
+            if data is None and unsent:
                 await asyncio.to_thread(self.flush)
                 data = await self._async.hget(key, field)
         except self._errors as exc:
