@@ -49,7 +49,7 @@ def test_serving_imports_no_training_stack(repo_root: Path) -> None:
 def test_the_decision_encoder_process_imports_msgspec_only(repo_root: Path) -> None:
     """Each guarded worker runs one encoder child (serving/decisions/encoder.py): Litestar, the
     model runtime, the metrics client or numpy in it would be paid for once more per worker
-    (numpy alone doubled the child's RSS: 16 of its 32 MB)."""
+    (make bench's start-up and memory table counts the child with its worker)."""
     probe = (
         "import sys, serving.decisions.encoder\n"
         "heavy = {'litestar', 'onnxruntime', 'prometheus_client', 'anyio', 'redis', 'granian',"
