@@ -44,6 +44,7 @@ from bench.targets import (
     REPO_ROOT,
     Server,
     Target,
+    decision_records,
     floor,
     guarded_env,
     service,
@@ -108,15 +109,6 @@ def label_agreement(servers: dict[str, Server]) -> dict[str, tuple[int, int]]:
     return agreement
 
 
-def count_lines(directory: Path) -> int:
-    total = 0
-    for path in directory.glob("*.jsonl"):
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                total += chunk.count(b"\n")
-    return total
-
-
 def bench_all(
     duration: int, rounds: int, log_dir: Path, work: Path, cpus: CpuSplit = NO_SPLIT
 ) -> report.Run:
@@ -159,7 +151,7 @@ def bench_all(
         for server in servers.values():
             stop(server.process)
         redis.stop()
-    run.decision_records = count_lines(work / "decisions")
+    run.decision_records = decision_records(work / "decisions")
     return run
 
 

@@ -43,7 +43,7 @@ import psutil
 from bench.redis_server import RedisServer
 from bench.report import measured_commit
 from bench.sections import write_section
-from bench.targets import GUARDED_SCOPES, guarded_env
+from bench.targets import GUARDED_SCOPES, decision_records, guarded_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LUA_SCRIPT = Path(__file__).with_name("soak.lua")
@@ -219,17 +219,6 @@ def server_counts(port: int, authorization: str) -> dict[tuple[str, str], int]:
 DECIDING = ("/predict", "/explain", f"/v2/models/{MODEL_NAME}/infer", "/v2/models/{name}/infer")
 
 
-def decision_lines(directory: Path) -> int:
-    """Decision records written under ``directory`` (every decision file, rotated ones too)."""
-    total = 0
-    for path in directory.glob("*.jsonl"):
-        if not path.name.startswith("feedback-"):
-            with path.open("rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    total += chunk.count(b"\n")
-    return total
-
-
 def soak(
     duration: float, workers: int, threads: int, connections: int, warmup: float
 ) -> SoakResult:
@@ -284,7 +273,7 @@ def soak(
                     process.kill()
         finally:
             redis.stop()
-        records = decision_lines(directory / "decisions")
+        records = decision_records(directory / "decisions")
     errors = {key: int(summary[key]) for key in ("connect", "read", "write", "status", "timeout")}
     delta = {key: count - before.get(key, 0) for key, count in after.items()}
     routes: dict[str, int] = {}

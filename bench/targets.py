@@ -104,6 +104,17 @@ def guarded_env(work: Path, key_file: Path) -> dict[str, str]:
     }
 
 
+def decision_records(directory: Path) -> int:
+    """Decision records written under ``directory`` (``decisions-*.jsonl``, rotated files
+    too; not the feedback files beside them)."""
+    total = 0
+    for path in directory.glob("decisions-*.jsonl"):
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                total += chunk.count(b"\n")
+    return total
+
+
 def service(name: str, description: str, work: Path, extra: dict[str, str]) -> Target:
     """``python -m serving`` (granian, 1 worker) with ``extra`` settings."""
     port = free_port()
