@@ -28,7 +28,7 @@ from serving.app import ServiceApp, create_app  # noqa: E402
 from serving.http.chain import CHAIN, compose  # noqa: E402
 from serving.http.dispatch import FAST, dispatcher  # noqa: E402
 from serving.lineage.loading import load_model  # noqa: E402
-from serving.settings import Settings  # noqa: E402
+from serving.settings import load_settings  # noqa: E402
 from serving.state import service_of  # noqa: E402
 
 ROW = [float(i % 17) for i in range(64)]
@@ -87,10 +87,10 @@ async def _per_request_us(app: Any, path: str, k: int, n: int, authorization: by
     return best * 1e6
 
 
-def _app(fast: bool, guards: dict[str, Any] | None = None) -> ServiceApp:
-    app = create_app(
-        Settings(lock_file_path=str(REPO_ROOT / "dvc.lock"), log_level="warning", **(guards or {}))
-    )
+def _app(fast: bool, guards: dict[str, str] | None = None) -> ServiceApp:
+    """The app, open or with ``guards`` (DIGITS_* variables, read as the service reads them)."""
+    env = {"DIGITS_LOCK_FILE": str(REPO_ROOT / "dvc.lock"), "DIGITS_LOG_LEVEL": "warning"}
+    app = create_app(load_settings(env | (guards or {})))
     load_model(service_of(app))
     if not fast:
         for route in app.routes:
@@ -100,21 +100,14 @@ def _app(fast: bool, guards: dict[str, Any] | None = None) -> ServiceApp:
     return app
 
 
-def _guarded(work: Path) -> tuple[dict[str, Any], bytes]:
-    """The settings ``make bench`` guards the service with, and a valid Authorization."""
-    from bench.targets import GUARDED_RATE_LIMIT, GUARDED_SCOPES
+def _guarded(work: Path) -> tuple[dict[str, str], bytes]:
+    """The variables ``make bench`` guards the service with, and a valid Authorization."""
+    from bench.targets import GUARDED_SCOPES, guarded_env
     from serving.access.keys import add_key
 
     key_file = work / "keys.jsonl"
     token = add_key(key_file, "bench", GUARDED_SCOPES)
-    settings = {
-        "auth": "api-key",
-        "api_keys_file": str(key_file),
-        "rate_limit": GUARDED_RATE_LIMIT,
-        "explain_rate_limit": GUARDED_RATE_LIMIT,
-        "decision_log_dir": str(work / "decisions"),
-    }
-    return settings, f"Bearer {token}".encode()
+    return guarded_env(work, key_file), f"Bearer {token}".encode()
 
 
 async def _main(k: int, n: int, guards: bool) -> None:
